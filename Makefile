@@ -1,0 +1,35 @@
+# drillctl: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test setup lint typecheck unit bench k8s-up k8s-down clean
+
+setup: ## Python venv with drillctl and its dev tools, plus a pinned toxiproxy-server
+	@bash scripts/setup.sh
+
+demo: setup ## Run the quickstart drill end to end and print where the report is
+	@$(VENV)/bin/drillctl run drills/examples/quickstart.yaml
+
+test: setup lint typecheck ## Everything CI runs: lint, types, and every test against real components
+	@$(PY) -m pytest
+
+lint:
+	@$(VENV)/bin/ruff check orchestrator tests demo bench
+	@$(VENV)/bin/ruff format --check orchestrator tests demo bench
+
+typecheck:
+	@$(VENV)/bin/mypy orchestrator
+
+bench: setup ## Benchmarks (figures printed, nothing asserted)
+	@$(PY) bench/sampler_cadence.py
+
+k8s-up: ## A real Kubernetes control plane on loopback (etcd, apiserver, controllers, KWOK)
+	@bash scripts/k8s/up.sh
+
+k8s-down:
+	@bash scripts/k8s/down.sh
+
+clean:
+	rm -rf $(VENV) .tools runs .pytest_cache .mypy_cache .ruff_cache

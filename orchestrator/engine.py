@@ -1,0 +1,404 @@
+"""The drill engine: preflight, setup, baseline, faults on schedule, rollback, recovery.
+
+Signals only set a stop event; this coroutine is never cancelled from outside, so its
+`finally` (rollback, then teardown) always runs to the end. Every injected fault is
+journaled before it is injected and reverted from that record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import structlog
+
+from orchestrator.analysis import recovery_decided
+from orchestrator.errors import BackendError, DrillError, PreflightError, RevertFailed
+from orchestrator.faults.base import DriverRegistry
+from orchestrator.journal import Journal
+from orchestrator.loading import LoadedDrill
+from orchestrator.model.spec import FaultSpec
+from orchestrator.model.timeline import FaultMark, PhaseMark, Timeline
+from orchestrator.model.undo import Undo
+from orchestrator.probes.base import Probe
+from orchestrator.probes.registry import build_probe
+from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
+from orchestrator.targets.local import SupervisedProcess, preflight_process
+from orchestrator.toxiproxy_client import ToxiproxyClient
+
+DRIVER_DEADLINE = 30.0
+"""Longest any single prepare/inject/revert may take; drivers have tighter deadlines inside."""
+
+T = TypeVar("T")
+
+
+class Observer(Protocol):
+    """Whoever shows the run live (the console); the engine reports, never formats."""
+
+    def event(self, kind: str, /, **fields: Any) -> None: ...
+
+
+class Aborted(DrillError):
+    """The run was stopped: a signal, a failed injection, or an error after injection."""
+
+
+class BaselineFailed(DrillError):
+    """Steady state did not hold before any fault; nothing was injected."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str
+    reason: str | None
+    timeline: Timeline
+    injected: bool
+    reverted: list[str]
+    revert_failures: list[str]
+    process_restarts: Mapping[str, int]
+
+
+@dataclass
+class _Step:
+    spec: FaultSpec
+    undo: Undo | None = None
+    injected_at: float | None = None
+    reverted_at: float | None = None
+    error: str | None = None
+    revert: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Engine:
+    drill: LoadedDrill
+    run_id: str
+    run_dir: Path
+    toxiproxy: ToxiproxyClient
+    drivers: DriverRegistry
+    observer: Observer
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self.spec = self.drill.spec
+        self.log = structlog.get_logger().bind(run_id=self.run_id, drill=self.spec.name)
+        self.journal = Journal(self.run_dir / "journal.jsonl")
+        self.recorder = Recorder()
+        self.steps = {f.name: _Step(f) for f in self.spec.spec.faults}
+        self.processes = [
+            SupervisedProcess(p, self.drill.folder, self.run_dir / "logs")
+            for p in self.spec.spec.targets.local.processes
+        ]
+        self.phases: list[PhaseMark] = []
+        self.created_proxies: list[str] = []
+        self.reverted: list[str] = []
+        self.revert_failures: list[str] = []
+        self._loop = asyncio.get_running_loop()
+        self.t0 = self._loop.time()
+        self.end: float | None = None
+        self._samplers: list[asyncio.Task[None]] = []
+        self._probes: list[Probe] = []
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self.observer.event("stop_requested", reason=reason)
+            self.log.warning("stop_requested", reason=reason)
+        self._stop.set()
+
+    async def run(self) -> RunResult:
+        status, reason = "completed", None
+        try:
+            await self._preflight()
+            await self._setup()
+            self._start_sampling()
+            await self._phase("baseline", self.spec.spec.phases.baseline)
+            self._check_baseline()
+            await self._fault_phase()
+            await self._rollback()
+            await self._recovery()
+        except BaselineFailed as e:
+            status, reason = "baseline_failed", str(e)
+        except PreflightError as e:
+            status, reason = "preflight_failed", str(e)
+        except Aborted as e:
+            status, reason = "aborted", str(e)
+        except Exception as e:  # after injection every error aborts; before it, it is a setup failure
+            status = "aborted" if self.injected else "preflight_failed"
+            reason = f"{type(e).__name__}: {e}"
+            self.log.exception("run_failed")
+        finally:
+            await self._rollback()
+            await self._stop_sampling()
+            await self._teardown()
+            self.journal.close()
+        if status == "completed" and self.revert_failures:
+            status, reason = "aborted", "a revert failed"
+        self.log.info("run_finished", status=status, reason=reason)
+        return RunResult(
+            status=status,
+            reason=reason,
+            timeline=self._timeline(),
+            injected=self.injected,
+            reverted=self.reverted,
+            revert_failures=self.revert_failures,
+            process_restarts={p.spec.name: p.restarts for p in self.processes},
+        )
+
+    @property
+    def injected(self) -> bool:
+        return any(s.undo is not None for s in self.steps.values())
+
+    def now(self) -> float:
+        return self._loop.time() - self.t0
+
+    # --- preflight and setup --------------------------------------------------------------------
+
+    async def _preflight(self) -> None:
+        self.observer.event("phase", name="preflight")
+        for proc in self.spec.spec.targets.local.processes:
+            preflight_process(proc, self.drill.folder)
+        needs_toxiproxy = bool(self.spec.spec.proxies or self.spec.spec.faults)
+        if needs_toxiproxy:
+            try:
+                version = await self.toxiproxy.version()
+            except BackendError as e:
+                raise PreflightError(str(e)) from e
+            self.log.info("toxiproxy_reachable", url=self.toxiproxy.url, version=version)
+        for proxy in self.spec.spec.proxies:
+            existing = await self.toxiproxy.proxy(proxy.name)
+            if existing is None:
+                continue
+            if existing.get("upstream") != proxy.upstream:
+                raise PreflightError(
+                    f"proxy {proxy.name} exists on {self.toxiproxy.url} with upstream {existing.get('upstream')}, "
+                    f"the drill wants {proxy.upstream}"
+                )
+            stale = [t["name"] for t in await self.toxiproxy.toxics(proxy.name) if t["name"].startswith("drillctl-")]
+            if stale:
+                raise PreflightError(
+                    f"proxy {proxy.name} on {self.toxiproxy.url} still carries toxics of an earlier drill: "
+                    f"{', '.join(stale)}; remove them before running"
+                )
+        for step in self.steps.values():
+            await self._deadline(self.drivers.for_fault(step.spec).preflight(step.spec), "preflight")
+
+    async def _setup(self) -> None:
+        self.observer.event("phase", name="setup")
+        for proxy in self.spec.spec.proxies:
+            if await self.toxiproxy.proxy(proxy.name) is not None:
+                continue
+            try:
+                await self.toxiproxy.create_proxy(proxy.name, proxy.listen, proxy.upstream)
+            except BackendError as e:
+                raise PreflightError(f"cannot create proxy {proxy.name} on {proxy.listen}: {e}") from e
+            self.created_proxies.append(proxy.name)
+            self.log.info("proxy_created", proxy=proxy.name, listen=proxy.listen, upstream=proxy.upstream)
+        for proc in self.processes:
+            await proc.start()
+            self.observer.event("process_started", name=proc.spec.name, pid=proc.pid)
+        for proc in self.processes:
+            await proc.wait_ready()
+            self.observer.event("process_ready", name=proc.spec.name)
+
+    async def _teardown(self) -> None:
+        for proc in reversed(self.processes):
+            try:
+                await proc.stop()
+            except Exception as e:
+                self.log.error("process_stop_failed", process=proc.spec.name, error=repr(e))
+        for name in self.created_proxies:
+            try:
+                await self.toxiproxy.delete_proxy(name)
+            except BackendError as e:
+                self.log.error("proxy_delete_failed", proxy=name, error=str(e))
+
+    # --- sampling -------------------------------------------------------------------------------
+
+    def _start_sampling(self) -> None:
+        steady = self.spec.spec.steady_state
+        self.t0 = self._loop.time()
+        for spec in steady.probes:
+            limit = steady.max_in_flight or default_max_in_flight(spec.timeout, steady.interval)
+            probe = build_probe(spec, limit)
+            self._probes.append(probe)
+            sampler = Sampler(probe, steady.interval, self.t0, limit, self.recorder)
+            self._samplers.append(asyncio.create_task(sampler.run()))
+
+    async def _stop_sampling(self) -> None:
+        for task in self._samplers:
+            task.cancel()
+        await asyncio.gather(*self._samplers, return_exceptions=True)
+        for probe in self._probes:
+            await probe.close()
+        self.end = self.now()
+
+    # --- phases ---------------------------------------------------------------------------------
+
+    async def _phase(self, name: str, seconds: float) -> None:
+        start = self.now()
+        self.recorder.phase = name
+        self.observer.event("phase", name=name, seconds=seconds)
+        try:
+            await self._sleep(seconds)
+        finally:
+            self.phases.append(PhaseMark(name, start, self.now()))
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, or raise Aborted as soon as a stop is requested."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), max(0.0, seconds))
+        except TimeoutError:
+            return
+        raise Aborted(self._stop_reason or "stop requested")
+
+    def _check_baseline(self) -> None:
+        tolerance = self.spec.spec.steady_state.tolerance
+        broken = []
+        for probe in self.spec.spec.steady_state.probes:
+            chosen = [s for s in self.recorder.samples if s.probe == probe.name and s.phase == "baseline"]
+            failed = [s for s in chosen if not s.ok]
+            if not chosen or len(failed) / len(chosen) > tolerance:
+                example = failed[0].error if failed else "no samples"
+                broken.append(f"{probe.name}: {len(failed)}/{len(chosen)} failed (e.g. {example})")
+        if broken:
+            raise BaselineFailed("steady state did not hold in the baseline, nothing injected: " + "; ".join(broken))
+
+    async def _fault_phase(self) -> None:
+        start = self.now()
+        self.recorder.phase = "fault"
+        length = self.spec.fault_phase_length()
+        self.observer.event("phase", name="fault", seconds=length)
+        tasks = [asyncio.create_task(self._run_fault(step, start)) for step in self.steps.values()]
+        stop: asyncio.Task[Any] = asyncio.create_task(self._stop.wait())
+        try:
+            remaining: set[asyncio.Task[Any]] = set(tasks)
+            while remaining:
+                done, remaining = await asyncio.wait(remaining | {stop}, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    raise Aborted(self._stop_reason or "stop requested")
+                remaining.discard(stop)
+                for task in done:
+                    if task.exception() is not None:
+                        raise Aborted(f"fault failed: {task.exception()}") from task.exception()
+            await self._sleep(start + length - self.now())
+        finally:
+            stop.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.phases.append(PhaseMark("fault", start, self.now()))
+
+    async def _run_fault(self, step: _Step, phase_start: float) -> None:
+        spec = step.spec
+        driver = self.drivers.for_fault(spec)
+        await asyncio.sleep(max(0.0, phase_start + spec.start - self.now()))
+        undo = await self._deadline(driver.prepare(spec, f"{self.run_id}/{spec.name}"), f"prepare {spec.name}")
+        self.journal.record("prepared", undo)
+        step.undo = undo
+        step.injected_at = self.now()
+        try:
+            await self._deadline(driver.inject(spec, undo), f"inject {spec.name}")
+        except Exception as e:
+            step.error = f"inject failed: {e}"
+            raise
+        self.journal.record("injected", undo)
+        self.log.info("fault_injected", fault=spec.name, type=spec.type, undo=undo.to_json())
+        self.observer.event("fault_injected", name=spec.name, what=driver.describe(spec))
+        await asyncio.sleep(max(0.0, step.injected_at + spec.duration - self.now()))
+        await self._revert(step)
+
+    async def _revert(self, step: _Step) -> None:
+        """Revert once; shielded, so cancelling the caller does not cancel the revert."""
+        if step.revert is None:
+            step.revert = asyncio.create_task(self._do_revert(step))
+        await asyncio.shield(step.revert)
+
+    async def _do_revert(self, step: _Step) -> None:
+        undo = step.undo
+        assert undo is not None
+        driver = self.drivers.for_undo(undo)
+        try:
+            await self._deadline(driver.revert(undo), f"revert {step.spec.name}")
+        except Exception as e:
+            message = f"{step.spec.name}: {e}"
+            step.error = f"revert failed: {e}"
+            self.revert_failures.append(message)
+            self.journal.record("revert_failed", undo, error=str(e))
+            self.log.error("revert_failed", fault=step.spec.name, undo=undo.to_json(), error=str(e))
+            self.observer.event("revert_failed", name=step.spec.name, error=str(e))
+            raise RevertFailed(message) from e
+        step.reverted_at = self.now()
+        self.journal.record("reverted", undo)
+        self.reverted.append(undo.step_id)
+        self.log.info("fault_reverted", fault=step.spec.name)
+        self.observer.event("fault_reverted", name=step.spec.name)
+
+    async def _rollback(self) -> None:
+        """Revert whatever is still injected, newest first. Failures are collected, never swallowed."""
+        open_steps = [s for s in self.steps.values() if s.undo is not None]
+        open_steps.sort(key=lambda s: s.injected_at or 0.0, reverse=True)
+        for step in open_steps:
+            try:
+                await self._revert(step)
+            except RevertFailed:
+                continue
+
+    async def _recovery(self) -> None:
+        """Sample until every recovery window is measured (checked as samples land) or the timeout."""
+        start = self.now()
+        self.recorder.phase = "recovery"
+        timeout = self.spec.spec.phases.recovery
+        self.observer.event("phase", name="recovery", seconds=timeout)
+        reverts = [s.reverted_at for s in self.steps.values() if s.reverted_at is not None]
+        last_revert = max(reverts, default=start)
+        try:
+            while not recovery_decided(self.spec, self._timeline(), last_revert):
+                remaining = start + timeout - self.now()
+                if remaining <= 0:
+                    return
+                self.recorder.landed.clear()
+                waiters = [asyncio.create_task(self.recorder.landed.wait()), asyncio.create_task(self._stop.wait())]
+                await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+                if self._stop.is_set():
+                    raise Aborted(self._stop_reason or "stop requested")
+        finally:
+            self.phases.append(PhaseMark("recovery", start, self.now()))
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    async def _deadline(self, call: Awaitable[T], what: str) -> T:
+        try:
+            return await asyncio.wait_for(call, DRIVER_DEADLINE)
+        except TimeoutError as e:
+            raise BackendError(f"{what} did not finish within {DRIVER_DEADLINE:g}s") from e
+
+    def _timeline(self) -> Timeline:
+        steady = self.spec.spec.steady_state
+        return Timeline(
+            interval=steady.interval,
+            probes=tuple(p.name for p in steady.probes),
+            samples=tuple(self.recorder.samples),
+            phases=tuple(self.phases),
+            faults=tuple(
+                FaultMark(
+                    name=s.spec.name,
+                    type=s.spec.type,
+                    params=s.spec.model_dump(mode="json", by_alias=True, exclude={"name", "type", "runbook"}),
+                    scheduled_start=s.spec.start,
+                    scheduled_end=s.spec.start + s.spec.duration,
+                    injected_at=s.injected_at,
+                    reverted_at=s.reverted_at,
+                    runbook=s.spec.runbook,
+                    error=s.error,
+                )
+                for s in self.steps.values()
+            ),
+            end=self.end if self.end is not None else self.now(),
+        )

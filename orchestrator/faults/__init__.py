@@ -1,0 +1,1 @@
+"""Fault drivers, one module per family, behind the interface in `base`."""

@@ -1,0 +1,26 @@
+"""Which driver handles which fault type. A new fault family adds entries here, not engine code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.faults.base import DriverRegistry, FaultDriver
+from orchestrator.faults.network import ProxyDownDriver, ToxicDriver
+from orchestrator.toxiproxy_client import ToxiproxyClient
+
+TOXIC_FAULTS = (
+    "network.latency",
+    "network.bandwidth",
+    "network.timeout",
+    "network.reset_peer",
+    "network.slow_close",
+    "network.slicer",
+    "network.limit_data",
+)
+
+
+def build_registry(toxiproxy: ToxiproxyClient) -> DriverRegistry:
+    toxic = ToxicDriver(toxiproxy)
+    drivers: dict[str, FaultDriver[Any]] = {kind: toxic for kind in TOXIC_FAULTS}
+    drivers["network.down"] = ProxyDownDriver(toxiproxy)
+    return DriverRegistry(drivers)

@@ -1,0 +1,225 @@
+"""YAML -> DrillSpec. Every spec error is found here, before any effect, with file, line and field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from orchestrator.errors import SpecError, SpecIssue
+from orchestrator.model.spec import DownFault, DrillSpec, LatencySla, NetworkFault, RecoveryWindowSla
+from orchestrator.runbooks import RunbookIndex
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LoadedDrill:
+    """A valid drill and where it came from (relative paths in it are resolved from `folder`)."""
+
+    spec: DrillSpec
+    path: Path
+    runbooks: RunbookIndex
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
+def load_drill(path: Path) -> LoadedDrill:
+    """Load and fully check one drill file; raise SpecError listing every problem found."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError([SpecIssue(file, None, "", f"cannot read: {e.strerror}")]) from e
+    data, lines = _parse_yaml(text, file)
+    try:
+        spec = DrillSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError([_issue_from_pydantic(err, file, data, lines) for err in e.errors()]) from e
+    runbooks = RunbookIndex.for_drill(path)
+    issues = [SpecIssue(file, _line(lines, loc), _field(loc), msg) for loc, msg in _cross_checks(spec)]
+    issues += [
+        SpecIssue(file, _line(lines, loc), _field(loc), msg)
+        for loc, ref in _runbook_refs(spec)
+        if (msg := runbooks.problem(ref)) is not None
+    ]
+    if issues:
+        raise SpecError(issues)
+    return LoadedDrill(spec=spec, path=path, runbooks=runbooks)
+
+
+def find_drills(paths: list[Path]) -> list[Path]:
+    """Expand folders into the drill files they hold, so `validate drills/` checks them all."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml"))
+        else:
+            found.append(p)
+    return found
+
+
+# --- YAML with positions ------------------------------------------------------------------------
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
+    """Compose the YAML ourselves to keep the line of every key and item (1-based)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError([SpecIssue(file, line, "", f"malformed YAML: {problem}")]) from e
+    if node is None:
+        raise SpecError([SpecIssue(file, 1, "", "the file is empty")])
+    lines: dict[Path_, int] = {}
+    issues: list[SpecIssue] = []
+    data = _to_python(node, (), _Scalars(), lines, issues, file)
+    if issues:
+        raise SpecError(issues)
+    return data, lines
+
+
+class _Scalars(yaml.SafeLoader):
+    """Constructs single scalars with YAML's safe rules (so `on`, `1e3`, `~` mean what YAML says)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+def _to_python(
+    node: yaml.Node,
+    path: Path_,
+    scalars: _Scalars,
+    lines: dict[Path_, int],
+    issues: list[SpecIssue],
+    file: str,
+) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(scalars.construct_object(key_node))
+            if key in out:
+                issues.append(SpecIssue(file, key_node.start_mark.line + 1, _field((*path, key)), "duplicate key"))
+            out[key] = _to_python(value_node, (*path, key), scalars, lines, issues, file)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, (*path, i), scalars, lines, issues, file) for i, item in enumerate(node.value)]
+    return scalars.construct_object(node)
+
+
+def _line(lines: dict[Path_, int], loc: Path_) -> int | None:
+    """The line of the deepest part of `loc` that exists in the file."""
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
+
+
+def _field(loc: Path_) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _issue_from_pydantic(err: Any, file: str, data: Any, lines: dict[Path_, int]) -> SpecIssue:
+    """Drop the union tags pydantic adds to locations so the field matches what the user wrote."""
+    loc: list[str | int] = []
+    node = data
+    for part in err["loc"]:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
+            node = node[part]
+            loc.append(part)
+        elif err["type"] in ("missing", "extra_forbidden") and part == err["loc"][-1]:
+            loc.append(part)
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    elif err["type"] == "union_tag_invalid":
+        message = f"unknown type {err['input']!r}; expected one of {err['ctx']['expected_tags']}"
+    elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "runbook":
+        message = f"expected runbooks/<file>.md#<anchor>, got {err['input']!r}"
+    elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] in ("name", "proxy", "probe", "fault"):
+        message = f"expected lowercase letters, digits and dashes, got {err['input']!r}"
+    return SpecIssue(file, _line(lines, tuple(loc)), _field(tuple(loc)), message)
+
+
+# --- rules across fields ------------------------------------------------------------------------
+
+
+def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    body = spec.spec
+    yield from _unique("proxies", [p.name for p in body.proxies])
+    yield from _unique("steady_state.probes", [p.name for p in body.steady_state.probes])
+    yield from _unique("faults", [f.name for f in body.faults])
+    yield from _unique("slas", [s.name for s in body.slas])
+    yield from _unique("targets.local.processes", [p.name for p in body.targets.local.processes])
+
+    proxies = {p.name for p in body.proxies}
+    probes = {p.name for p in body.steady_state.probes}
+    faults = {f.name for f in body.faults}
+    fault_phase = body.phases.fault
+    for i, f in enumerate(body.faults):
+        at: Path_ = ("spec", "faults", i)
+        if isinstance(f, NetworkFault | DownFault) and f.proxy not in proxies:
+            yield (*at, "proxy"), f"names proxy {f.proxy!r}, which spec.proxies does not declare"
+        if fault_phase is not None and f.start + f.duration > fault_phase + 1e-9:
+            yield (
+                (*at, "duration"),
+                (f"ends at {f.start + f.duration:g}s, past the end of the fault phase ({fault_phase:g}s)"),
+            )
+    yield from _overlapping_downs(spec)
+
+    for i, s in enumerate(body.slas):
+        at = ("spec", "slas", i)
+        field, names = ("probe", [s.probe]) if isinstance(s, LatencySla) else ("probes", s.probes or [])
+        for name in names:
+            if name not in probes:
+                yield (*at, field), f"names unknown probe {name!r}"
+        if isinstance(s, RecoveryWindowSla):
+            if s.fault is not None and s.fault not in faults:
+                yield (*at, "fault"), f"names unknown fault {s.fault!r}"
+            if not body.faults:
+                yield (*at, "type"), "a recovery_window SLA needs at least one fault"
+        if isinstance(s, LatencySla) and not s.thresholds():
+            yield (*at, "type"), "a latency SLA needs at least one of p50, p90, p99, max"
+
+
+def _unique(where: str, names: list[str]) -> Iterator[tuple[Path_, str]]:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            yield ("spec", *where.split("."), i, "name"), f"duplicate name {name!r}"
+        seen.add(name)
+
+
+def _overlapping_downs(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    """Two overlapping `network.down` on one proxy would re-enable it while the other still holds."""
+    downs = [(i, f) for i, f in enumerate(spec.spec.faults) if isinstance(f, DownFault)]
+    for a, (_, f) in enumerate(downs):
+        for j, g in downs[a + 1 :]:
+            if f.proxy == g.proxy and f.start < g.start + g.duration and g.start < f.start + f.duration:
+                yield ("spec", "faults", j, "start"), (f"overlaps fault {f.name!r}: both take proxy {f.proxy!r} down")
+
+
+def _runbook_refs(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    if spec.metadata.runbook:
+        yield ("metadata", "runbook"), spec.metadata.runbook
+    for kind, items in (("faults", spec.spec.faults), ("slas", spec.spec.slas)):
+        for i, item in enumerate(items):
+            if item.runbook:
+                yield ("spec", kind, i, "runbook"), item.runbook

@@ -1,0 +1,1 @@
+"""Reports: one Report built from a run, rendered as JSON, Markdown and JUnit XML."""

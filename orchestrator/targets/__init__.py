@@ -1,0 +1,1 @@
+"""Targets a drill acts on: local processes it starts and supervises."""

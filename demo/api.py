@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--retries", type=int, default=1)
     args = parser.parse_args()
     UPSTREAM, TIMEOUT, RETRIES = args.upstream.rstrip("/"), args.timeout, args.retries
+    ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 drops SYNs under probing
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     print(f"api listening on 127.0.0.1:{args.port}, upstream {UPSTREAM}", flush=True)

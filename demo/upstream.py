@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 drops SYNs under probing
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     print(f"upstream listening on 127.0.0.1:{args.port}", flush=True)

@@ -1,0 +1,59 @@
+"""Helpers shared by the integration tests: drills written to disk, drillctl run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DRILLCTL = str(Path(sys.executable).parent / "drillctl")
+UPSTREAM = str(ROOT / "demo" / "upstream.py")
+
+
+def upstream_process(name: str, port: int) -> dict[str, Any]:
+    """The demo upstream (stdlib HTTP server) as a supervised local process."""
+    return {
+        "name": name,
+        "argv": [sys.executable, UPSTREAM, "--port", str(port)],
+        "ready": {"probe": {"type": "http", "name": f"{name}-ready", "url": f"http://127.0.0.1:{port}/healthz"}},
+    }
+
+
+def drill(name: str = "test-drill", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"phases": {"baseline": "1s", "recovery": "10s"}}
+    body.update(spec)
+    return {"apiVersion": "drillctl.dev/v1", "kind": "Drill", "metadata": {"name": name}, "spec": body}
+
+
+def write(tmp_path: Path, document: dict[str, Any], name: str = "drill.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DRILLCTL, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT, env=_env()
+    )
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "NO_COLOR": "1"}
+
+
+def report_of(runs_dir: Path) -> dict[str, Any]:
+    """The report.json of the only run in `runs_dir`."""
+    (run_dir,) = list(runs_dir.iterdir())
+    document: dict[str, Any] = json.loads((run_dir / "report.json").read_text())
+    return document
+
+
+def samples(report: dict[str, Any], probe: str) -> list[dict[str, Any]]:
+    columns = report["samples"]["columns"]
+    return [dict(zip(columns, row, strict=True)) for row in report["samples"]["rows"] if row[0] == probe]

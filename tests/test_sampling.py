@@ -1,0 +1,91 @@
+"""Open-loop sampling against real sockets: cadence holds, a hung target costs samples not cadence."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.analysis import percentile
+from orchestrator.model.spec import HttpProbe as HttpSpec
+from orchestrator.model.timeline import Sample
+from orchestrator.probes.http import HttpProbe
+from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
+from tests.fixtures.toxiproxy import free_port
+from tests.support import drill, report_of, run, upstream_process, write
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A hung server: the kernel completes connections into the backlog, nobody ever answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+def test_twenty_probes_at_20ms_keep_their_cadence(tmp_path: Path) -> None:
+    port = free_port()
+    probes = [
+        {"type": "tcp", "name": f"p{i:02d}", "host": "127.0.0.1", "port": port, "timeout": "1s"} for i in range(20)
+    ]
+    document = drill(
+        targets={"local": {"processes": [upstream_process("target", port)]}},
+        steady_state={"interval": "20ms", "probes": probes},
+        phases={"baseline": "5s", "recovery": "1s"},
+    )
+    path = write(tmp_path, document)
+    result = run("run", str(path), "--runs-dir", str(tmp_path / "runs"), "--quiet", timeout=60)
+    report = report_of(tmp_path / "runs")
+    assert result.returncode == 0, result.stderr
+    rows = [dict(zip(report["samples"]["columns"], r, strict=True)) for r in report["samples"]["rows"]]
+    baseline = [r for r in rows if r["phase"] == "baseline"]
+    per_probe = {p["name"]: [r for r in baseline if r["probe"] == p["name"]] for p in probes}
+    length = report["phases"][0]["end"] - report["phases"][0]["start"]
+    expected = length / 0.020
+    lags = sorted(r["lag"] for r in baseline if r["lag"] is not None)
+    rate = len(baseline) / length
+    print(
+        f"achieved {rate:.0f} samples/s of {20 / 0.020:.0f} planned; lag p50 {percentile(lags, 50) * 1000:.2f}ms "
+        f"p90 {percentile(lags, 90) * 1000:.2f}ms p99 {percentile(lags, 99) * 1000:.2f}ms max {lags[-1] * 1000:.2f}ms"
+    )
+    for name, series in per_probe.items():
+        assert len(series) >= 0.9 * expected, f"{name}: {len(series)} samples, expected about {expected:.0f}"
+        ats = sorted(r["at"] for r in series)
+        steps = {round((b - a) * 1000) for a, b in itertools.pairwise(ats)}
+        assert steps == {20}, f"{name}: scheduled times are not on a 20ms grid: {sorted(steps)[:5]}"
+    assert statistics.median(lags) < 0.050
+    assert sum(r["ok"] for r in baseline) / len(baseline) > 0.99
+
+
+def test_a_hung_target_shows_as_failures_at_full_cadence(silent_listener: int) -> None:
+    """Closed-loop probing would take one sample per timeout; open loop keeps every tick."""
+
+    async def scenario() -> list[Sample]:
+        spec = HttpSpec.model_validate(
+            {"type": "http", "name": "hung", "url": f"http://127.0.0.1:{silent_listener}/", "timeout": "300ms"}
+        )
+        recorder = Recorder()
+        loop = asyncio.get_running_loop()
+        interval = 0.02
+        limit = default_max_in_flight(spec.timeout, interval)
+        probe = HttpProbe(spec, limit)
+        sampler = Sampler(probe, interval, loop.time(), limit, recorder)
+        task = asyncio.create_task(sampler.run())
+        await asyncio.sleep(1.0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await probe.close()
+        return list(recorder.samples)
+
+    samples = asyncio.run(scenario())
+    assert len(samples) >= 40, f"only {len(samples)} samples in 1s at 20ms: the cadence was not kept"
+    timeouts = [s for s in samples if not s.ok and s.error and "timeout" in s.error]
+    assert len(timeouts) >= 0.9 * len(samples), {s.error for s in samples}
+    assert all(s.latency is not None and s.latency >= 0.29 for s in timeouts)

@@ -183,13 +183,29 @@ def _judge_one(sla: SlaSpec, spec: DrillSpec, timeline: Timeline, stats: list[Pr
     return _judge_latency(sla, stats)
 
 
-def _judge_recovery(sla: RecoveryWindowSla, timeline: Timeline) -> SlaVerdict:
+def measure_recovery(sla: RecoveryWindowSla, timeline: Timeline) -> tuple[FaultMark | None, float | None, float | None]:
+    """The reference fault, the reference time, and the moment of recovery (each None if not there).
+
+    From `fault_start`, recovery only counts once the fault has hit: health before a late impact
+    is not a recovery. With no impact while the fault was active, the window is zero.
+    """
     probes = sla.probes or list(timeline.probes)
     mark = reference_fault(sla, timeline)
     ref = None if mark is None else _reference_time(sla, mark)
     if mark is None or ref is None:
+        return mark, None, None
+    after = ref
+    if sla.measured_from == "fault_start":
+        active_until = mark.reverted_at if mark.reverted_at is not None else timeline.end
+        after = impact_at(timeline, probes, ref, active_until) or ref
+    return mark, ref, recovered_at(timeline, probes, after, sla.stable_for)
+
+
+def _judge_recovery(sla: RecoveryWindowSla, timeline: Timeline) -> SlaVerdict:
+    probes = sla.probes or list(timeline.probes)
+    mark, ref, at = measure_recovery(sla, timeline)
+    if mark is None or ref is None:
         return _verdict(sla, None, sla.max, "s", "the fault it is measured from never ran to that point")
-    at = recovered_at(timeline, probes, ref, sla.stable_for)
     if at is None:
         return _verdict(
             sla,
@@ -268,10 +284,7 @@ def recovery_decided(spec: DrillSpec, timeline: Timeline, after: float) -> bool:
     if not windows:
         return recovered_at(timeline, timeline.probes, after, DEFAULT_STABLE_FOR) is not None
     for sla in windows:
-        mark = reference_fault(sla, timeline)
-        ref = None if mark is None else _reference_time(sla, mark)
-        if ref is None:
-            continue
-        if recovered_at(timeline, sla.probes or list(timeline.probes), ref, sla.stable_for) is None:
+        _, ref, at = measure_recovery(sla, timeline)
+        if ref is not None and at is None:
             return False
     return True

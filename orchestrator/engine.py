@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from orchestrator.analysis import recovery_decided
 from orchestrator.errors import BackendError, DrillError, PreflightError, RevertFailed
@@ -273,7 +274,8 @@ class Engine:
         self.recorder.phase = "fault"
         length = self.spec.fault_phase_length()
         self.observer.event("phase", name="fault", seconds=length)
-        tasks = [asyncio.create_task(self._run_fault(step, start)) for step in self.steps.values()]
+        names = {asyncio.create_task(self._run_fault(step, start)): name for name, step in self.steps.items()}
+        tasks = list(names)
         stop: asyncio.Task[Any] = asyncio.create_task(self._stop.wait())
         try:
             remaining: set[asyncio.Task[Any]] = set(tasks)
@@ -283,8 +285,8 @@ class Engine:
                     raise Aborted(self._stop_reason or "stop requested")
                 remaining.discard(stop)
                 for task in done:
-                    if task.exception() is not None:
-                        raise Aborted(f"fault failed: {task.exception()}") from task.exception()
+                    if (error := task.exception()) is not None:
+                        raise Aborted(f"fault {names[task]} failed: {error}") from error
             await self._sleep(start + length - self.now())
         finally:
             stop.cancel()
@@ -319,11 +321,28 @@ class Engine:
         await asyncio.shield(step.revert)
 
     async def _do_revert(self, step: _Step) -> None:
+        """Reverts are idempotent, so a revert that timed out or failed on the wire is simply tried again.
+
+        Toxiproxy itself can take seconds to remove a toxic from busy connections (Shopify/toxiproxy#558).
+        """
         undo = step.undo
         assert undo is not None
         driver = self.drivers.for_undo(undo)
         try:
-            await self._deadline(driver.revert(undo), f"revert {step.spec.name}")
+            async for attempt in AsyncRetrying(
+                stop=stop_after_delay(DRIVER_DEADLINE),
+                wait=wait_exponential(multiplier=0.2, max=2.0),
+                retry=retry_if_exception_type(BackendError),
+                before_sleep=lambda state: self.log.warning(
+                    "revert_retry",
+                    fault=step.spec.name,
+                    attempt=state.attempt_number,
+                    error=str(state.outcome.exception()) if state.outcome else None,
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._deadline(driver.revert(undo), f"revert {step.spec.name}")
         except Exception as e:
             message = f"{step.spec.name}: {e}"
             step.error = f"revert failed: {e}"

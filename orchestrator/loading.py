@@ -72,11 +72,8 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """Compose the YAML ourselves to keep the line of every key and item (1-based)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e)
-        raise SpecError([SpecIssue(file, line, "", f"malformed YAML: {problem}")]) from e
+    except yaml.MarkedYAMLError as e:
+        raise SpecError([_yaml_issue(e, text, file)]) from e
     if node is None:
         raise SpecError([SpecIssue(file, 1, "", "the file is empty")])
     lines: dict[Path_, int] = {}
@@ -85,6 +82,15 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     if issues:
         raise SpecError(issues)
     return data, lines
+
+
+def _yaml_issue(e: yaml.MarkedYAMLError, text: str, file: str) -> SpecIssue:
+    """Point at the problem, unless it is the end of the file: then at what was left open there."""
+    mark = e.problem_mark
+    if (mark is None or mark.line >= len(text.splitlines())) and e.context_mark is not None:
+        mark = e.context_mark
+    detail = f"{e.context}: {e.problem}" if e.context else str(e.problem)
+    return SpecIssue(file, None if mark is None else mark.line + 1, "", f"malformed YAML: {detail}")
 
 
 class _Scalars(yaml.SafeLoader):
@@ -103,18 +109,32 @@ def _to_python(
     file: str,
 ) -> Any:
     lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = str(scalars.construct_object(key_node))
-            if key in out:
-                issues.append(SpecIssue(file, key_node.start_mark.line + 1, _field((*path, key)), "duplicate key"))
-            out[key] = _to_python(value_node, (*path, key), scalars, lines, issues, file)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*path, i), scalars, lines, issues, file) for i, item in enumerate(node.value)]
-    return scalars.construct_object(node)
+    try:
+        if isinstance(node, yaml.MappingNode):
+            written = sum(k.tag != "tag:yaml.org,2002:merge" for k, _ in node.value)
+            scalars.flatten_mapping(node)  # `<<: *anchor` merge keys, as yaml.safe_load does: merged first
+            merged = len(node.value) - written
+            out: dict[str, Any] = {}
+            explicit: set[str] = set()
+            for index, (key_node, value_node) in enumerate(node.value):
+                key = str(scalars.construct_object(key_node))
+                if index >= merged and key in explicit:
+                    issues.append(SpecIssue(file, key_node.start_mark.line + 1, _field((*path, key)), "duplicate key"))
+                if index >= merged:
+                    explicit.add(key)
+                out[key] = _to_python(value_node, (*path, key), scalars, lines, issues, file)
+                lines[(*path, key)] = key_node.start_mark.line + 1
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [_to_python(item, (*path, i), scalars, lines, issues, file) for i, item in enumerate(node.value)]
+        return scalars.construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError) as e:
+        # Tags the safe loader cannot build (`!Ref`, `!!python/...`) or values that do not fit theirs (`!!int abc`).
+        problem = getattr(e, "problem", None) or str(e)
+        issues.append(
+            SpecIssue(file, node.start_mark.line + 1, _field(path), f"cannot read this YAML value: {problem}")
+        )
+        return None
 
 
 def _line(lines: dict[Path_, int], loc: Path_) -> int | None:
@@ -144,13 +164,17 @@ def _issue_from_pydantic(err: Any, file: str, data: Any, lines: dict[Path_, int]
             loc.append(part)
         elif err["type"] in ("missing", "extra_forbidden") and part == err["loc"][-1]:
             loc.append(part)
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append(err["ctx"]["discriminator"].strip("'"))
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown field"
     elif err["type"] == "missing":
         message = "required field is missing"
     elif err["type"] == "union_tag_invalid":
-        message = f"unknown type {err['input']!r}; expected one of {err['ctx']['expected_tags']}"
+        message = f"unknown type {err['ctx']['tag']!r}; expected one of {err['ctx']['expected_tags']}"
+    elif err["type"] == "union_tag_not_found":
+        message = "required field is missing"
     elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "runbook":
         message = f"expected runbooks/<file>.md#<anchor>, got {err['input']!r}"
     elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] in ("name", "proxy", "probe", "fault"):
@@ -186,10 +210,13 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
 
     for i, s in enumerate(body.slas):
         at = ("spec", "slas", i)
-        field, names = ("probe", [s.probe]) if isinstance(s, LatencySla) else ("probes", s.probes or [])
-        for name in names:
-            if name not in probes:
-                yield (*at, field), f"names unknown probe {name!r}"
+        if isinstance(s, LatencySla):
+            if s.probe not in probes:
+                yield (*at, "probe"), f"names unknown probe {s.probe!r}"
+        else:
+            for k, name in enumerate(s.probes or []):
+                if name not in probes:
+                    yield (*at, "probes", k), f"names unknown probe {name!r}"
         if isinstance(s, RecoveryWindowSla):
             if s.fault is not None and s.fault not in faults:
                 yield (*at, "fault"), f"names unknown fault {s.fault!r}"

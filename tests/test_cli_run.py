@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+import requests
+
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 from tests.support import DRILLCTL, drill, report_of, samples, upstream_process, write
 
@@ -109,12 +112,13 @@ def test_same_outage_fails_a_tighter_recovery_sla_with_exit_1(tmp_path: Path, to
     assert code == 1 and report["run"]["status"] == "failed"
 
 
-def test_sigint_mid_fault_reverts_everything_and_exits_4(tmp_path: Path, toxiproxy: ToxiproxyServer) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_fault_reverts_everything_and_exits_4(
+    tmp_path: Path, toxiproxy: ToxiproxyServer, sig: signal.Signals
+) -> None:
     upstream_port, proxy_port = free_port(), free_port()
     # The proxy exists before the drill, so it survives the run and its state can be checked after.
     toxiproxy_proxy = {"name": "up", "listen": f"127.0.0.1:{proxy_port}", "upstream": f"127.0.0.1:{upstream_port}"}
-    import requests
-
     requests.post(toxiproxy.url + "/proxies", json=toxiproxy_proxy, timeout=5).raise_for_status()
     document = _through_proxy(
         upstream_port,
@@ -142,7 +146,7 @@ def test_sigint_mid_fault_reverts_everything_and_exits_4(tmp_path: Path, toxipro
     else:
         proc.kill()
         raise AssertionError("the faults were never injected")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, err
     proxy = toxiproxy.get("/proxies/up").json()
@@ -150,6 +154,56 @@ def test_sigint_mid_fault_reverts_everything_and_exits_4(tmp_path: Path, toxipro
     assert proxy["toxics"] == []
     report = report_of(runs)
     assert report["run"]["status"] == "aborted"
-    assert "SIGINT" in report["run"]["reason"]
+    assert sig.name in report["run"]["reason"]
     assert len(report["rollback"]["reverted"]) == 2 and report["rollback"]["failed"] == []
     assert "reverted" in out and "rolling back" in err
+
+
+def test_a_failed_injection_aborts_and_reverts_what_was_injected(tmp_path: Path, toxiproxy: ToxiproxyServer) -> None:
+    """A real failure: the second fault's proxy is deleted under the drill, so its inject gets a 404."""
+    upstream_port, proxy_port, other_port = free_port(), free_port(), free_port()
+    for name, port in (("up", proxy_port), ("other", other_port)):
+        body = {"name": name, "listen": f"127.0.0.1:{port}", "upstream": f"127.0.0.1:{upstream_port}"}
+        requests.post(toxiproxy.url + "/proxies", json=body, timeout=5).raise_for_status()
+    document = _through_proxy(
+        upstream_port,
+        proxy_port,
+        proxies=[
+            {"name": "up", "listen": f"127.0.0.1:{proxy_port}", "upstream": f"127.0.0.1:{upstream_port}"},
+            {"name": "other", "listen": f"127.0.0.1:{other_port}", "upstream": f"127.0.0.1:{upstream_port}"},
+        ],
+        phases={"baseline": "1s", "fault": "20s", "recovery": "5s"},
+        faults=[
+            {"name": "first", "type": "network.latency", "proxy": "up", "latency": "50ms", "duration": "20s"},
+            {
+                "name": "second",
+                "type": "network.latency",
+                "proxy": "other",
+                "latency": "50ms",
+                "start": "3s",
+                "duration": "5s",
+            },
+        ],
+    )
+    path = write(tmp_path, document)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [DRILLCTL, "run", str(path), "--runs-dir", str(runs), "--toxiproxy-url", toxiproxy.url, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not toxiproxy.get("/proxies/up/toxics").json():
+        assert time.monotonic() < deadline and proc.poll() is None, "the first fault was never injected"
+        time.sleep(0.1)
+    requests.delete(toxiproxy.url + "/proxies/other", timeout=5).raise_for_status()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, out + err
+    assert toxiproxy.get("/proxies/up/toxics").json() == []
+    report = report_of(runs)
+    assert report["run"]["status"] == "aborted"
+    assert "second" in report["run"]["reason"] and "not found" in report["run"]["reason"]
+    faults = {f["name"]: f for f in report["faults"]}
+    assert faults["first"]["reverted_at"] is not None
+    assert "inject failed" in faults["second"]["error"]

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, WithJsonSchema
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PATTERN = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(us|ms|s|m|h)\s*$")
+_PATTERN = re.compile(r"^([+-]?\d+(?:\.\d+)?)(us|ms|s|m|h)$")
 DURATION_PATTERN = r"^[+-]?\d+(\.\d+)?(us|ms|s|m|h)$"
 
 

@@ -27,7 +27,7 @@ Toxicity = Annotated[float, Field(ge=0.0, le=1.0, description="share of connecti
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 # --- probes -------------------------------------------------------------------------------------

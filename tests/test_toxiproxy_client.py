@@ -1,0 +1,92 @@
+"""ToxiproxyClient against real toxiproxy-server processes: deadlines, errors, two servers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import BackendError
+from orchestrator.toxiproxy_client import ToxiproxyClient
+from orchestrator.toxiproxy_server import LocalToxiproxy
+from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
+
+
+@pytest.fixture
+def hung_server() -> Iterator[str]:
+    """Accepts connections and never answers: what a wedged API server looks like."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def test_every_call_has_a_deadline(hung_server: str) -> None:
+    client = ToxiproxyClient(hung_server, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(BackendError, match=r"did not answer within 0.5s"):
+        asyncio.run(client.version())
+    assert time.monotonic() - started < 5
+
+
+def test_unreachable_server_names_the_endpoint() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(BackendError, match=url.replace(".", r"\.")):
+        asyncio.run(ToxiproxyClient(url, timeout=1).version())
+
+
+def test_two_servers_in_one_process_do_not_trip_over_each_other(
+    toxiproxy: ToxiproxyServer, tmp_path: Path, toxiproxy_binary: Path
+) -> None:
+    async def scenario() -> tuple[list[str], list[str], str]:
+        second = LocalToxiproxy(tmp_path / "second.log", seed=1)
+        url = await second.start()
+        try:
+            a, b = ToxiproxyClient(toxiproxy.url), ToxiproxyClient(url)
+            await asyncio.gather(
+                a.create_proxy("only-on-a", "127.0.0.1:0", "127.0.0.1:1"),
+                b.create_proxy("only-on-b", "127.0.0.1:0", "127.0.0.1:1"),
+            )
+            await b.add_toxic("only-on-b", "t", "latency", "downstream", 1.0, {"latency": 5})
+            on_a = [t["name"] for t in await a.toxics("only-on-a")]
+            on_b = [t["name"] for t in await b.toxics("only-on-b")]
+            return on_a, on_b, str((await a.proxy("only-on-b")) is None)
+        finally:
+            await second.stop()
+
+    on_a, on_b, b_proxy_absent_on_a = asyncio.run(scenario())
+    assert on_a == [] and on_b == ["t"]
+    assert b_proxy_absent_on_a == "True"
+    assert list(toxiproxy.get("/proxies").json()) == ["only-on-a"]
+
+
+def test_conflicts_and_missing_objects_become_clear_errors(toxiproxy: ToxiproxyServer) -> None:
+    async def scenario() -> None:
+        client = ToxiproxyClient(toxiproxy.url)
+        await client.create_proxy("p", "127.0.0.1:0", "127.0.0.1:1")
+        with pytest.raises(BackendError, match="refused"):
+            await client.create_proxy("p", "127.0.0.1:0", "127.0.0.1:1")
+        assert await client.remove_toxic("p", "nope") is False
+        assert await client.proxy("nope") is None
+        assert await client.delete_proxy("p") is True
+        assert await client.delete_proxy("p") is False
+
+    asyncio.run(scenario())
+
+
+def test_local_server_stops_with_the_run(tmp_path: Path, toxiproxy_binary: Path) -> None:
+    async def scenario() -> str:
+        server = LocalToxiproxy(tmp_path / "log", seed=None)
+        url = await server.start()
+        assert (await ToxiproxyClient(url).version()).startswith("2.12")
+        await server.stop()
+        return url
+
+    url = asyncio.run(scenario())
+    with pytest.raises(BackendError):
+        asyncio.run(ToxiproxyClient(url, timeout=1).version())

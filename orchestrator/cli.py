@@ -29,6 +29,7 @@ from orchestrator.reporting.json_report import to_json, write_json
 from orchestrator.reporting.junit import write_junit
 from orchestrator.reporting.markdown import write_markdown
 from orchestrator.reporting.report import EXIT_INVALID, EXIT_PREFLIGHT, Report, RunFacts, build_report
+from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 from orchestrator.toxiproxy_server import LocalToxiproxy
 
@@ -145,7 +146,8 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
     drill = _load_or_exit(file)
     spec = drill.spec.spec
     url = toxiproxy_url or spec.toxiproxy.url
-    registry = build_registry(ToxiproxyClient(url if url != "auto" else "http://127.0.0.1:8474"))
+    fleet = LocalFleet(spec.targets.local, drill.folder, Path("runs") / "plan")
+    registry = build_registry(ToxiproxyClient(url if url != "auto" else "http://127.0.0.1:8474"), fleet)
     baseline = spec.phases.baseline
     fault_len = drill.spec.fault_phase_length()
     steps: list[dict[str, Any]] = [
@@ -271,12 +273,15 @@ async def _run(
             local = LocalToxiproxy(run_dir / "logs" / "toxiproxy.log", spec.seed)
             view.event("toxiproxy_starting", binary=str(local.binary))
             url = await local.start()
+        toxiproxy = ToxiproxyClient(url, spec.toxiproxy.timeout)
+        fleet = LocalFleet(spec.targets.local, drill.folder, run_dir)
         engine = Engine(
             drill=drill,
             run_id=run_id,
             run_dir=run_dir,
-            toxiproxy=ToxiproxyClient(url, spec.toxiproxy.timeout),
-            drivers=build_registry(ToxiproxyClient(url, spec.toxiproxy.timeout)),
+            toxiproxy=toxiproxy,
+            drivers=build_registry(toxiproxy, fleet),
+            fleet=fleet,
             observer=view,
         )
         engine.recorder.listeners.append(view.sample)

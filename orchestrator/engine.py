@@ -27,7 +27,7 @@ from orchestrator.model.undo import Undo
 from orchestrator.probes.base import Probe
 from orchestrator.probes.registry import build_probe
 from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
-from orchestrator.targets.local import SupervisedProcess, preflight_process
+from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
 DRIVER_DEADLINE = 30.0
@@ -78,6 +78,7 @@ class Engine:
     run_dir: Path
     toxiproxy: ToxiproxyClient
     drivers: DriverRegistry
+    fleet: LocalFleet
     observer: Observer
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _stop_reason: str | None = None
@@ -88,10 +89,7 @@ class Engine:
         self.journal = Journal(self.run_dir / "journal.jsonl")
         self.recorder = Recorder()
         self.steps = {f.name: _Step(f) for f in self.spec.spec.faults}
-        self.processes = [
-            SupervisedProcess(p, self.drill.folder, self.run_dir / "logs")
-            for p in self.spec.spec.targets.local.processes
-        ]
+        self.processes = list(self.fleet.processes.values())
         self.phases: list[PhaseMark] = []
         self.created_proxies: list[str] = []
         self.reverted: list[str] = []
@@ -161,8 +159,7 @@ class Engine:
 
     async def _preflight(self) -> None:
         self.observer.event("phase", name="preflight")
-        for proc in self.spec.spec.targets.local.processes:
-            preflight_process(proc, self.drill.folder)
+        self.fleet.preflight(self.drill.folder)
         needs_toxiproxy = bool(self.spec.spec.proxies or self.spec.spec.faults)
         if needs_toxiproxy:
             try:

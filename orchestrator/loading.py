@@ -11,7 +11,19 @@ import yaml
 from pydantic import ValidationError
 
 from orchestrator.errors import SpecError, SpecIssue
-from orchestrator.model.spec import DownFault, DrillSpec, LatencySla, NetworkFault, RecoveryWindowSla
+from orchestrator.model.sizes import size_bytes
+from orchestrator.model.spec import (
+    ClockSkewFault,
+    DownFault,
+    DrillSpec,
+    GcFullFault,
+    GcPauseFault,
+    LatencySla,
+    MemoryPressureFault,
+    NetworkFault,
+    NodeLossFault,
+    RecoveryWindowSla,
+)
 from orchestrator.runbooks import RunbookIndex
 
 Path_ = tuple[str | int, ...]
@@ -207,6 +219,7 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 (f"ends at {f.start + f.duration:g}s, past the end of the fault phase ({fault_phase:g}s)"),
             )
     yield from _overlapping_downs(spec)
+    yield from _local_target_checks(spec)
 
     for i, s in enumerate(body.slas):
         at = ("spec", "slas", i)
@@ -224,6 +237,58 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 yield (*at, "type"), "a recovery_window SLA needs at least one fault"
         if isinstance(s, LatencySla) and not s.thresholds():
             yield (*at, "type"), "a latency SLA needs at least one of p50, p90, p99, max"
+
+
+def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    local = spec.spec.targets.local
+    processes = {p.name: p for p in local.processes}
+    nodes = {n.name for n in local.nodes}
+    proxies = {p.name for p in spec.spec.proxies}
+    yield from _unique("targets.local.nodes", [n.name for n in local.nodes])
+    for i, node in enumerate(local.nodes):
+        at: Path_ = ("spec", "targets", "local", "nodes", i)
+        if node.name in processes:
+            yield (*at, "name"), f"node {node.name!r} has the name of a process; fault targets would be ambiguous"
+        for k, name in enumerate(node.processes):
+            if name not in processes:
+                yield (*at, "processes", k), f"names process {name!r}, which targets.local.processes does not declare"
+        for k, name in enumerate(node.proxies):
+            if name not in proxies:
+                yield (*at, "proxies", k), f"names proxy {name!r}, which spec.proxies does not declare"
+    for i, f in enumerate(spec.spec.faults):
+        at = ("spec", "faults", i)
+        if isinstance(f, NodeLossFault):
+            if f.node not in nodes:
+                yield (*at, "node"), f"names node {f.node!r}, which targets.local.nodes does not declare"
+            continue
+        if not isinstance(f, ClockSkewFault | GcPauseFault | MemoryPressureFault | GcFullFault):
+            continue
+        known = processes.keys() | nodes if isinstance(f, GcPauseFault) else processes.keys()
+        if f.target not in known:
+            what = "process or node" if isinstance(f, GcPauseFault) else "process"
+            yield (*at, "target"), f"names {what} {f.target!r}, which targets.local does not declare"
+            continue
+        if isinstance(f, ClockSkewFault) and processes[f.target].clock != "faketime":
+            yield (
+                (*at, "target"),
+                (f"process {f.target!r} was not started under libfaketime: set clock: faketime on it"),
+            )
+        if isinstance(f, GcPauseFault) and f.pause + f.jitter >= f.every:
+            yield (
+                (*at, "pause"),
+                (f"a pause of {f.pause:g}s (+{f.jitter:g}s jitter) does not fit in its period of {f.every:g}s"),
+            )
+        if isinstance(f, MemoryPressureFault):
+            yield from _memory_check(at, f, processes[f.target].memory_limit)
+
+
+def _memory_check(at: Path_, f: MemoryPressureFault, limit_text: str | None) -> Iterator[tuple[Path_, str]]:
+    limit = None if limit_text is None else size_bytes(limit_text, None)
+    wanted = size_bytes(f.size, limit)
+    if wanted is None:
+        yield (*at, "size"), f"{f.size} is a share of a memory limit, but process {f.target!r} has no memory_limit"
+    elif limit is not None and wanted > limit and not f.force:
+        yield (*at, "size"), f"{f.size} is above the memory limit of {f.target!r} ({limit_text}); set force: true"
 
 
 def _unique(where: str, names: list[str]) -> Iterator[tuple[Path_, str]]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from orchestrator.faults.base import DriverRegistry, FaultDriver
 from orchestrator.faults.network import ProxyDownDriver, ToxicDriver
+from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
 TOXIC_FAULTS = (
@@ -19,7 +20,7 @@ TOXIC_FAULTS = (
 )
 
 
-def build_registry(toxiproxy: ToxiproxyClient) -> DriverRegistry:
+def build_registry(toxiproxy: ToxiproxyClient, fleet: LocalFleet) -> DriverRegistry:
     toxic = ToxicDriver(toxiproxy)
     drivers: dict[str, FaultDriver[Any]] = {kind: toxic for kind in TOXIC_FAULTS}
     drivers["network.down"] = ProxyDownDriver(toxiproxy)

@@ -36,6 +36,13 @@ def _non_negative(value: object) -> float:
     return seconds
 
 
+def _non_zero(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds == 0:
+        raise ValueError(f"must not be zero, got {value!r}")
+    return seconds
+
+
 def format_duration(seconds: float) -> str:
     """Render seconds the way a drill would write them, for plans and reports."""
     if seconds == 0:
@@ -51,3 +58,5 @@ _SCHEMA = WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "exampl
 
 PositiveDuration = Annotated[float, BeforeValidator(_positive), _SCHEMA]
 NonNegativeDuration = Annotated[float, BeforeValidator(_non_negative), _SCHEMA]
+SignedDuration = Annotated[float, BeforeValidator(_non_zero), _SCHEMA]
+"""An offset such as `+90s` or `-5m` (clock skew)."""

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator.model.durations import NonNegativeDuration, PositiveDuration
+from orchestrator.model.durations import NonNegativeDuration, PositiveDuration, SignedDuration
+from orchestrator.model.sizes import MemorySize
 
 API_VERSION = "drillctl.dev/v1"
 MIN_INTERVAL = 0.010
@@ -126,10 +127,28 @@ class LocalProcess(Strict):
     ready: Readiness | None = None
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
     stop_grace: PositiveDuration = 5.0
+    clock: Literal["real", "faketime"] = Field(
+        default="real", description="faketime: started under libfaketime so clock.skew can shift its wall clock"
+    )
+    fake_monotonic: bool = Field(
+        default=False, description="with clock: faketime, let the skew move CLOCK_MONOTONIC too (off: untouched)"
+    )
+    memory_limit: MemorySize | None = Field(
+        default=None, description="run in a cgroup of its own with this memory limit (cgroup v2 or v1 memory)"
+    )
+
+
+class NodeSpec(Strict):
+    """A named group of local processes that fails together, like a machine (primary, replica...)."""
+
+    name: Name
+    processes: Annotated[list[Name], Field(min_length=1)]
+    proxies: list[Name] = Field(default_factory=list, description="Toxiproxy proxies in front of this node")
 
 
 class LocalTargets(Strict):
     processes: list[LocalProcess] = Field(default_factory=list)
+    nodes: list[NodeSpec] = Field(default_factory=list)
 
 
 class Targets(Strict):
@@ -219,6 +238,47 @@ class DownFault(FaultBase):
     proxy: Name
 
 
+class ClockSkewFault(FaultBase):
+    type: Literal["clock.skew"]
+    target: Name = Field(description="a local process started with clock: faketime")
+    offset: SignedDuration = Field(description="shift of its wall clock, e.g. +90s or -5m")
+    drift: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="clock rate while skewed, e.g. 1.01 runs 1% fast; default 1 (no drift)"
+    )
+
+
+class GcPauseFault(FaultBase):
+    type: Literal["gc.pause"]
+    target: Name = Field(description="a local process or node; all its processes freeze together")
+    pause: PositiveDuration
+    every: PositiveDuration
+    jitter: NonNegativeDuration = Field(default=0.0, description="each period varies by up to this much")
+
+
+class MemoryPressureFault(FaultBase):
+    type: Literal["memory.pressure"]
+    target: Name = Field(description="a local process; inside its cgroup when it has a memory_limit")
+    size: MemorySize
+    ramp: NonNegativeDuration = Field(default=0.0, description="reach `size` gradually over this long")
+    force: bool = Field(default=False, description="allow more than the limit or 90% of free memory")
+
+
+class GcFullFault(FaultBase):
+    type: Literal["gc.full"]
+    target: Name = Field(description="a local JVM process (jcmd <pid> GC.run)")
+    every: PositiveDuration
+
+
+class NodeLossFault(FaultBase):
+    type: Literal["node.loss"]
+    node: Name
+    mode: Literal["crash", "stop", "freeze", "isolate"] = "crash"
+    grace: PositiveDuration = Field(default=5.0, description="mode stop: SIGTERM, then SIGKILL after this long")
+    restore: bool = Field(
+        default=True, description="bring the node back after `duration`; false leaves recovery to the system"
+    )
+
+
 FaultSpec = Annotated[
     LatencyFault
     | BandwidthFault
@@ -227,7 +287,12 @@ FaultSpec = Annotated[
     | SlowCloseFault
     | SlicerFault
     | LimitDataFault
-    | DownFault,
+    | DownFault
+    | ClockSkewFault
+    | GcPauseFault
+    | MemoryPressureFault
+    | GcFullFault
+    | NodeLossFault,
     Field(discriminator="type"),
 ]
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import structlog
 
 from orchestrator.errors import PreflightError
-from orchestrator.model.spec import LocalProcess
+from orchestrator.model.spec import LocalProcess, LocalTargets
 from orchestrator.probes.registry import build_probe
+from orchestrator.targets import faketime
 
 
 def resolve_cwd(spec: LocalProcess, folder: Path) -> Path:
@@ -39,11 +40,14 @@ def preflight_process(spec: LocalProcess, folder: Path) -> None:
 
 
 class SupervisedProcess:
-    def __init__(self, spec: LocalProcess, folder: Path, log_dir: Path) -> None:
+    def __init__(self, spec: LocalProcess, folder: Path, run_dir: Path) -> None:
         self.spec = spec
         self.cwd = resolve_cwd(spec, folder)
-        self.log_path = log_dir / f"{spec.name}.log"
+        self.log_path = run_dir / "logs" / f"{spec.name}.log"
+        self.offset_file = run_dir / "faketime" / f"{spec.name}.offset" if spec.clock == "faketime" else None
         self.restarts = 0
+        self.held = False
+        """While held (a node-loss fault has it down), exits are expected: no restart."""
         self._proc: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -53,7 +57,29 @@ class SupervisedProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    def group_pids(self) -> list[int]:
+        """Every live process in its process group (it runs in a session of its own)."""
+        if self._proc is None:
+            return []
+        return pids_in_group(self._proc.pid)
+
+    def _environment(self) -> dict[str, str]:
+        env = {**os.environ, **self.spec.env}
+        if self.offset_file is not None:
+            self.offset_file.parent.mkdir(parents=True, exist_ok=True)
+            if not self.offset_file.exists():
+                faketime.write_offset(self.offset_file, faketime.NO_SKEW)
+            env.update(faketime.environment(faketime.find_library(), self.offset_file, self.spec.fake_monotonic))
+        return env
+
     async def start(self) -> None:
+        """Start (or, after a node loss, start again) and supervise."""
+        self._stopping = False
+        self.held = False
         await self._spawn()
         self._watcher = asyncio.create_task(self._supervise())
 
@@ -63,7 +89,7 @@ class SupervisedProcess:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.spec.argv,
                 cwd=self.cwd,
-                env={**os.environ, **self.spec.env},
+                env=self._environment(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
@@ -75,14 +101,14 @@ class SupervisedProcess:
         policy = self.spec.restart
         while self._proc is not None:
             code = await self._proc.wait()
-            if self._stopping:
+            if self._stopping or self.held:
                 return
             self._log.warning("process_exited", pid=self._proc.pid, code=code)
             wanted = policy.policy == "always" or (policy.policy == "on-failure" and code != 0)
             if not wanted or self.restarts >= policy.max_restarts:
                 return
             await asyncio.sleep(policy.delay)
-            if self._stopping:
+            if self._stopping or self.held:
                 return
             self.restarts += 1
             await self._spawn()
@@ -114,27 +140,95 @@ class SupervisedProcess:
             f"process {self.spec.name} not ready within {ready.timeout:g}s (last check: {last}); see {self.log_path}"
         )
 
-    async def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL after the grace period."""
-        self._stopping = True
+    async def stop(self, grace: float | None = None, hold: bool = False) -> None:
+        """SIGTERM the process group, SIGKILL after the grace period; SIGCONT first in case it is frozen.
+
+        With `hold`, the process stays down until `start()` (a node loss); otherwise for good (teardown).
+        """
+        self.held = hold
+        self._stopping = not hold
         proc = self._proc
         if proc is not None and proc.returncode is None:
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGCONT)
             try:
-                await asyncio.wait_for(proc.wait(), self.spec.stop_grace)
+                await asyncio.wait_for(proc.wait(), self.spec.stop_grace if grace is None else grace)
             except TimeoutError:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 await asyncio.wait_for(proc.wait(), 5.0)
             self._log.info("process_stopped", pid=proc.pid, code=proc.returncode)
         if proc is not None:
-            _signal_group(proc.pid, signal.SIGKILL)  # children the leader left behind
+            signal_group(proc.pid, signal.SIGKILL)  # children the leader left behind
+        await self._unwatch()
+
+    async def kill(self) -> None:
+        """SIGKILL the whole group at once, as a machine that loses power; held down until `start()`."""
+        self.held = True
+        proc = self._proc
+        if proc is not None:
+            signal_group(proc.pid, signal.SIGKILL)
+            if proc.returncode is None:
+                await asyncio.wait_for(proc.wait(), 5.0)
+            self._log.info("process_killed", pid=proc.pid)
+        await self._unwatch()
+
+    async def _unwatch(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Signal a process group; False when it no longer exists."""
     try:
-        os.killpg(pid, sig)
+        os.killpg(pgid, sig)
     except ProcessLookupError:
-        return
+        return False
+    return True
+
+
+def pids_in_group(pgid: int) -> list[int]:
+    """Live members of a process group, from /proc (field 5 of stat is the group)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state of /proc/<pid>/stat (R, S, T...), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
+class LocalFleet:
+    """The local processes of a drill and its named nodes; shared by the engine and the drivers."""
+
+    def __init__(self, targets: LocalTargets, folder: Path, run_dir: Path) -> None:
+        self.processes = {p.name: SupervisedProcess(p, folder, run_dir) for p in targets.processes}
+        self.nodes = {n.name: [self.processes[p] for p in n.processes] for n in targets.nodes}
+        self.node_proxies = {n.name: list(n.proxies) for n in targets.nodes}
+
+    def members(self, name: str) -> list[SupervisedProcess]:
+        """A process by name, or every process of a node."""
+        if name in self.processes:
+            return [self.processes[name]]
+        return self.nodes[name]
+
+    def preflight(self, folder: Path) -> None:
+        for proc in self.processes.values():
+            preflight_process(proc.spec, folder)
+            if proc.offset_file is not None:
+                faketime.find_library()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,11 +11,13 @@ import requests
 from pydantic import TypeAdapter
 
 from orchestrator.faults.registry import build_registry
-from orchestrator.model.spec import FaultSpec
+from orchestrator.model.spec import FaultSpec, LocalTargets
+from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 from tests.fixtures.toxiproxy import ToxiproxyServer
 
 FAULT = TypeAdapter(FaultSpec)
+NO_LOCAL_TARGETS = LocalFleet(LocalTargets(), Path("."), Path("."))
 
 CASES: list[tuple[dict[str, Any], str, dict[str, int]]] = [
     ({"type": "network.latency", "latency": "250ms", "jitter": "10ms"}, "latency", {"latency": 250, "jitter": 10}),
@@ -45,7 +48,7 @@ def test_toxic_lands_with_our_attributes_and_revert_is_idempotent(
     spec = FAULT.validate_python(
         {"name": "f", "proxy": proxy, "duration": "1s", "stream": "upstream", "toxicity": 0.5, **fields}
     )
-    driver = build_registry(ToxiproxyClient(toxiproxy.url)).for_fault(spec)
+    driver = build_registry(ToxiproxyClient(toxiproxy.url), NO_LOCAL_TARGETS).for_fault(spec)
 
     async def inject() -> Any:
         undo = await driver.prepare(spec, "run-1/f")
@@ -66,7 +69,7 @@ def test_toxic_lands_with_our_attributes_and_revert_is_idempotent(
 
 def test_down_restores_what_was_there_before(toxiproxy: ToxiproxyServer, proxy: str) -> None:
     spec = FAULT.validate_python({"name": "cut", "type": "network.down", "proxy": proxy, "duration": "1s"})
-    driver = build_registry(ToxiproxyClient(toxiproxy.url)).for_fault(spec)
+    driver = build_registry(ToxiproxyClient(toxiproxy.url), NO_LOCAL_TARGETS).for_fault(spec)
 
     async def inject() -> Any:
         undo = await driver.prepare(spec, "run-1/cut")
@@ -86,7 +89,7 @@ def test_revert_works_from_the_record_alone(toxiproxy: ToxiproxyServer, proxy: s
     spec = FAULT.validate_python(
         {"name": "f", "type": "network.latency", "proxy": proxy, "latency": "1s", "duration": "1s"}
     )
-    driver = build_registry(ToxiproxyClient(toxiproxy.url)).for_fault(spec)
+    driver = build_registry(ToxiproxyClient(toxiproxy.url), NO_LOCAL_TARGETS).for_fault(spec)
 
     async def inject() -> Any:
         undo = await driver.prepare(spec, "run-2/f")
@@ -94,6 +97,6 @@ def test_revert_works_from_the_record_alone(toxiproxy: ToxiproxyServer, proxy: s
         return undo
 
     undo = asyncio.run(inject())
-    other = build_registry(ToxiproxyClient("http://127.0.0.1:9")).for_undo(undo)
+    other = build_registry(ToxiproxyClient("http://127.0.0.1:9"), NO_LOCAL_TARGETS).for_undo(undo)
     asyncio.run(other.revert(undo))
     assert toxiproxy.get(f"/proxies/{proxy}/toxics").json() == []

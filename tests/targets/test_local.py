@@ -34,7 +34,7 @@ def test_ready_when_its_probe_passes_and_logs_are_captured(tmp_path: Path) -> No
     spec = LocalProcess.model_validate(upstream_process("svc", free_port()))
 
     async def scenario() -> int | None:
-        proc = SupervisedProcess(spec, tmp_path, tmp_path / "logs")
+        proc = SupervisedProcess(spec, tmp_path, tmp_path)
         await proc.start()
         try:
             await proc.wait_ready()
@@ -54,7 +54,7 @@ def test_restarts_on_failure_after_its_delay(tmp_path: Path) -> None:
     )
 
     async def scenario() -> int:
-        proc = SupervisedProcess(spec, tmp_path, tmp_path / "logs")
+        proc = SupervisedProcess(spec, tmp_path, tmp_path)
         await proc.start()
         await asyncio.sleep(1.5)
         await proc.stop()
@@ -74,7 +74,7 @@ def test_stop_reaches_children_of_the_process(tmp_path: Path) -> None:
     spec = _spec(argv=[sys.executable, "-c", script], stop_grace="2s")
 
     async def scenario() -> int:
-        proc = SupervisedProcess(spec, tmp_path, tmp_path / "logs")
+        proc = SupervisedProcess(spec, tmp_path, tmp_path)
         await proc.start()
         for _ in range(100):
             if pid_file.exists() and pid_file.read_text():
@@ -95,7 +95,7 @@ def test_exit_before_ready_is_a_preflight_error_naming_the_log(tmp_path: Path) -
     )
 
     async def scenario() -> None:
-        proc = SupervisedProcess(spec, tmp_path, tmp_path / "logs")
+        proc = SupervisedProcess(spec, tmp_path, tmp_path)
         await proc.start()
         try:
             await proc.wait_ready()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -11,6 +12,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/healthz":
             self._reply(200, {"status": "ok"})
+        elif self.path == "/time":
+            # What this process believes the time is: wall clock (skewable) and monotonic.
+            self._reply(200, {"wall": time.time(), "monotonic": time.monotonic()})
         elif self.path.startswith("/stock"):
             self._reply(200, {"sku": "demo-1", "stock": 42})
         else:

@@ -16,4 +16,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
   touch "$stamp"
 fi
+bash scripts/install-system-packages.sh
 bash scripts/install-toxiproxy.sh

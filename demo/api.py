@@ -1,36 +1,64 @@
-"""Demo API: serves /orders by calling the upstream (through a Toxiproxy proxy) with a
-client-side timeout and one retry, the way a real service protects itself. Stdlib only.
+"""Demo API: serves /orders by calling its inventory upstream with a client-side timeout and a
+retry, the way a real service protects itself. Stdlib only.
+
+With several `--upstream`s it fails over the way many clients do: it sticks to the current
+upstream and moves to the next one after `--failover-after` consecutive failed calls, so a lost
+primary costs a few failed requests (a measurable recovery window), not every request.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-UPSTREAM = ""
-TIMEOUT = 0.5
-RETRIES = 1
+
+class Upstreams:
+    def __init__(self, urls: list[str], timeout: float, retries: int, failover_after: int) -> None:
+        self.urls = [u.rstrip("/") for u in urls]
+        self.timeout = timeout
+        self.retries = retries
+        self.failover_after = failover_after
+        self.current = 0
+        self.failures = 0
+        self.lock = threading.Lock()
+
+    def fetch_stock(self) -> dict[str, object] | None:
+        for _ in range(self.retries + 1):
+            with self.lock:
+                url = self.urls[self.current]
+            try:
+                with urllib.request.urlopen(f"{url}/stock", timeout=self.timeout) as response:
+                    body = dict(json.load(response))
+                with self.lock:
+                    self.failures = 0
+                return body
+            except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError):
+                self._failed()
+        return None
+
+    def _failed(self) -> None:
+        with self.lock:
+            self.failures += 1
+            if len(self.urls) > 1 and self.failures >= self.failover_after:
+                self.current = (self.current + 1) % len(self.urls)
+                self.failures = 0
+                print(f"{time.time():.3f} failover to {self.urls[self.current]}", flush=True)
 
 
-def fetch_stock() -> dict[str, object] | None:
-    for _ in range(RETRIES + 1):
-        try:
-            with urllib.request.urlopen(f"{UPSTREAM}/stock", timeout=TIMEOUT) as response:
-                return dict(json.load(response))
-        except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError):
-            continue
-    return None
+UPSTREAMS: Upstreams
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if self.path == "/healthz":
             self._reply(200, {"status": "ok"})
         elif self.path.startswith("/orders"):
-            stock = fetch_stock()
+            stock = UPSTREAMS.fetch_stock()
             if stock is None:
                 self._reply(503, {"error": "upstream unavailable"})
             else:
@@ -46,23 +74,24 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         return
 
 
 def main() -> None:
-    global UPSTREAM, TIMEOUT, RETRIES
+    global UPSTREAMS
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:18091")
+    parser.add_argument("--upstream", action="append", required=True, help="base URL; repeat for failover")
     parser.add_argument("--timeout", type=float, default=0.5, help="seconds per upstream call")
     parser.add_argument("--retries", type=int, default=1)
+    parser.add_argument("--failover-after", type=int, default=3, help="consecutive failures before moving on")
     args = parser.parse_args()
-    UPSTREAM, TIMEOUT, RETRIES = args.upstream.rstrip("/"), args.timeout, args.retries
+    UPSTREAMS = Upstreams(args.upstream, args.timeout, args.retries, args.failover_after)
     ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 drops SYNs under probing
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
-    print(f"api listening on 127.0.0.1:{args.port}, upstream {UPSTREAM}", flush=True)
+    print(f"api listening on 127.0.0.1:{args.port}, upstreams {', '.join(UPSTREAMS.urls)}", flush=True)
     server.serve_forever()
 
 

@@ -129,7 +129,7 @@ def recovery_windows(spec: DrillSpec, timeline: Timeline) -> list[RecoveryWindow
     for mark in timeline.faults:
         if mark.injected_at is None:
             continue
-        end = mark.reverted_at if mark.reverted_at is not None else timeline.end
+        end = mark.end if mark.end is not None else timeline.end
         stable = _stable_for_fault(spec, mark.name)
         impact = impact_at(timeline, probes, mark.injected_at, end)
         recovered = recovered_at(timeline, probes, end, stable)
@@ -163,11 +163,11 @@ def reference_fault(sla: RecoveryWindowSla, timeline: Timeline) -> FaultMark | N
         return None
     if sla.measured_from == "fault_start":
         return min(injected, key=lambda f: f.injected_at or 0.0)
-    return max(injected, key=lambda f: f.reverted_at if f.reverted_at is not None else math.inf)
+    return max(injected, key=lambda f: f.end if f.end is not None else math.inf)
 
 
 def _reference_time(sla: RecoveryWindowSla, mark: FaultMark) -> float | None:
-    return mark.injected_at if sla.measured_from == "fault_start" else mark.reverted_at
+    return mark.injected_at if sla.measured_from == "fault_start" else mark.end
 
 
 def judge(spec: DrillSpec, timeline: Timeline) -> list[SlaVerdict]:
@@ -196,7 +196,7 @@ def measure_recovery(sla: RecoveryWindowSla, timeline: Timeline) -> tuple[FaultM
         return mark, None, None
     after = ref
     if sla.measured_from == "fault_start":
-        active_until = mark.reverted_at if mark.reverted_at is not None else timeline.end
+        active_until = mark.end if mark.end is not None else timeline.end
         after = impact_at(timeline, probes, ref, active_until) or ref
     return mark, ref, recovered_at(timeline, probes, after, sla.stable_for)
 

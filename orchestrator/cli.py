@@ -280,7 +280,7 @@ async def _run(
             run_id=run_id,
             run_dir=run_dir,
             toxiproxy=toxiproxy,
-            drivers=build_registry(toxiproxy, fleet),
+            drivers=build_registry(toxiproxy, fleet, spec.seed),
             fleet=fleet,
             observer=view,
         )

@@ -67,6 +67,7 @@ class _Step:
     undo: Undo | None = None
     injected_at: float | None = None
     reverted_at: float | None = None
+    ended_at: float | None = None
     error: str | None = None
     revert: asyncio.Task[None] | None = None
 
@@ -118,7 +119,7 @@ class Engine:
             await self._phase("baseline", self.spec.spec.phases.baseline)
             self._check_baseline()
             await self._fault_phase()
-            await self._rollback()
+            await self._rollback(final=False)
             await self._recovery()
         except BaselineFailed as e:
             status, reason = "baseline_failed", str(e)
@@ -309,7 +310,11 @@ class Engine:
         self.log.info("fault_injected", fault=spec.name, type=spec.type, undo=undo.to_json())
         self.observer.event("fault_injected", name=spec.name, what=driver.describe(spec))
         await asyncio.sleep(max(0.0, step.injected_at + spec.duration - self.now()))
-        await self._revert(step)
+        if spec.reverts_on_schedule:
+            await self._revert(step)
+        else:
+            self.observer.event("fault_left_in_place", name=spec.name, until="the end of the drill")
+        step.ended_at = self.now()
 
     async def _revert(self, step: _Step) -> None:
         """Revert once; shielded, so cancelling the caller does not cancel the revert."""
@@ -354,9 +359,12 @@ class Engine:
         self.log.info("fault_reverted", fault=step.spec.name)
         self.observer.event("fault_reverted", name=step.spec.name)
 
-    async def _rollback(self) -> None:
-        """Revert whatever is still injected, newest first. Failures are collected, never swallowed."""
-        open_steps = [s for s in self.steps.values() if s.undo is not None]
+    async def _rollback(self, final: bool = True) -> None:
+        """Revert whatever is still injected, newest first. Failures are collected, never swallowed.
+
+        Before the recovery phase (`final=False`), faults left in place on purpose stay.
+        """
+        open_steps = [s for s in self.steps.values() if s.undo is not None and (final or s.spec.reverts_on_schedule)]
         open_steps.sort(key=lambda s: s.injected_at or 0.0, reverse=True)
         for step in open_steps:
             try:
@@ -370,10 +378,9 @@ class Engine:
         self.recorder.phase = "recovery"
         timeout = self.spec.spec.phases.recovery
         self.observer.event("phase", name="recovery", seconds=timeout)
-        reverts = [s.reverted_at for s in self.steps.values() if s.reverted_at is not None]
-        last_revert = max(reverts, default=start)
+        last_end = max((s.ended_at for s in self.steps.values() if s.ended_at is not None), default=start)
         try:
-            while not recovery_decided(self.spec, self._timeline(), last_revert):
+            while not recovery_decided(self.spec, self._timeline(), last_end):
                 remaining = start + timeout - self.now()
                 if remaining <= 0:
                     return
@@ -411,6 +418,7 @@ class Engine:
                     scheduled_end=s.spec.start + s.spec.duration,
                     injected_at=s.injected_at,
                     reverted_at=s.reverted_at,
+                    ended_at=s.ended_at,
                     runbook=s.spec.runbook,
                     error=s.error,
                 )

@@ -6,6 +6,7 @@ from typing import Any
 
 from orchestrator.faults.base import DriverRegistry, FaultDriver
 from orchestrator.faults.network import ProxyDownDriver, ToxicDriver
+from orchestrator.faults.process import GcPauseDriver, NodeLossDriver
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
@@ -20,8 +21,10 @@ TOXIC_FAULTS = (
 )
 
 
-def build_registry(toxiproxy: ToxiproxyClient, fleet: LocalFleet) -> DriverRegistry:
+def build_registry(toxiproxy: ToxiproxyClient, fleet: LocalFleet, seed: int | None = None) -> DriverRegistry:
     toxic = ToxicDriver(toxiproxy)
     drivers: dict[str, FaultDriver[Any]] = {kind: toxic for kind in TOXIC_FAULTS}
     drivers["network.down"] = ProxyDownDriver(toxiproxy)
+    drivers["gc.pause"] = GcPauseDriver(fleet, seed)
+    drivers["node.loss"] = NodeLossDriver(fleet, toxiproxy)
     return DriverRegistry(drivers)

@@ -188,6 +188,11 @@ class FaultBase(Strict):
     duration: PositiveDuration
     runbook: RunbookRef | None = None
 
+    @property
+    def reverts_on_schedule(self) -> bool:
+        """False for a fault left in place after its duration; the final rollback still reverts it."""
+        return True
+
 
 class NetworkFault(FaultBase):
     proxy: Name
@@ -275,8 +280,14 @@ class NodeLossFault(FaultBase):
     mode: Literal["crash", "stop", "freeze", "isolate"] = "crash"
     grace: PositiveDuration = Field(default=5.0, description="mode stop: SIGTERM, then SIGKILL after this long")
     restore: bool = Field(
-        default=True, description="bring the node back after `duration`; false leaves recovery to the system"
+        default=True,
+        description="bring the node back after `duration`; false leaves recovery to the system under test "
+        "(the drill still restores it when it ends)",
     )
+
+    @property
+    def reverts_on_schedule(self) -> bool:
+        return self.restore
 
 
 FaultSpec = Annotated[

@@ -40,6 +40,13 @@ class FaultMark:
     reverted_at: float | None
     runbook: str | None = None
     error: str | None = None
+    ended_at: float | None = None
+    """When its duration ended. The revert, unless the fault stays in place to the end (restore: false)."""
+
+    @property
+    def end(self) -> float | None:
+        """The `fault_end` that recovery is measured from."""
+        return self.ended_at if self.ended_at is not None else self.reverted_at
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""Faults on local process groups: stop-the-world pauses (`gc.pause`) and node loss (`node.loss`).
+
+Undo records hold process-group ids, so a revert from the journal alone (after the orchestrator
+died) can still SIGCONT a frozen group or re-enable a proxy; restarting a crashed process needs
+the live fleet, which only the run that crashed it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from typing import Any
+
+import structlog
+
+from orchestrator.errors import PreflightError
+from orchestrator.model.durations import format_duration
+from orchestrator.model.spec import GcPauseFault, NodeLossFault
+from orchestrator.model.undo import Undo
+from orchestrator.targets.local import LocalFleet, SupervisedProcess, signal_group
+from orchestrator.toxiproxy_client import ToxiproxyClient
+
+
+def pause_schedule(spec: GcPauseFault, seed: int | None, step_id: str) -> list[float]:
+    """Offsets (from injection) of every pause: one per period, each shifted by up to ±jitter.
+
+    Seeded by the drill seed, so the same drill pauses at the same moments every run.
+    """
+    rng = random.Random(f"{seed}/{step_id.rsplit('/', 1)[-1]}")
+    offsets = []
+    k = 0
+    while k * spec.every < spec.duration:
+        shift = rng.uniform(-spec.jitter, spec.jitter) if spec.jitter else 0.0
+        at = max(0.0, k * spec.every + shift)
+        if at + spec.pause <= spec.duration:
+            offsets.append(round(at, 6))
+        k += 1
+    return offsets
+
+
+def _continue(pgids: list[int]) -> None:
+    for pgid in pgids:
+        signal_group(pgid, signal.SIGCONT)
+
+
+class GcPauseDriver:
+    """Freezes every process of the target with SIGSTOP for `pause`, every `every`."""
+
+    name = "local.gc_pause"
+
+    def __init__(self, fleet: LocalFleet, seed: int | None) -> None:
+        self._fleet = fleet
+        self._seed = seed
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._log = structlog.get_logger().bind(driver=self.name)
+
+    async def preflight(self, spec: GcPauseFault) -> None:
+        return None
+
+    async def prepare(self, spec: GcPauseFault, step_id: str) -> Undo:
+        members = self._fleet.members(spec.target)
+        pgids = [p.pid for p in members if p.pid is not None and p.running]
+        return Undo(
+            self.name,
+            step_id,
+            {
+                "target": spec.target,
+                "pgids": pgids,
+                "pause": spec.pause,
+                "schedule": pause_schedule(spec, self._seed, step_id),
+            },
+        )
+
+    async def inject(self, spec: GcPauseFault, undo: Undo) -> None:
+        self._loops[undo.step_id] = asyncio.create_task(self._pauses(undo))
+
+    async def _pauses(self, undo: Undo) -> None:
+        pgids: list[int] = list(undo.state["pgids"])
+        pause: float = undo.state["pause"]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            for at in undo.state["schedule"]:
+                await asyncio.sleep(max(0.0, start + at - loop.time()))
+                for pgid in pgids:
+                    signal_group(pgid, signal.SIGSTOP)
+                await asyncio.sleep(pause)
+                _continue(pgids)
+        finally:
+            _continue(pgids)
+
+    async def revert(self, undo: Undo) -> None:
+        loop = self._loops.pop(undo.step_id, None)
+        if loop is not None:
+            loop.cancel()
+            await asyncio.gather(loop, return_exceptions=True)
+        _continue(list(undo.state["pgids"]))
+
+    def describe(self, spec: GcPauseFault) -> str:
+        jitter = f" ±{format_duration(spec.jitter)}" if spec.jitter else ""
+        return (
+            f"SIGSTOP every process of {spec.target} for {format_duration(spec.pause)} every "
+            f"{format_duration(spec.every)}{jitter}, for {format_duration(spec.duration)}"
+        )
+
+
+class NodeLossDriver:
+    """A node (a group of local processes) crashes, stops, hangs or is cut off from the network."""
+
+    name = "local.node_loss"
+
+    def __init__(self, fleet: LocalFleet, toxiproxy: ToxiproxyClient) -> None:
+        self._fleet = fleet
+        self._toxiproxy = toxiproxy
+        self._log = structlog.get_logger().bind(driver=self.name)
+
+    async def preflight(self, spec: NodeLossFault) -> None:
+        if spec.mode == "isolate" and not self._fleet.node_proxies[spec.node]:
+            raise PreflightError(f"node {spec.node}: mode isolate needs the proxies that front it (nodes[].proxies)")
+
+    async def prepare(self, spec: NodeLossFault, step_id: str) -> Undo:
+        members = self._fleet.nodes[spec.node]
+        state: dict[str, Any] = {
+            "node": spec.node,
+            "mode": spec.mode,
+            "processes": [p.spec.name for p in members],
+            "pgids": [p.pid for p in members if p.pid is not None and p.running],
+            "url": self._toxiproxy.url,
+            "proxies": {},
+        }
+        if spec.mode == "isolate":
+            for name in self._fleet.node_proxies[spec.node]:
+                proxy = await self._toxiproxy.proxy(name)
+                state["proxies"][name] = True if proxy is None else bool(proxy.get("enabled", True))
+        return Undo(self.name, step_id, state)
+
+    async def inject(self, spec: NodeLossFault, undo: Undo) -> None:
+        members = self._fleet.nodes[spec.node]
+        if spec.mode == "crash":
+            await asyncio.gather(*(p.kill() for p in members))
+        elif spec.mode == "stop":
+            await asyncio.gather(*(p.stop(grace=spec.grace, hold=True) for p in members))
+        elif spec.mode == "freeze":
+            for pgid in undo.state["pgids"]:
+                signal_group(pgid, signal.SIGSTOP)
+        else:
+            for name in undo.state["proxies"]:
+                await self._toxiproxy.set_enabled(name, False)
+
+    async def revert(self, undo: Undo) -> None:
+        mode = undo.state["mode"]
+        if mode == "freeze":
+            _continue(list(undo.state["pgids"]))
+        elif mode == "isolate":
+            client = self._toxiproxy if undo.state["url"] == self._toxiproxy.url else ToxiproxyClient(undo.state["url"])
+            for name, was_enabled in undo.state["proxies"].items():
+                if await client.proxy(name) is not None:
+                    await client.set_enabled(name, bool(was_enabled))
+        else:
+            await self._restart(
+                [self._fleet.processes[n] for n in undo.state["processes"] if n in self._fleet.processes]
+            )
+
+    async def _restart(self, members: list[SupervisedProcess]) -> None:
+        """Bring crashed or stopped processes back; ones already back (or never down) are left alone."""
+        for proc in members:
+            if not proc.running:
+                await proc.start()
+                self._log.info("node_process_restarted", process=proc.spec.name, pid=proc.pid)
+
+    def describe(self, spec: NodeLossFault) -> str:
+        what = {
+            "crash": "SIGKILL every process of",
+            "stop": f"SIGTERM (SIGKILL after {format_duration(spec.grace)}) every process of",
+            "freeze": "SIGSTOP every process of",
+            "isolate": "disable every Toxiproxy proxy in front of",
+        }[spec.mode]
+        back = "then bring it back" if spec.restore else "and leave recovery to the system until the drill ends"
+        return f"{what} node {spec.node} for {format_duration(spec.duration)}, {back}"

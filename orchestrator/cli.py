@@ -33,6 +33,9 @@ from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 from orchestrator.toxiproxy_server import LocalToxiproxy
 
+UNUSED_TOXIPROXY = "http://127.0.0.1:8474"
+"""Address given to drivers of a drill without proxies; they never call it."""
+
 OUTPUT = click.option(
     "--output",
     "-o",
@@ -147,7 +150,7 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
     spec = drill.spec.spec
     url = toxiproxy_url or spec.toxiproxy.url
     fleet = LocalFleet(spec.targets.local, drill.folder, Path("runs") / "plan")
-    registry = build_registry(ToxiproxyClient(url if url != "auto" else "http://127.0.0.1:8474"), fleet)
+    registry = build_registry(ToxiproxyClient(url if url != "auto" else UNUSED_TOXIPROXY), fleet)
     baseline = spec.phases.baseline
     fault_len = drill.spec.fault_phase_length()
     steps: list[dict[str, Any]] = [
@@ -172,7 +175,13 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
         }
     )
     touches: dict[str, Any] = {
-        "toxiproxy": "a private toxiproxy-server on a free loopback port" if url == "auto" else url,
+        "toxiproxy": (
+            "none (no proxies)"
+            if not spec.proxies
+            else "a private toxiproxy-server on a free loopback port"
+            if url == "auto"
+            else url
+        ),
         "proxies": [{"name": p.name, "listen": p.listen, "upstream": p.upstream} for p in spec.proxies],
         "processes": [{"name": p.name, "argv": p.argv, "cwd": p.cwd or "."} for p in spec.targets.local.processes],
         "probes": [p.model_dump(mode="json") for p in spec.steady_state.probes],
@@ -266,14 +275,16 @@ async def _run(
     drill: LoadedDrill, run_id: str, run_dir: Path, toxiproxy_url: str | None, view: LiveView
 ) -> tuple[RunResult, str | None]:
     spec = drill.spec.spec
-    url = toxiproxy_url or spec.toxiproxy.url
+    url: str | None = toxiproxy_url or spec.toxiproxy.url
     local: LocalToxiproxy | None = None
     try:
-        if url == "auto":
+        if not spec.proxies:
+            url = None  # every Toxiproxy fault acts on a declared proxy: none declared, none contacted
+        elif url == "auto":
             local = LocalToxiproxy(run_dir / "logs" / "toxiproxy.log", spec.seed)
             view.event("toxiproxy_starting", binary=str(local.binary))
             url = await local.start()
-        toxiproxy = ToxiproxyClient(url, spec.toxiproxy.timeout)
+        toxiproxy = ToxiproxyClient(url or UNUSED_TOXIPROXY, spec.toxiproxy.timeout)
         fleet = LocalFleet(spec.targets.local, drill.folder, run_dir)
         engine = Engine(
             drill=drill,

@@ -161,8 +161,7 @@ class Engine:
     async def _preflight(self) -> None:
         self.observer.event("phase", name="preflight")
         self.fleet.preflight(self.drill.folder)
-        needs_toxiproxy = bool(self.spec.spec.proxies or self.spec.spec.faults)
-        if needs_toxiproxy:
+        if self.spec.spec.proxies:
             try:
                 version = await self.toxiproxy.version()
             except BackendError as e:

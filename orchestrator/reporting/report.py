@@ -13,14 +13,13 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.analysis import judge as judge_slas
 from orchestrator.analysis import probe_stats, recovery_windows
+from orchestrator.exit_codes import EXIT_ABORTED, EXIT_PASSED, EXIT_PREFLIGHT, EXIT_SLA_FAILED
 from orchestrator.loading import LoadedDrill
 from orchestrator.model.timeline import Timeline
 from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
 from orchestrator.runbooks import RunbookLink
 
 SCHEMA = "drillctl.report/v1"
-
-EXIT_PASSED, EXIT_SLA_FAILED, EXIT_INVALID, EXIT_PREFLIGHT, EXIT_ABORTED = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)

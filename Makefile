@@ -24,6 +24,7 @@ typecheck:
 
 bench: setup ## Benchmarks (figures printed, nothing asserted)
 	@$(PY) bench/sampler_cadence.py
+	@$(PY) bench/cli_startup.py
 
 k8s-up: ## A real Kubernetes control plane on loopback (etcd, apiserver, controllers, KWOK)
 	@bash scripts/k8s/up.sh

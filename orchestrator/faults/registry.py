@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.faults.base import DriverRegistry, FaultDriver
+from orchestrator.faults.clock import ClockSkewDriver
 from orchestrator.faults.network import ProxyDownDriver, ToxicDriver
 from orchestrator.faults.process import GcPauseDriver, NodeLossDriver
 from orchestrator.targets.local import LocalFleet
@@ -27,4 +28,5 @@ def build_registry(toxiproxy: ToxiproxyClient, fleet: LocalFleet, seed: int | No
     drivers["network.down"] = ProxyDownDriver(toxiproxy)
     drivers["gc.pause"] = GcPauseDriver(fleet, seed)
     drivers["node.loss"] = NodeLossDriver(fleet, toxiproxy)
+    drivers["clock.skew"] = ClockSkewDriver(fleet)
     return DriverRegistry(drivers)

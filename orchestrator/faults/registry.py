@@ -6,7 +6,9 @@ from typing import Any
 
 from orchestrator.faults.base import DriverRegistry, FaultDriver
 from orchestrator.faults.clock import ClockSkewDriver
+from orchestrator.faults.jvm import GcFullDriver
 from orchestrator.faults.network import ProxyDownDriver, ToxicDriver
+from orchestrator.faults.pressure import MemoryPressureDriver
 from orchestrator.faults.process import GcPauseDriver, NodeLossDriver
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
@@ -26,6 +28,8 @@ def build_registry(toxiproxy: ToxiproxyClient, fleet: LocalFleet, seed: int | No
     toxic = ToxicDriver(toxiproxy)
     drivers: dict[str, FaultDriver[Any]] = {kind: toxic for kind in TOXIC_FAULTS}
     drivers["network.down"] = ProxyDownDriver(toxiproxy)
+    drivers["memory.pressure"] = MemoryPressureDriver(fleet)
+    drivers["gc.full"] = GcFullDriver(fleet)
     drivers["gc.pause"] = GcPauseDriver(fleet, seed)
     drivers["node.loss"] = NodeLossDriver(fleet, toxiproxy)
     drivers["clock.skew"] = ClockSkewDriver(fleet)

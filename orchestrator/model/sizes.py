@@ -15,6 +15,10 @@ MemorySize = Annotated[
 ]
 
 
+BYTES_PATTERN = r"^\d+(\.\d+)?(KiB|MiB|GiB)$"
+ByteSize = Annotated[str, Field(pattern=BYTES_PATTERN, description="bytes as 256MiB or 1GiB")]
+
+
 def size_bytes(text: str, limit: int | None) -> int | None:
     """Bytes for `text`; a percentage needs the limit it is a share of (None when there is none)."""
     match = re.match(SIZE_PATTERN, text)

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.model.durations import NonNegativeDuration, PositiveDuration, SignedDuration
-from orchestrator.model.sizes import MemorySize
+from orchestrator.model.sizes import ByteSize, MemorySize
 
 API_VERSION = "drillctl.dev/v1"
 MIN_INTERVAL = 0.010
@@ -133,7 +133,7 @@ class LocalProcess(Strict):
     fake_monotonic: bool = Field(
         default=False, description="with clock: faketime, let the skew move CLOCK_MONOTONIC too (off: untouched)"
     )
-    memory_limit: MemorySize | None = Field(
+    memory_limit: ByteSize | None = Field(
         default=None, description="run in a cgroup of its own with this memory limit (cgroup v2 or v1 memory)"
     )
 

@@ -10,15 +10,18 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import structlog
 
 from orchestrator.errors import PreflightError
+from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import LocalProcess, LocalTargets
 from orchestrator.probes.registry import build_probe
 from orchestrator.targets import faketime
+from orchestrator.targets.cgroups import Cgroup, CgroupError
 
 
 def resolve_cwd(spec: LocalProcess, folder: Path) -> Path:
@@ -43,6 +46,10 @@ class SupervisedProcess:
     def __init__(self, spec: LocalProcess, folder: Path, run_dir: Path) -> None:
         self.spec = spec
         self.cwd = resolve_cwd(spec, folder)
+        self.run_dir = run_dir
+        limit = None if spec.memory_limit is None else size_bytes(spec.memory_limit, None)
+        self.cgroup = None if limit is None else Cgroup(f"drillctl-{run_dir.name}-{spec.name}", limit)
+        """Its own cgroup (named from the run and the process), created at the first start."""
         self.log_path = run_dir / "logs" / f"{spec.name}.log"
         self.offset_file = run_dir / "faketime" / f"{spec.name}.offset" if spec.clock == "faketime" else None
         self.restarts = 0
@@ -85,16 +92,25 @@ class SupervisedProcess:
 
     async def _spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        join = None
+        if self.cgroup is not None:
+            self.cgroup.create()
+            join = self.cgroup.join_in_child()
         with self.log_path.open("ab") as log:
-            self._proc = await asyncio.create_subprocess_exec(
-                *self.spec.argv,
-                cwd=self.cwd,
-                env=self._environment(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            try:
+                self._proc = await asyncio.create_subprocess_exec(
+                    *self.spec.argv,
+                    cwd=self.cwd,
+                    env=self._environment(),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=join,
+                )
+            except subprocess.SubprocessError as e:
+                assert self.cgroup is not None  # only a preexec_fn raises SubprocessError
+                raise CgroupError(f"process {self.spec.name} could not join {self.cgroup.dirs()}: {e}") from e
         self._log.info("process_started", pid=self._proc.pid, argv=self.spec.argv)
 
     async def _supervise(self) -> None:
@@ -160,6 +176,8 @@ class SupervisedProcess:
         if proc is not None:
             signal_group(proc.pid, signal.SIGKILL)  # children the leader left behind
         await self._unwatch()
+        if not hold and self.cgroup is not None:
+            await self.cgroup.remove()
 
     async def kill(self) -> None:
         """SIGKILL the whole group at once, as a machine that loses power; held down until `start()`."""
@@ -232,3 +250,8 @@ class LocalFleet:
             preflight_process(proc.spec, folder)
             if proc.offset_file is not None:
                 faketime.find_library()
+            if proc.cgroup is not None:
+                try:
+                    proc.cgroup.layout.check_delegation()
+                except CgroupError as e:
+                    raise PreflightError(f"process {proc.spec.name}: memory_limit needs a usable cgroup: {e}") from e

@@ -1,0 +1,242 @@
+"""memory.pressure on real processes: the held memory is seen by the kernel (cgroup or /proc), then released."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+
+from orchestrator.errors import PreflightError
+from orchestrator.faults.pressure import MemoryPressureDriver, available_memory, marked
+from orchestrator.model.spec import FaultSpec, LocalTargets
+from orchestrator.model.undo import Undo
+from orchestrator.targets.cgroups import detect
+from orchestrator.targets.local import LocalFleet
+from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
+from tests.support import DRILLCTL, drill, report_of, upstream_process, write
+
+MiB = 1 << 20
+SIZE = 128 * MiB
+FAULT = TypeAdapter(FaultSpec)
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+def _fault(**fields: Any) -> Any:
+    return FAULT.validate_python({"name": "squeeze", "type": "memory.pressure", "target": "svc", **fields})
+
+
+def _fleet(tmp_path: Path, memory_limit: str | None) -> LocalFleet:
+    process: dict[str, Any] = {"name": "svc", "argv": SLEEPER}
+    if memory_limit is not None:
+        process["memory_limit"] = memory_limit
+    run_dir = tmp_path / f"run-{time.monotonic_ns()}"
+    return LocalFleet(LocalTargets.model_validate({"processes": [process]}), tmp_path, run_dir)
+
+
+def _rss(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie its parent has yet to reap (a zombie holds no memory)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _session(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[3])
+
+
+def _with_target(fleet: LocalFleet, body: Callable[[], Awaitable[None]]) -> None:
+    async def scenario() -> None:
+        proc = fleet.processes["svc"]
+        await proc.start()
+        try:
+            await body()
+        finally:
+            await proc.stop()
+
+    asyncio.run(scenario())
+
+
+def test_held_inside_the_targets_cgroup_then_released(tmp_path: Path) -> None:
+    fleet = _fleet(tmp_path, "512MiB")
+    driver = MemoryPressureDriver(fleet)
+    spec = _fault(size="25%", duration="5s")
+    cgroup = fleet.processes["svc"].cgroup
+    assert cgroup is not None
+
+    async def body() -> None:
+        await driver.preflight(spec)
+        await asyncio.sleep(0.3)
+        before = cgroup.memory_current()
+        undo = await driver.prepare(spec, "run/squeeze")
+        await driver.inject(spec, undo)
+        await asyncio.sleep(0.5)
+        during = cgroup.memory_current()
+        (ballast,) = marked(undo.state["marker"])
+        assert ballast in cgroup.pids(), "the ballast runs inside the target's cgroup"
+        await driver.revert(undo)
+        await asyncio.sleep(0.2)
+        after = cgroup.memory_current()
+        print(f"cgroup memory: before {before / MiB:.1f}MiB, held {during / MiB:.1f}MiB, after {after / MiB:.1f}MiB")
+        assert abs((during - before) - SIZE) <= 0.2 * SIZE
+        assert after - before <= 0.2 * SIZE
+        assert marked(undo.state["marker"]) == []
+
+    _with_target(fleet, body)
+
+
+def test_held_beside_a_target_without_a_limit_as_resident_memory(tmp_path: Path) -> None:
+    fleet = _fleet(tmp_path, None)
+    driver = MemoryPressureDriver(fleet)
+    spec = _fault(size="128MiB", duration="5s")
+
+    async def body() -> None:
+        undo = await driver.prepare(spec, "run/squeeze")
+        assert undo.state["cgroup"] is None
+        await driver.inject(spec, undo)
+        await asyncio.sleep(0.3)
+        (ballast,) = marked(undo.state["marker"])
+        rss = _rss(ballast)
+        print(f"ballast RSS {rss / MiB:.1f}MiB for a size of {SIZE / MiB:.0f}MiB")
+        assert abs(rss - SIZE) <= 0.2 * SIZE
+        assert _session(ballast) == ballast, "in a session of its own"
+        await driver.revert(undo)
+        assert not _alive(ballast)
+
+    _with_target(fleet, body)
+
+
+def test_ramp_reaches_the_size_gradually(tmp_path: Path) -> None:
+    fleet = _fleet(tmp_path, None)
+    driver = MemoryPressureDriver(fleet)
+    spec = _fault(size="128MiB", ramp="2s", duration="5s")
+
+    async def body() -> None:
+        undo = await driver.prepare(spec, "run/squeeze")
+        began = time.monotonic()
+        await driver.inject(spec, undo)
+        (ballast,) = marked(undo.state["marker"])
+        seen: list[tuple[float, int]] = []
+        while time.monotonic() - began < 3.0:
+            seen.append((time.monotonic() - began, _rss(ballast)))
+            await asyncio.sleep(0.1)
+        await driver.revert(undo)
+        print(" ".join(f"{at:.1f}s:{rss / MiB:.0f}MiB" for at, rss in seen))
+        early = [rss for at, rss in seen if at <= 0.4]
+        middle = [rss for at, rss in seen if 0.8 <= at <= 1.2]
+        assert early and max(early) <= 0.5 * SIZE
+        assert middle and any(0.2 * SIZE <= rss <= 0.8 * SIZE for rss in middle)
+        assert seen[-1][1] >= 0.8 * SIZE
+        assert all(b[1] >= a[1] - 2 * MiB for a, b in itertools.pairwise(seen)), "never drops"
+
+    _with_target(fleet, body)
+
+
+def test_revert_from_the_record_alone_kills_the_ballast_and_is_idempotent(tmp_path: Path) -> None:
+    fleet = _fleet(tmp_path, None)
+    spec = _fault(size="64MiB", duration="5s")
+
+    async def body() -> None:
+        injector = MemoryPressureDriver(fleet)
+        undo = await injector.prepare(spec, "run/squeeze")
+        await injector.inject(spec, undo)
+        (ballast,) = marked(undo.state["marker"])
+        record = Undo.from_json(json.loads(json.dumps(undo.to_json())))
+        other_process = MemoryPressureDriver(_fleet(tmp_path, None))
+        await other_process.revert(record)
+        assert marked(undo.state["marker"]) == [] and not _alive(ballast)
+        await other_process.revert(record)
+        await injector.revert(undo)
+
+    _with_target(fleet, body)
+
+
+def test_more_than_90_percent_of_free_memory_needs_force(tmp_path: Path) -> None:
+    fleet = _fleet(tmp_path, None)
+    driver = MemoryPressureDriver(fleet)
+    too_much = f"{int(available_memory() * 0.95) // MiB}MiB"
+    with pytest.raises(PreflightError, match=r"above 90% of the .* available; set force: true"):
+        asyncio.run(driver.preflight(_fault(size=too_much, duration="1s")))
+    asyncio.run(driver.preflight(_fault(size=too_much, duration="1s", force=True)))
+    asyncio.run(driver.preflight(_fault(size="64MiB", duration="1s")))
+
+
+def test_drill_end_to_end_reports_the_fault_and_leaves_nothing_behind(
+    tmp_path: Path, toxiproxy: ToxiproxyServer
+) -> None:
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    (runbooks / "memory.md").write_text("# Memory\n\n## Memory pressure\n\nShed load.\n")
+    port = free_port()
+    target = {**upstream_process("upstream", port), "memory_limit": "256MiB"}
+    document = drill(
+        targets={"local": {"processes": [target]}},
+        steady_state={
+            "interval": "100ms",
+            "probes": [{"type": "http", "name": "up", "url": f"http://127.0.0.1:{port}/healthz"}],
+        },
+        phases={"baseline": "1s", "fault": "3s", "recovery": "2s"},
+        faults=[
+            {
+                "name": "squeeze",
+                "type": "memory.pressure",
+                "target": "upstream",
+                "size": "50%",
+                "start": "500ms",
+                "duration": "2s",
+                "runbook": "runbooks/memory.md#memory-pressure",
+            }
+        ],
+    )
+    path = write(tmp_path, document)
+    runs = tmp_path / "runs"
+    layout = detect()
+    parent = layout.memory
+    usage = "memory.current" if layout.version == 2 else "memory.usage_in_bytes"
+    proc = subprocess.Popen(
+        [DRILLCTL, "run", str(path), "--runs-dir", str(runs), "--toxiproxy-url", toxiproxy.url, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0
+    while proc.poll() is None:
+        for group in parent.glob("drillctl-*-upstream"):
+            with contextlib.suppress(OSError):
+                peak = max(peak, int((group / usage).read_text()))
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    report = report_of(runs)
+    run_id = report["run"]["id"]
+    print(f"peak memory of the upstream's cgroup during the drill: {peak / MiB:.1f}MiB")
+    assert peak >= 0.8 * 128 * MiB
+    (fault,) = report["faults"]
+    assert fault["name"] == "squeeze" and fault["type"] == "memory.pressure"
+    assert fault["params"]["size"] == "50%" and fault["params"]["target"] == "upstream"
+    assert fault["params"]["start"] == 0.5 and fault["params"]["duration"] == 2.0
+    assert fault["injected_at"] is not None and fault["reverted_at"] is not None
+    assert 1.8 <= fault["reverted_at"] - fault["injected_at"] <= 3.0
+    assert fault["runbook"]["ref"] == "runbooks/memory.md#memory-pressure"
+    assert fault["runbook"]["heading"] == "Memory pressure"
+    assert fault["error"] is None
+    assert not list(parent.glob(f"drillctl-{run_id}-*")), "the target's cgroup is removed at teardown"
+    assert marked(f"drillctl-ballast-{run_id}-squeeze") == []

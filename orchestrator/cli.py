@@ -47,6 +47,7 @@ def cli() -> None:
       drillctl validate drills/              check every drill, touch nothing
       drillctl plan drills/examples/quickstart.yaml   what a run would do and touch
       drillctl run drills/examples/quickstart.yaml    run it; report in runs/<drill>-<time>/
+      drillctl recover                       revert what a crashed run left behind
 
     \b
     Exit codes: 0 SLAs passed, 1 an SLA failed, 2 invalid drill or usage,
@@ -249,6 +250,62 @@ def run(file: Path, toxiproxy_url: str | None, runs_dir: Path, quiet: bool, outp
     else:
         _summary(report, view)
     sys.exit(report.exit_code)
+
+
+# --- recover ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("runs"),
+    show_default=True,
+    help="without RUN_DIRS: settle every run under this folder that left faults behind",
+)
+@OUTPUT
+def recover(run_dirs: tuple[Path, ...], runs_dir: Path, output: str) -> None:
+    """Revert faults that a run left behind, from its journal alone.
+
+    A run reverts its own faults on success, error, Ctrl-C and SIGTERM, and its watchdog does
+    so if the run is killed with SIGKILL. This is for what is still left: a host that crashed,
+    a revert that failed. Each journal's undo records are reverted newest first, and the
+    outcome is written back to the journal. A run that is still alive is left alone.
+    Exit 0 when everything is settled, 1 when a revert failed or a run is still alive.
+    """
+    import asyncio
+
+    from orchestrator.logs import silence
+    from orchestrator.recovery import JOURNAL, settle, unsettled
+
+    silence()
+    journals = [d / JOURNAL for d in run_dirs] if run_dirs else unsettled(runs_dir)
+    results = [asyncio.run(settle(path)) for path in journals if path.exists()]
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "journals": [
+                        {"journal": str(r.journal), "reverted": r.reverted, "failed": r.failed, "busy": r.busy}
+                        for r in results
+                    ]
+                },
+                indent=1,
+            )
+        )
+    else:
+        if not results:
+            click.echo("nothing to recover")
+        for r in results:
+            click.echo(f"{r.journal.parent}:")
+            if r.busy:
+                click.echo("  still held by a live drillctl process: left alone")
+            click.echo("".join(f"  reverted {step}\n" for step in r.reverted), nl=False)
+            click.echo("".join(f"  REVERT FAILED {failure}\n" for failure in r.failed), nl=False)
+            if not (r.busy or r.reverted or r.failed):
+                click.echo("  nothing left to revert")
+    sys.exit(1 if any(r.failed or r.busy for r in results) else 0)
 
 
 def _summary(report: Report, view: LiveView) -> None:

@@ -6,6 +6,7 @@ what was (maybe) injected can be found and reverted from this file alone.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -13,16 +14,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator.errors import DrillError
 from orchestrator.model.undo import Undo
 
 Event = Literal["prepared", "injected", "reverted", "revert_failed"]
 
 
+class JournalBusy(DrillError):
+    """Another live process holds the journal: its run is still going, or being recovered."""
+
+
 class Journal:
+    """Held with an exclusive lock while open, so a live run's journal is never recovered under it."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(self._fd)
+            raise JournalBusy(f"{path} is held by a live drillctl process") from e
 
     def record(self, event: Event, undo: Undo, error: str | None = None) -> None:
         entry: dict[str, Any] = {"event": event, "wall": time.time(), **undo.to_json()}
@@ -33,6 +46,18 @@ class Journal:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def is_held(path: Path) -> bool:
+    """Whether a live process has the journal open (its run is going on, or being recovered)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def read_entries(path: Path) -> Iterator[dict[str, Any]]:
@@ -46,7 +71,11 @@ def read_entries(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def pending(path: Path) -> list[Undo]:
-    """Undo records prepared but not yet reverted, in the order they were prepared."""
+    """Undo records prepared but not yet reverted, in the order they were prepared.
+
+    A record that was prepared but never injected is pending too: the inject may have half
+    happened before the crash, and reverts are idempotent.
+    """
     open_steps: dict[str, Undo] = {}
     for entry in read_entries(path):
         undo = Undo.from_json(entry)

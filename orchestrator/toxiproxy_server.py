@@ -79,6 +79,10 @@ class LocalToxiproxy:
             raise PreflightError(f"{self.binary} did not answer on {self.url} within {self.timeout:g}s") from e
         return self.url
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
     async def stop(self) -> None:
         proc = self._proc
         if proc is None or proc.returncode is not None:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -55,6 +56,8 @@ class SupervisedProcess:
         self.restarts = 0
         self.held = False
         """While held (a node-loss fault has it down), exits are expected: no restart."""
+        self.on_spawn: Callable[[int], None] | None = None
+        """Told the process group of every (re)start: the run's watchdog keeps the list."""
         self._proc: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -111,6 +114,8 @@ class SupervisedProcess:
             except subprocess.SubprocessError as e:
                 assert self.cgroup is not None  # only a preexec_fn raises SubprocessError
                 raise CgroupError(f"process {self.spec.name} could not join {self.cgroup.dirs()}: {e}") from e
+        if self.on_spawn is not None:
+            self.on_spawn(self._proc.pid)
         self._log.info("process_started", pid=self._proc.pid, argv=self.spec.argv)
 
     async def _supervise(self) -> None:
@@ -238,6 +243,10 @@ class LocalFleet:
         self.processes = {p.name: SupervisedProcess(p, folder, run_dir) for p in targets.processes}
         self.nodes = {n.name: [self.processes[p] for p in n.processes] for n in targets.nodes}
         self.node_proxies = {n.name: list(n.proxies) for n in targets.nodes}
+
+    def announce_to(self, on_spawn: Callable[[int], None]) -> None:
+        for proc in self.processes.values():
+            proc.on_spawn = on_spawn
 
     def members(self, name: str) -> list[SupervisedProcess]:
         """A process by name, or every process of a node."""

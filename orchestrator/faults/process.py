@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -18,6 +19,7 @@ from orchestrator.errors import PreflightError
 from orchestrator.model.durations import format_duration
 from orchestrator.model.spec import GcPauseFault, NodeLossFault
 from orchestrator.model.undo import Undo
+from orchestrator.targets.cgroups import thaw_directory
 from orchestrator.targets.local import LocalFleet, SupervisedProcess, signal_group
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
@@ -128,6 +130,11 @@ class NodeLossDriver:
             "pgids": [p.pid for p in members if p.pid is not None and p.running],
             "url": self._toxiproxy.url,
             "proxies": {},
+            "freezers": [
+                {"dir": str(p.cgroup.freezer_dir), "version": p.cgroup.layout.version}
+                for p in members
+                if spec.mode == "freeze" and p.cgroup is not None and p.cgroup.freezer_dir is not None
+            ],
         }
         if spec.mode == "isolate":
             for name in self._fleet.node_proxies[spec.node]:
@@ -136,14 +143,18 @@ class NodeLossDriver:
         return Undo(self.name, step_id, state)
 
     async def inject(self, spec: NodeLossFault, undo: Undo) -> None:
+        """freeze: the cgroup freezer where the process has a cgroup (all of it at once), else SIGSTOP."""
         members = self._fleet.nodes[spec.node]
         if spec.mode == "crash":
             await asyncio.gather(*(p.kill() for p in members))
         elif spec.mode == "stop":
             await asyncio.gather(*(p.stop(grace=spec.grace, hold=True) for p in members))
         elif spec.mode == "freeze":
-            for pgid in undo.state["pgids"]:
-                signal_group(pgid, signal.SIGSTOP)
+            for proc in members:
+                if proc.cgroup is not None and proc.cgroup.freezer_dir is not None:
+                    await proc.cgroup.freeze()
+                elif proc.pid is not None:
+                    signal_group(proc.pid, signal.SIGSTOP)
         else:
             for name in undo.state["proxies"]:
                 await self._toxiproxy.set_enabled(name, False)
@@ -151,6 +162,8 @@ class NodeLossDriver:
     async def revert(self, undo: Undo) -> None:
         mode = undo.state["mode"]
         if mode == "freeze":
+            for freezer in undo.state["freezers"]:
+                thaw_directory(Path(freezer["dir"]), freezer["version"])
             _continue(list(undo.state["pgids"]))
         elif mode == "isolate":
             client = self._toxiproxy if undo.state["url"] == self._toxiproxy.url else ToxiproxyClient(undo.state["url"])

@@ -200,6 +200,13 @@ def _mkdir(path: Path) -> None:
         raise CgroupError(f"cannot create cgroup {path}: {e.strerror or e}") from e
 
 
+def thaw_directory(directory: Path, version: int) -> None:
+    """Thaw a freezer cgroup known only by path (an undo record); nothing to do if it is gone."""
+    control = directory / ("cgroup.freeze" if version == 2 else "freezer.state")
+    if control.exists():
+        _write(control, "0" if version == 2 else "THAWED")
+
+
 class Cgroup:
     """The cgroup of one local target, with a memory limit; nothing is touched until `create`."""
 

@@ -220,3 +220,43 @@ def test_restore_false_leaves_the_node_down_until_the_drill_ends(tmp_path: Path)
     assert recovery and not any(r["ok"] for r in recovery), "nobody restarted the node during recovery"
     assert fault["reverted_at"] >= report["phases"][-1]["end"] - 0.01, "the final rollback restored it"
     assert result.returncode == 0, result.stderr
+
+
+def test_freeze_uses_the_cgroup_freezer_and_thaws_from_the_record_alone(tmp_path: Path) -> None:
+    port = free_port()
+    targets = LocalTargets.model_validate(
+        {
+            "processes": [{**upstream_process("a", port), "memory_limit": "256MiB"}],
+            "nodes": [{"name": "n", "processes": ["a"]}],
+        }
+    )
+    fleet = LocalFleet(targets, tmp_path, tmp_path)
+    spec = _fault(type="node.loss", node="n", mode="freeze")
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).ok
+        except requests.RequestException:
+            return False
+
+    async def scenario() -> tuple[bool, bool, bool, bool]:
+        proc = fleet.processes["a"]
+        await proc.start()
+        try:
+            await proc.wait_ready()
+            driver = NodeLossDriver(fleet, ToxiproxyClient("http://127.0.0.1:9"))
+            undo = await driver.prepare(spec, "run/f")
+            await driver.inject(spec, undo)
+            assert proc.cgroup is not None
+            frozen, during = proc.cgroup.frozen(), await asyncio.to_thread(answers)
+            # A driver of another process (the watchdog's) has only the record.
+            empty = LocalFleet(LocalTargets(), tmp_path, tmp_path)
+            await NodeLossDriver(empty, ToxiproxyClient("http://127.0.0.1:9")).revert(undo)
+            await asyncio.sleep(0.1)
+            return frozen, during, proc.cgroup.frozen(), await asyncio.to_thread(answers)
+        finally:
+            await proc.stop()
+
+    frozen, during, still_frozen, after = asyncio.run(scenario())
+    assert (frozen, during) == (True, False)
+    assert (still_frozen, after) == (False, True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from orchestrator.model.spec import (
     ClockSkewFault,
     DownFault,
     DrillSpec,
+    FaultSpec,
     GcFullFault,
     GcPauseFault,
     LatencySla,
@@ -218,7 +220,7 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 (*at, "duration"),
                 (f"ends at {f.start + f.duration:g}s, past the end of the fault phase ({fault_phase:g}s)"),
             )
-    yield from _overlapping_downs(spec)
+    yield from _overlapping(spec)
     yield from _local_target_checks(spec)
 
     for i, s in enumerate(body.slas):
@@ -299,13 +301,29 @@ def _unique(where: str, names: list[str]) -> Iterator[tuple[Path_, str]]:
         seen.add(name)
 
 
-def _overlapping_downs(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
-    """Two overlapping `network.down` on one proxy would re-enable it while the other still holds."""
-    downs = [(i, f) for i, f in enumerate(spec.spec.faults) if isinstance(f, DownFault)]
-    for a, (_, f) in enumerate(downs):
-        for j, g in downs[a + 1 :]:
-            if f.proxy == g.proxy and f.start < g.start + g.duration and g.start < f.start + f.duration:
-                yield ("spec", "faults", j, "start"), (f"overlaps fault {f.name!r}: both take proxy {f.proxy!r} down")
+def _exclusive_target(fault: FaultSpec) -> str | None:
+    """What a fault takes over while it runs, as a phrase; two faults on one thing would undo each other."""
+    if isinstance(fault, DownFault):
+        return f"take proxy {fault.proxy!r} down"
+    if isinstance(fault, ClockSkewFault):
+        return f"skew the clock of {fault.target!r}"
+    if isinstance(fault, GcPauseFault):
+        return f"pause {fault.target!r}"
+    if isinstance(fault, NodeLossFault):
+        return f"take down node {fault.node!r}"
+    return None
+
+
+def _overlapping(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    """Overlapping faults on one exclusive target: the first revert would end the other's effect too."""
+    owned = [(f, what) for f in spec.spec.faults if (what := _exclusive_target(f)) is not None]
+    index = {f.name: i for i, f in enumerate(spec.spec.faults)}
+    for a, (f, what) in enumerate(owned):
+        f_end = f.start + f.duration if f.reverts_on_schedule else math.inf
+        for g, other in owned[a + 1 :]:
+            g_end = g.start + g.duration if g.reverts_on_schedule else math.inf
+            if what == other and f.start < g_end and g.start < f_end:
+                yield ("spec", "faults", index[g.name], "start"), f"overlaps fault {f.name!r}: both {what}"
 
 
 def _runbook_refs(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:

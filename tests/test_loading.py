@@ -520,3 +520,53 @@ def test_run_with_unreachable_toxiproxy_fails_preflight_and_injects_nothing(fold
     assert [f["name"] for f in report["faults"]] == ["db-latency"]
     assert all(f["injected_at"] is None for f in report["faults"])
     assert report["rollback"] == {"reverted": [], "failed": []}
+
+
+LOCAL = """\
+apiVersion: drillctl.dev/v1
+kind: Drill
+metadata:
+  name: local
+spec:
+  targets:
+    local:
+      processes:
+        - {name: svc, argv: [python3, -c, pass], clock: faketime}
+      nodes:
+        - {name: n, processes: [svc]}
+  steady_state:
+    probes: [{name: p, type: tcp, host: 127.0.0.1, port: 1}]
+  faults:
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "phrase"),
+    [
+        (
+            "{name: a, type: clock.skew, target: svc, offset: +90s, duration: 5s}",
+            "{name: b, type: clock.skew, target: svc, offset: -5m, start: 2s, duration: 5s}",
+            "both skew the clock of 'svc'",
+        ),
+        (
+            "{name: a, type: gc.pause, target: n, pause: 100ms, every: 1s, duration: 5s}",
+            "{name: b, type: gc.pause, target: n, pause: 100ms, every: 1s, start: 4s, duration: 5s}",
+            "both pause 'n'",
+        ),
+        (
+            "{name: a, type: node.loss, node: n, duration: 1s, restore: false}",
+            "{name: b, type: node.loss, node: n, mode: freeze, start: 10s, duration: 1s}",
+            "both take down node 'n'",
+        ),
+    ],
+    ids=["skews", "pauses", "node-loss-left-down"],
+)
+def test_overlapping_faults_on_one_target_are_refused(tmp_path: Path, first: str, second: str, phrase: str) -> None:
+    path = tmp_path / "drill.yaml"
+    path.write_text(LOCAL + f"    - {first}\n    - {second}  # <-\n")
+    with pytest.raises(SpecError) as caught:
+        load_drill(path)
+    (issue,) = caught.value.issues
+    assert issue.line == LOCAL.count("\n") + 2
+    assert issue.field == "spec.faults[1].start"
+    assert f"overlaps fault 'a': {phrase}" in issue.message

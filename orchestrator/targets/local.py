@@ -83,7 +83,10 @@ class SupervisedProcess:
             self.offset_file.parent.mkdir(parents=True, exist_ok=True)
             if not self.offset_file.exists():
                 faketime.write_offset(self.offset_file, faketime.NO_SKEW)
+            preload = env.get("LD_PRELOAD")
             env.update(faketime.environment(faketime.find_library(), self.offset_file, self.spec.fake_monotonic))
+            if preload:  # keep what the process preloads already, after libfaketime
+                env["LD_PRELOAD"] = f"{env['LD_PRELOAD']}:{preload}"
         return env
 
     async def start(self) -> None:

@@ -46,8 +46,10 @@ def main() -> None:
         f"chaos --help ({PEER_VERSION})": timed([str(peer()), "--help"]),
     }
     for name, times in rows.items():
-        print(f"{name:42} median {statistics.median(times) * 1e3:7.1f}ms  min {min(times) * 1e3:7.1f}ms  "
-              f"max {max(times) * 1e3:7.1f}ms  ({RUNS} runs)")
+        print(
+            f"{name:42} median {statistics.median(times) * 1e3:7.1f}ms  min {min(times) * 1e3:7.1f}ms  "
+            f"max {max(times) * 1e3:7.1f}ms  ({RUNS} runs)"
+        )
 
 
 if __name__ == "__main__":

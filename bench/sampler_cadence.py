@@ -56,36 +56,45 @@ async def freeze(pid: int, t0: float) -> None:
     os.kill(pid, signal.SIGCONT)
 
 
-async def main() -> None:
+async def measure(port: int, server_pid: int) -> tuple[list[Sample], list[Sample]]:
+    """Both samplers over the same window against the same target, frozen once in the middle."""
+    await asyncio.sleep(0.5)
+    spec = HttpSpec.model_validate(
+        {"type": "http", "name": "target", "url": f"http://127.0.0.1:{port}/stock", "timeout": "2s"}
+    )
+    limit = default_max_in_flight(spec.timeout, INTERVAL)
+    open_probe, closed_probe = HttpProbe(spec, limit), HttpProbe(spec, 1)
+    recorder = Recorder()
+    t0 = asyncio.get_running_loop().time()
+    closed: list[Sample] = []
+    sampler = asyncio.create_task(Sampler(open_probe, INTERVAL, t0, limit, recorder).run())
+    await asyncio.gather(
+        closed_loop(closed_probe, t0, t0 + WINDOW, closed), freeze(server_pid, t0), asyncio.sleep(WINDOW)
+    )
+    sampler.cancel()
+    await asyncio.gather(sampler, return_exceptions=True)
+    await open_probe.close()
+    await closed_probe.close()
+    return recorder.samples, closed
+
+
+def main() -> None:
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "demo" / "upstream.py"), "--port", str(port)],
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "demo" / "upstream.py"), "--port", str(port)], stdout=subprocess.DEVNULL
+    )
     try:
-        await asyncio.sleep(0.5)
-        spec = HttpSpec.model_validate(
-            {"type": "http", "name": "target", "url": f"http://127.0.0.1:{port}/stock", "timeout": "2s"}
-        )
-        limit = default_max_in_flight(spec.timeout, INTERVAL)
-        open_probe, closed_probe = HttpProbe(spec, limit), HttpProbe(spec, 1)
-        recorder = Recorder()
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        closed: list[Sample] = []
-        sampler = asyncio.create_task(Sampler(open_probe, INTERVAL, t0, limit, recorder).run())
-        await asyncio.gather(closed_loop(closed_probe, t0, t0 + WINDOW, closed), freeze(server.pid, t0),
-                             asyncio.sleep(WINDOW))
-        sampler.cancel()
-        await asyncio.gather(sampler, return_exceptions=True)
-        await open_probe.close()
-        await closed_probe.close()
+        open_loop, closed = asyncio.run(measure(port, server.pid))
     finally:
         server.kill()
         server.wait()
-    report("open loop (drillctl)", recorder.samples)
+    report("open loop (drillctl)", open_loop)
     report("closed loop (peers)", closed)
-    lags = sorted(s.lag for s in recorder.samples if s.lag is not None)
-    print(f"\nopen-loop scheduling lag: p50 {percentile(lags, 50) * 1e3:.2f}ms  p99 {percentile(lags, 99) * 1e3:.2f}ms  "
-          f"max {lags[-1] * 1e3:.2f}ms")
+    lags = sorted(s.lag for s in open_loop if s.lag is not None)
+    print(
+        f"\nopen-loop scheduling lag: p50 {percentile(lags, 50) * 1e3:.2f}ms  "
+        f"p99 {percentile(lags, 99) * 1e3:.2f}ms  max {lags[-1] * 1e3:.2f}ms"
+    )
 
 
 def report(name: str, samples: list[Sample]) -> None:
@@ -96,12 +105,14 @@ def report(name: str, samples: list[Sample]) -> None:
         Sample(s.probe, s.at, s.phase, s.ok and (s.latency or 0) <= 0.1, s.latency, s.lag) for s in samples
     )
     degraded = unavailability(Timeline(INTERVAL, ("target",), as_failures, (), ()), ["target"], 0.0, WINDOW)
-    print(f"{name:22} samples {len(samples):4d} ({len(samples) / WINDOW:5.1f}/s)  slow samples {len(slow):3d}  "
-          f"degraded {degraded:5.2f}s of {FREEZE_FOR:.2f}s frozen  p50 {percentile(latencies, 50) * 1e3:7.2f}ms  "
-          f"p99 {percentile(latencies, 99) * 1e3:7.2f}ms  max {latencies[-1] * 1e3:7.2f}ms")
+    print(
+        f"{name:22} samples {len(samples):4d} ({len(samples) / WINDOW:5.1f}/s)  slow samples {len(slow):3d}  "
+        f"degraded {degraded:5.2f}s of {FREEZE_FOR:.2f}s frozen  p50 {percentile(latencies, 50) * 1e3:7.2f}ms  "
+        f"p99 {percentile(latencies, 99) * 1e3:7.2f}ms  max {latencies[-1] * 1e3:7.2f}ms"
+    )
 
 
 if __name__ == "__main__":
     started = time.monotonic()
-    asyncio.run(main())
+    main()
     print(f"(bench took {time.monotonic() - started:.1f}s)")

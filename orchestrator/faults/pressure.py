@@ -22,7 +22,7 @@ from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import MemoryPressureFault
 from orchestrator.model.undo import Undo
 from orchestrator.targets.cgroups import CgroupError, detect
-from orchestrator.targets.local import LocalFleet, SupervisedProcess
+from orchestrator.targets.local import LocalFleet, SupervisedProcess, alive
 
 SAFE_SHARE = 0.9
 """Without force, at most this share of the memory available to drillctl."""
@@ -45,17 +45,8 @@ def available_memory() -> int:
     return available if headroom is None else min(available, headroom)
 
 
-def _alive(pid: int) -> bool:
-    """Not yet exited: a zombie (exited, not reaped) holds no memory any more."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def marked(marker: str) -> list[int]:
-    """Live processes whose argv holds `marker` (an exiting process has an empty argv: see `_alive`)."""
+    """Live processes whose argv holds `marker` (an exiting process has an empty argv)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -64,7 +55,7 @@ def marked(marker: str) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if marker.encode() in argv and _alive(int(entry.name)):
+        if marker.encode() in argv and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -159,7 +150,7 @@ class MemoryPressureDriver:
         if proc is not None:
             await asyncio.wait_for(proc.wait(), EXIT_TIMEOUT)
         deadline = time.monotonic() + EXIT_TIMEOUT
-        while left := [pid for pid in found if _alive(pid)]:
+        while left := [pid for pid in found if alive(pid)]:
             if time.monotonic() > deadline:
                 raise FaultError(f"memory ballast still running {EXIT_TIMEOUT:g}s after SIGKILL: pids {left}")
             await asyncio.sleep(0.02)

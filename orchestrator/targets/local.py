@@ -230,6 +230,11 @@ def pids_in_group(pgid: int) -> list[int]:
     return sorted(found)
 
 
+def alive(pid: int) -> bool:
+    """Not exited: a zombie its parent has yet to reap holds no memory and runs no code."""
+    return process_state(pid) not in (None, "Z")
+
+
 def process_state(pid: int) -> str | None:
     """The one-letter state of /proc/<pid>/stat (R, S, T...), None when gone."""
     try:

@@ -21,7 +21,7 @@ from orchestrator.faults.pressure import MemoryPressureDriver, available_memory,
 from orchestrator.model.spec import FaultSpec, LocalTargets
 from orchestrator.model.undo import Undo
 from orchestrator.targets.cgroups import detect
-from orchestrator.targets.local import LocalFleet
+from orchestrator.targets.local import LocalFleet, alive
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 from tests.support import DRILLCTL, drill, report_of, upstream_process, write
 
@@ -47,15 +47,6 @@ def _rss(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
     return int(line.split()[1]) * 1024
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie its parent has yet to reap (a zombie holds no memory)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def _session(pid: int) -> int:
@@ -119,7 +110,7 @@ def test_held_beside_a_target_without_a_limit_as_resident_memory(tmp_path: Path)
         assert abs(rss - SIZE) <= 0.2 * SIZE
         assert _session(ballast) == ballast, "in a session of its own"
         await driver.revert(undo)
-        assert not _alive(ballast)
+        assert not alive(ballast)
 
     _with_target(fleet, body)
 
@@ -162,7 +153,7 @@ def test_revert_from_the_record_alone_kills_the_ballast_and_is_idempotent(tmp_pa
         record = Undo.from_json(json.loads(json.dumps(undo.to_json())))
         other_process = MemoryPressureDriver(_fleet(tmp_path, None))
         await other_process.revert(record)
-        assert marked(undo.state["marker"]) == [] and not _alive(ballast)
+        assert marked(undo.state["marker"]) == [] and not alive(ballast)
         await other_process.revert(record)
         await injector.revert(undo)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,22 +11,13 @@ import pytest
 
 from orchestrator.errors import PreflightError
 from orchestrator.model.spec import LocalProcess
-from orchestrator.targets.local import SupervisedProcess, preflight_process
+from orchestrator.targets.local import SupervisedProcess, alive, preflight_process
 from tests.fixtures.toxiproxy import free_port
 from tests.support import upstream_process
 
 
 def _spec(**fields: Any) -> LocalProcess:
     return LocalProcess.model_validate({"name": "svc", **fields})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[1].split()[0] != "Z"
 
 
 def test_ready_when_its_probe_passes_and_logs_are_captured(tmp_path: Path) -> None:
@@ -43,7 +33,7 @@ def test_ready_when_its_probe_passes_and_logs_are_captured(tmp_path: Path) -> No
             await proc.stop()
 
     pid = asyncio.run(scenario())
-    assert pid is not None and not _alive(pid)
+    assert pid is not None and not alive(pid)
     assert "listening on 127.0.0.1" in (tmp_path / "logs" / "svc.log").read_text()
 
 
@@ -85,7 +75,7 @@ def test_stop_reaches_children_of_the_process(tmp_path: Path) -> None:
         return child
 
     child = asyncio.run(scenario())
-    assert not _alive(child)
+    assert not alive(child)
 
 
 def test_exit_before_ready_is_a_preflight_error_naming_the_log(tmp_path: Path) -> None:

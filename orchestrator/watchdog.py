@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import select
 import signal
 import sys
 import time
@@ -23,7 +21,7 @@ from typing import IO
 
 from orchestrator.logs import log_to
 from orchestrator.recovery import JOURNAL, settle
-from orchestrator.targets.local import pids_in_group, signal_group
+from orchestrator.targets.local import pids_in_group, signal_group, wait_gone
 
 STOP_GRACE = 3.0
 
@@ -62,25 +60,6 @@ def listen(stream: IO[bytes]) -> tuple[bool, list[int]]:
         if line.startswith("pgid "):
             pgids.append(int(line.split()[1]))
     return False, pgids
-
-
-def wait_gone(pids: list[int], timeout: float) -> None:
-    """Wait for processes that are not our children to exit, on pidfds (readable once a process ends)."""
-    fds = []
-    for pid in pids:
-        try:
-            fds.append(os.pidfd_open(pid))
-        except ProcessLookupError:
-            continue
-    deadline = time.monotonic() + timeout
-    try:
-        waiting = list(fds)
-        while waiting and (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select(waiting, [], [], left)
-            waiting = [fd for fd in waiting if fd not in ready]
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def stop_groups(pgids: list[int]) -> list[int]:

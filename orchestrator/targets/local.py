@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -182,7 +183,9 @@ class SupervisedProcess:
                 await asyncio.wait_for(proc.wait(), 5.0)
             self._log.info("process_stopped", pid=proc.pid, code=proc.returncode)
         if proc is not None:
-            signal_group(proc.pid, signal.SIGKILL)  # children the leader left behind
+            left = pids_in_group(proc.pid)  # children the leader left behind
+            signal_group(proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(wait_gone, left, 5.0)
         await self._unwatch()
         if not hold and self.cgroup is not None:
             await self.cgroup.remove()
@@ -212,6 +215,25 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait for processes that are not our children to exit, on pidfds (readable once a process ends)."""
+    fds = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + timeout
+    try:
+        waiting = list(fds)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(waiting, [], [], left)
+            waiting = [fd for fd in waiting if fd not in ready]
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def pids_in_group(pgid: int) -> list[int]:

@@ -570,3 +570,69 @@ def test_overlapping_faults_on_one_target_are_refused(tmp_path: Path, first: str
     assert issue.line == LOCAL.count("\n") + 2
     assert issue.field == "spec.faults[1].start"
     assert f"overlaps fault 'a': {phrase}" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("process", "fault", "field", "phrase"),
+    [
+        (
+            "{name: svc, argv: [python3], clock: faketime}",
+            "{name: f, type: gc.pause, target: svc, pause: 2s, every: 2s, duration: 5s}",
+            "spec.faults[0].pause",
+            "does not fit in its period",
+        ),
+        (
+            "{name: svc, argv: [python3], memory_limit: 128MiB}",
+            "{name: f, type: memory.pressure, target: svc, size: 256MiB, duration: 5s}",
+            "spec.faults[0].size",
+            "above the memory limit of 'svc' (128MiB); set force: true",
+        ),
+        (
+            "{name: svc, argv: [python3]}",
+            "{name: f, type: memory.pressure, target: svc, size: 50%, duration: 5s}",
+            "spec.faults[0].size",
+            "has no memory_limit",
+        ),
+        (
+            "{name: svc, argv: [python3]}",
+            "{name: f, type: clock.skew, target: svc, offset: +90s, duration: 5s}",
+            "spec.faults[0].target",
+            "not started under libfaketime",
+        ),
+        (
+            "{name: svc, argv: [python3]}",
+            "{name: f, type: node.loss, node: ghost, duration: 5s}",
+            "spec.faults[0].node",
+            "names node 'ghost'",
+        ),
+    ],
+    ids=[
+        "pause-longer-than-period",
+        "memory-above-limit",
+        "memory-share-without-limit",
+        "skew-without-faketime",
+        "unknown-node",
+    ],
+)
+def test_local_fault_spec_errors(tmp_path: Path, process: str, fault: str, field: str, phrase: str) -> None:
+    text = LOCAL.replace("- {name: svc, argv: [python3, -c, pass], clock: faketime}", f"- {process}")
+    text = text.replace("      nodes:\n        - {name: n, processes: [svc]}\n", "")
+    path = tmp_path / "drill.yaml"
+    path.write_text(text + f"    - {fault}\n")
+    with pytest.raises(SpecError) as caught:
+        load_drill(path)
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.field) == (text.count("\n") + 1, field)
+    assert phrase in issue.message
+
+
+def test_a_node_with_no_processes_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "drill.yaml"
+    fault = "    - {name: f, type: gc.pause, target: svc, pause: 100ms, every: 1s, duration: 2s}\n"
+    path.write_text(LOCAL.replace("processes: [svc]}", "processes: []}") + fault)
+    with pytest.raises(SpecError) as caught:
+        load_drill(path)
+    (issue,) = caught.value.issues
+    assert issue.field == "spec.targets.local.nodes[0].processes"
+    assert issue.line == 11
+    assert "at least 1 item" in issue.message

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,22 @@ def report_of(runs_dir: Path) -> dict[str, Any]:
 def samples(report: dict[str, Any], probe: str) -> list[dict[str, Any]]:
     columns = report["samples"]["columns"]
     return [dict(zip(columns, row, strict=True)) for row in report["samples"]["rows"] if row[0] == probe]
+
+
+def wait_while_running(
+    proc: subprocess.Popen[str] | subprocess.Popen[bytes] | None,
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+) -> None:
+    """Poll a real component until `condition`; fail at once, with drillctl's output, if drillctl ended."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            detail = ""
+            if proc is not None:
+                proc.kill()
+                out, err = proc.communicate(timeout=30)
+                detail = f" (drillctl exit {proc.returncode}):\n{out!s}\n{err!s}"
+            raise AssertionError(f"gave up waiting for {what}{detail}")
+        time.sleep(0.05)

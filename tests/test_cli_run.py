@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import statistics
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 import requests
 
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, drill, report_of, samples, upstream_process, write
+from tests.support import DRILLCTL, drill, report_of, samples, upstream_process, wait_while_running, write
 
 
 def _through_proxy(upstream_port: int, proxy_port: int, **spec: Any) -> dict[str, Any]:
@@ -137,15 +136,12 @@ def test_signal_mid_fault_reverts_everything_and_exits_4(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def injected() -> bool:
         proxy = toxiproxy.get("/proxies/up").json()
-        if not proxy["enabled"] and proxy["toxics"]:
-            break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        raise AssertionError("the faults were never injected")
+        return not proxy["enabled"] and bool(proxy["toxics"])
+
+    wait_while_running(proc, injected, 30, "both faults to be injected")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, err
@@ -193,10 +189,7 @@ def test_a_failed_injection_aborts_and_reverts_what_was_injected(tmp_path: Path,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while not toxiproxy.get("/proxies/up/toxics").json():
-        assert time.monotonic() < deadline and proc.poll() is None, "the first fault was never injected"
-        time.sleep(0.1)
+    wait_while_running(proc, lambda: bool(toxiproxy.get("/proxies/up/toxics").json()), 30, "the first fault")
     requests.delete(toxiproxy.url + "/proxies/other", timeout=5).raise_for_status()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, out + err

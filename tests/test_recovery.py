@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -17,14 +15,7 @@ import requests
 from orchestrator.journal import Journal
 from orchestrator.model.undo import Undo
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, drill, run, upstream_process, write
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+from tests.support import DRILLCTL, drill, run, upstream_process, wait_while_running, write
 
 
 def _port_open(port: int) -> bool:
@@ -81,16 +72,19 @@ def test_kill_9_mid_fault_is_rolled_back_by_the_watchdog(tmp_path: Path, toxipro
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_for(
+    wait_while_running(
+        None,
         lambda: proc.poll() is None and not toxiproxy.get("/proxies/up").json()["enabled"],
         30,
         "the faults to be injected",
     )
     (run_dir,) = list(runs.iterdir())
-    _wait_for(lambda: (run_dir / "journal.jsonl").read_text().count('"injected"') == 3, 10, "three injections")
+    wait_while_running(
+        None, lambda: (run_dir / "journal.jsonl").read_text().count('"injected"') == 3, 10, "three injections"
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    _wait_for(lambda: (run_dir / "watchdog.json").exists(), 30, "the watchdog to roll back")
+    wait_while_running(None, lambda: (run_dir / "watchdog.json").exists(), 30, "the watchdog to roll back")
     summary = json.loads((run_dir / "watchdog.json").read_text())
     proxy = toxiproxy.get("/proxies/up").json()
     assert proxy["enabled"] is True and proxy["toxics"] == []

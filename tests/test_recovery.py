@@ -72,15 +72,10 @@ def test_kill_9_mid_fault_is_rolled_back_by_the_watchdog(tmp_path: Path, toxipro
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_while_running(
-        None,
-        lambda: proc.poll() is None and not toxiproxy.get("/proxies/up").json()["enabled"],
-        30,
-        "the faults to be injected",
-    )
+    wait_while_running(proc, lambda: not toxiproxy.get("/proxies/up").json()["enabled"], 30, "the faults")
     (run_dir,) = list(runs.iterdir())
     wait_while_running(
-        None, lambda: (run_dir / "journal.jsonl").read_text().count('"injected"') == 3, 10, "three injections"
+        proc, lambda: (run_dir / "journal.jsonl").read_text().count('"injected"') == 3, 10, "three injections"
     )
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)

@@ -187,7 +187,17 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
             else url
         ),
         "proxies": [{"name": p.name, "listen": p.listen, "upstream": p.upstream} for p in spec.proxies],
-        "processes": [{"name": p.name, "argv": p.argv, "cwd": p.cwd or "."} for p in spec.targets.local.processes],
+        "processes": [
+            {
+                "name": p.name,
+                "argv": p.argv,
+                "cwd": p.cwd or ".",
+                "libfaketime": p.clock == "faketime",
+                "cgroup_memory_limit": p.memory_limit,
+            }
+            for p in spec.targets.local.processes
+        ],
+        "nodes": [{"name": n.name, "processes": n.processes, "proxies": n.proxies} for n in spec.targets.local.nodes],
         "probes": [p.model_dump(mode="json") for p in spec.steady_state.probes],
     }
     if output == "json":
@@ -204,7 +214,14 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
     for p in touches["proxies"]:
         click.echo(f"  proxy {p['name']}: listen {p['listen']} -> upstream {p['upstream']} (created if absent)")
     for p in touches["processes"]:
-        click.echo(f"  process {p['name']}: {' '.join(p['argv'])} (cwd {p['cwd']})")
+        extras = ["under libfaketime, its wall clock from an offset file"] if p["libfaketime"] else []
+        if p["cgroup_memory_limit"]:
+            extras.append(f"in a cgroup of its own, memory limit {p['cgroup_memory_limit']}")
+        extra = "; " + "; ".join(extras) if extras else ""
+        click.echo(f"  process {p['name']}: {' '.join(p['argv'])} (cwd {p['cwd']}{extra})")
+    for n in touches["nodes"]:
+        proxies = f", behind proxies {', '.join(n['proxies'])}" if n["proxies"] else ""
+        click.echo(f"  node {n['name']}: processes {', '.join(n['processes'])}{proxies}")
     for p in spec.steady_state.probes:
         click.echo(f"  probe {p.name} ({p.type}) every {format_duration(spec.steady_state.interval)}")
 

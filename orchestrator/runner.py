@@ -19,6 +19,7 @@ from orchestrator.faults.registry import build_registry
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import log_to
 from orchestrator.recovery import unsettled
+from orchestrator.reporting.html import write_html
 from orchestrator.reporting.json_report import write_json
 from orchestrator.reporting.junit import write_junit
 from orchestrator.reporting.markdown import write_markdown
@@ -80,6 +81,7 @@ def run_drill(drill: LoadedDrill, runs_dir: Path, toxiproxy_url: str | None, vie
     report = build_report(drill, facts, result.timeline)
     write_json(report, run_dir / "report.json")
     write_markdown(report, run_dir / "report.md")
+    write_html(report, run_dir / "report.html")
     write_junit(report, run_dir / "report.junit.xml")
     return report
 

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from orchestrator.model.durations import format_duration
-from orchestrator.model.verdict import SlaVerdict
+from orchestrator.reporting.formats import runbook_href, seconds, sla_value
 from orchestrator.reporting.report import Report
 from orchestrator.runbooks import RunbookLink
-
-
-def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}s"
-
-
-def _value(v: SlaVerdict, value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.2%}" if v.unit == "ratio" else _seconds(value)
 
 
 def _link(link: RunbookLink | None, run_dir: Path) -> str:
     if link is None:
         return "—"
-    rel = os.path.relpath(link.path, run_dir)
-    return f"[{link.heading}]({rel}#{link.anchor})"
+    return f"[{link.heading}]({runbook_href(link, run_dir)})"
 
 
 def render_markdown(report: Report) -> str:
@@ -53,9 +41,9 @@ def render_markdown(report: Report) -> str:
         out += ["| SLA | Result | Measured | Threshold | Margin | Runbook |", "|---|---|---|---|---|---|"]
         for v in report.verdicts:
             result = "PASS" if v.passed else "**FAIL**"
-            margin = "—" if v.margin is None else _value(v, v.margin)
+            margin = "—" if v.margin is None else sla_value(v, v.margin)
             out.append(
-                f"| `{v.name}` ({v.type}) | {result} | {_value(v, v.measured)} | {_value(v, v.threshold)} "
+                f"| `{v.name}` ({v.type}) | {result} | {sla_value(v, v.measured)} | {sla_value(v, v.threshold)} "
                 f"| {margin} | {_link(report.runbook(v.runbook), run_dir)} |"
             )
         out.append("")
@@ -68,7 +56,7 @@ def render_markdown(report: Report) -> str:
     for f in timeline.faults:
         params = ", ".join(f"{k}={v}" for k, v in f.params.items())
         out.append(
-            f"| `{f.name}` | {f.type} | {params} | {_seconds(f.injected_at)} | {_seconds(f.reverted_at)} "
+            f"| `{f.name}` | {f.type} | {params} | {seconds(f.injected_at)} | {seconds(f.reverted_at)} "
             f"| {_link(report.runbook(f.runbook), run_dir)} |"
         )
     errors = [f for f in timeline.faults if f.error]
@@ -78,16 +66,16 @@ def render_markdown(report: Report) -> str:
     out += ["| Fault | Time to impact | Time to recover | Unavailability |", "|---|---|---|---|"]
     for w in report.windows:
         out.append(
-            f"| `{w.fault}` | {_seconds(w.time_to_impact)} | {_seconds(w.time_to_recover)} "
-            f"| {_seconds(w.unavailability)} |"
+            f"| `{w.fault}` | {seconds(w.time_to_impact)} | {seconds(w.time_to_recover)} "
+            f"| {seconds(w.unavailability)} |"
         )
 
     out += ["", "## Probes by phase", ""]
     out += ["| Probe | Phase | Samples | Error rate | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|---|---|"]
     for s in report.stats:
         out.append(
-            f"| `{s.probe}` | {s.phase} | {s.samples} | {s.error_rate:.2%} | {_seconds(s.p50)} | {_seconds(s.p90)} "
-            f"| {_seconds(s.p99)} | {_seconds(s.max)} |"
+            f"| `{s.probe}` | {s.phase} | {s.samples} | {s.error_rate:.2%} | {seconds(s.p50)} | {seconds(s.p90)} "
+            f"| {seconds(s.p99)} | {seconds(s.max)} |"
         )
 
     out += ["", "## Phases", ""]

@@ -1,0 +1,643 @@
+"""report.html: the report as one self-contained page, with a latency chart per probe.
+
+One file with inline CSS and inline SVG, no script and no external asset, so it reads the same
+opened from disk, attached to a CI artifact or printed. Every text from the drill or the run is
+escaped: error messages and details are free text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from orchestrator.analysis import reference_fault
+from orchestrator.model.durations import format_duration
+from orchestrator.model.spec import RecoveryWindowSla
+from orchestrator.model.timeline import FaultMark, Sample, Timeline
+from orchestrator.reporting.formats import runbook_href, seconds, sla_value
+from orchestrator.reporting.report import Report
+from orchestrator.runbooks import RunbookLink
+
+MAX_POINTS = 2000
+"""Most markers drawn per probe chart beyond its failures, which are all drawn."""
+
+# Chart geometry, in SVG user units (the chart scales to the page width).
+WIDTH = 960
+LEFT, RIGHT = 64, 16
+PLOT_W = WIDTH - LEFT - RIGHT
+PHASE_ROW, ANNOTATION_ROW, FAIL_BAND, PLOT_H, AXIS_H = 18, 20, 18, 180, 30
+CHAR_W = 6.2
+"""Rough width of one character of chart text, to keep labels inside the chart."""
+
+STYLE = """
+:root { color-scheme: light dark; --bg: #fff; --fg: #1f2328; --muted: #656d76; --line: #d0d7de;
+  --head: #f6f8fa; --ok: #1f6feb; --fail: #d1242f; --pass: #1a7f37; --warn: #9a6700; --link: #0969da;
+  --baseline: rgba(101, 109, 118, .10); --fault: rgba(191, 135, 0, .16); --recovery: rgba(26, 127, 55, .10);
+  --bar: #8250df; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #0d1117; --fg: #e6edf3; --muted: #8d96a0; --line: #30363d; --head: #161b22; --ok: #58a6ff;
+    --fail: #ff7b72; --pass: #3fb950; --warn: #d29922; --link: #58a6ff; --baseline: rgba(139, 148, 158, .12);
+    --fault: rgba(210, 153, 34, .18); --recovery: rgba(63, 185, 80, .12); --bar: #bc8cff; }
+}
+@media print {
+  :root { color-scheme: light; --bg: #fff; --fg: #000; --muted: #444; --line: #bbb; --head: #f2f2f2;
+    --ok: #1f6feb; --fail: #c00; --pass: #1a7f37; --warn: #9a6700; --link: #000;
+    --baseline: rgba(0, 0, 0, .06); --fault: rgba(191, 135, 0, .18); --recovery: rgba(26, 127, 55, .10);
+    --bar: #8250df; }
+  body { margin: 0; max-width: none; }
+  figure, tr { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  a { text-decoration: none; }
+  * { print-color-adjust: exact; -webkit-print-color-adjust: exact; }
+}
+body { background: var(--bg); color: var(--fg); max-width: 1040px; margin: 2rem auto; padding: 0 1rem;
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; }
+h1 { font-size: 1.6rem; margin: 0 0 .3rem; }
+h2 { font-size: 1.15rem; margin: 1.8rem 0 .6rem; border-bottom: 1px solid var(--line); padding-bottom: .2rem; }
+a { color: var(--link); }
+code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, monospace; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid var(--line); padding: .3rem .5rem; text-align: left; vertical-align: top; }
+th { background: var(--head); font-weight: 600; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+.badge { display: inline-block; padding: .05rem .55rem; border-radius: 1rem; color: #fff; font-size: 1.1rem; }
+.badge.passed, .result.pass { background: var(--pass); }
+.badge.failed, .result.fail { background: var(--fail); }
+.badge.other { background: var(--warn); }
+.result { color: #fff; font-weight: 700; padding: .05rem .4rem; border-radius: .25rem; }
+.bad, .neg { color: var(--fail); font-weight: 600; }
+.muted, .detail { color: var(--muted); }
+.detail { font-size: 12.5px; }
+.reason { border-left: 4px solid var(--fail); padding: .4rem .7rem; background: var(--head); }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0; }
+dt { color: var(--muted); }
+dd { margin: 0; }
+figure { margin: 0 0 1.2rem; }
+figcaption { font-size: 12.5px; color: var(--muted); margin-top: .2rem; }
+figcaption b { color: var(--fg); }
+svg.chart { width: 100%; height: auto; display: block; font: 11px system-ui, sans-serif; }
+svg.chart text { fill: var(--fg); }
+svg.chart .axis { stroke: var(--muted); stroke-width: 1; }
+svg.chart .grid { stroke: var(--line); stroke-width: 1; }
+svg.chart .tick, svg.chart .phase-label { fill: var(--muted); }
+svg.chart .phase-baseline { fill: var(--baseline); }
+svg.chart .phase-fault { fill: var(--fault); }
+svg.chart .phase-recovery { fill: var(--recovery); }
+svg.chart .band { fill: var(--fail); opacity: .07; }
+svg.chart .ok { fill: var(--ok); }
+svg.chart .fail { stroke: var(--fail); stroke-width: 1.6; fill: none; }
+svg.chart text.fail-label { fill: var(--fail); }
+svg.chart .fault-bar { fill: var(--bar); }
+svg.chart .fault-tail { fill: var(--bar); opacity: .35; }
+svg.chart .fault-edge { stroke: var(--bar); stroke-dasharray: 3 3; opacity: .6; }
+svg.chart .recovered { stroke: var(--pass); stroke-width: 1.5; }
+svg.chart .recovered.late { stroke: var(--fail); }
+svg.chart .recovered-label { fill: var(--pass); }
+svg.chart .recovered-label.late { fill: var(--fail); }
+.key { display: inline-block; width: .8em; height: .8em; vertical-align: -.05em; border-radius: 50%; }
+.key.ok { background: var(--ok); }
+.key.fail { color: var(--fail); width: auto; height: auto; border-radius: 0; font-weight: 700; }
+.key.bar { background: var(--bar); border-radius: 1px; height: .35em; width: 1.4em; vertical-align: .15em; }
+"""
+
+
+def _e(text: object) -> str:
+    return escape(str(text))
+
+
+def _link(link: RunbookLink | None, run_dir: Path) -> str:
+    """Relative to the run directory, as in report.md, so the link survives copying runs/ with the repo."""
+    if link is None:
+        return "—"
+    return f'<a href="{_e(runbook_href(link, run_dir))}" title="{_e(link.ref)}">{_e(link.heading)}</a>'
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Collection[int] = ()) -> str:
+    """Cells are HTML already: each caller escapes what it puts in."""
+
+    def cls(i: int) -> str:
+        return ' class="num"' if i in numeric else ""
+
+    out = ["<table>", "<thead><tr>" + "".join(f"<th{cls(i)}>{h}</th>" for i, h in enumerate(head)) + "</tr></thead>"]
+    out.append("<tbody>")
+    out += ["<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows]
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def render_html(report: Report) -> str:
+    facts, spec = report.facts, report.drill.spec
+    status = report.status.upper()
+    body = [
+        _header(report),
+        _slas(report),
+        _charts(report),
+        _faults(report),
+        _windows(report),
+        _stats(report),
+        _rollback(report),
+        _facts(report),
+    ]
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>Drill {_e(spec.name)}: {_e(status)} ({_e(facts.run_id)})</title>",
+            f"<style>{STYLE}</style>",
+            "</head>",
+            "<body>",
+            *body,
+            "</body>",
+            "</html>",
+        ]
+    )
+
+
+def write_html(report: Report, path: Path) -> None:
+    path.write_text(render_html(report), encoding="utf-8")
+
+
+# --- sections, in the order an on-call reads them -------------------------------------------------
+
+
+def _header(report: Report) -> str:
+    facts, spec = report.facts, report.drill.spec
+    badge = report.status if report.status in ("passed", "failed") else "other"
+    out = [
+        "<header>",
+        f'<h1>Drill <code>{_e(spec.name)}</code> <span class="badge {badge}">{_e(report.status.upper())}</span></h1>',
+        f'<p class="muted">exit code {report.exit_code} · run <code>{_e(facts.run_id)}</code>'
+        f" · {_e(facts.started_at.isoformat())}</p>",
+    ]
+    if spec.metadata.description:
+        out.append(f"<p>{_e(spec.metadata.description)}</p>")
+    if facts.reason:
+        out.append(f'<p class="reason"><b>Stopped because:</b> {_e(facts.reason)}</p>')
+    drill_book = report.runbook(spec.metadata.runbook)
+    if drill_book:
+        out.append(f"<p>Runbook: {_link(drill_book, facts.run_dir)}</p>")
+    out.append("</header>")
+    return "\n".join(out)
+
+
+def _slas(report: Report) -> str:
+    out = ['<section id="slas">', "<h2>SLAs</h2>"]
+    if not report.verdicts:
+        judged = (
+            "Not judged: the run did not complete." if report.drill.spec.spec.slas else "This drill declares no SLA."
+        )
+        out.append(f"<p>{judged}</p>")
+    else:
+        rows = []
+        for v in report.verdicts:
+            result = '<span class="result pass">PASS</span>' if v.passed else '<span class="result fail">FAIL</span>'
+            margin = "—" if v.margin is None else sla_value(v, v.margin)
+            if v.margin is not None and v.margin < 0:
+                margin = f'<span class="neg">{margin}</span>'
+            rows.append(
+                [
+                    f'<code>{_e(v.name)}</code> <span class="muted">({_e(v.type)})</span>'
+                    f'<div class="detail">{_e(v.detail)}</div>',
+                    result,
+                    sla_value(v, v.measured),
+                    sla_value(v, v.threshold),
+                    margin,
+                    _link(report.runbook(v.runbook), report.facts.run_dir),
+                ]
+            )
+        out.append(_table(["SLA", "Result", "Measured", "Threshold", "Margin", "Runbook"], rows, numeric={2, 3, 4}))
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _faults(report: Report) -> str:
+    rows = []
+    for f in report.timeline.faults:
+        name = f"<code>{_e(f.name)}</code>"
+        if f.error:
+            name += f'<div class="bad">{_e(f.error)}</div>'
+        params = ", ".join(f"{k}={v}" for k, v in f.params.items())
+        ended = "" if f.ended_at is None or f.ended_at == f.reverted_at else f" (ended {seconds(f.ended_at)})"
+        rows.append(
+            [
+                name,
+                _e(f.type),
+                f"<code>{_e(params)}</code>",
+                seconds(f.injected_at),
+                seconds(f.reverted_at) + ended,
+                _link(report.runbook(f.runbook), report.facts.run_dir),
+            ]
+        )
+    head = ["Fault", "Type", "Parameters", "Injected at", "Reverted at", "Runbook"]
+    table = _table(head, rows, numeric={3, 4}) if rows else "<p>This drill injects no fault.</p>"
+    return f'<section id="faults">\n<h2>Fault timeline</h2>\n{table}\n</section>'
+
+
+def _windows(report: Report) -> str:
+    rows = [
+        [
+            f"<code>{_e(w.fault)}</code>",
+            seconds(w.time_to_impact),
+            seconds(w.time_to_recover),
+            seconds(w.unavailability),
+            format_duration(w.resolution),
+        ]
+        for w in report.windows
+    ]
+    head = ["Fault", "Time to impact", "Time to recover", "Unavailability", "Resolution"]
+    table = _table(head, rows, numeric={1, 2, 3, 4}) if rows else "<p>No fault was injected.</p>"
+    return f'<section id="recovery">\n<h2>Recovery windows</h2>\n{table}\n</section>'
+
+
+def _stats(report: Report) -> str:
+    rows = []
+    for s in report.stats:
+        rate = f"{s.error_rate:.2%}"
+        rows.append(
+            [
+                f"<code>{_e(s.probe)}</code>",
+                _e(s.phase),
+                str(s.samples),
+                f'<span class="bad">{rate}</span>' if s.failures else rate,
+                seconds(s.p50),
+                seconds(s.p90),
+                seconds(s.p99),
+                seconds(s.max),
+            ]
+        )
+    head = ["Probe", "Phase", "Samples", "Error rate", "p50", "p90", "p99", "max"]
+    table = _table(head, rows, numeric={2, 3, 4, 5, 6, 7}) if rows else "<p>No sample was taken.</p>"
+    return f'<section id="probes">\n<h2>Probes by phase</h2>\n{table}\n</section>'
+
+
+def _rollback(report: Report) -> str:
+    facts = report.facts
+    items = [f'<li class="bad">REVERT FAILED: {_e(failure)}</li>' for failure in facts.revert_failures]
+    items += [f"<li>reverted <code>{_e(step)}</code></li>" for step in facts.reverted]
+    body = (
+        f"<ul>\n{chr(10).join(items)}\n</ul>" if items else "<p>Nothing was injected, so nothing needed reverting.</p>"
+    )
+    return f'<section id="rollback">\n<h2>Rollback</h2>\n{body}\n</section>'
+
+
+def _facts(report: Report) -> str:
+    facts, timeline = report.facts, report.timeline
+    env = report.environment()
+    lasted = (facts.finished_at - facts.started_at).total_seconds()
+    phases = "; ".join(f"{p.name} {p.start:.3f}s to {p.end:.3f}s" for p in timeline.phases) or "—"
+    items = [
+        ("Run", f"<code>{_e(facts.run_id)}</code>"),
+        ("Started", _e(facts.started_at.isoformat())),
+        ("Finished", f"{_e(facts.finished_at.isoformat())} ({lasted:.1f}s)"),
+        ("Drill file", f"<code>{_e(report.drill.path)}</code>"),
+        (
+            "Sampling interval",
+            f"{_e(format_duration(timeline.interval))} (the resolution of every window in this report)",
+        ),
+        ("Phases", _e(phases)),
+        ("Seed", _e(report.drill.spec.spec.seed if report.drill.spec.spec.seed is not None else "—")),
+        ("Toxiproxy", _e(facts.toxiproxy_url or "not used")),
+    ]
+    if facts.process_restarts:
+        items.append(("Process restarts", _e(", ".join(f"{k}: {n}" for k, n in facts.process_restarts.items()))))
+    items.append(("drillctl", _e(f"{env['drillctl']} on Python {env['python']}, {env['platform']}, {env['hostname']}")))
+    rows = "\n".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items)
+    return f'<section id="run">\n<h2>Run</h2>\n<dl>\n{rows}\n</dl>\n</section>'
+
+
+# --- charts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Recovery:
+    """Where a recovery_window SLA says the system recovered, drawn on the probes it selects."""
+
+    sla: str
+    reference: float
+    at: float
+    passed: bool
+    probes: tuple[str, ...]
+    label: str
+
+
+def _recoveries(report: Report) -> list[_Recovery]:
+    """From the verdicts: the measured window added to the time it is measured from."""
+    slas = {s.name: s for s in report.drill.spec.spec.slas if isinstance(s, RecoveryWindowSla)}
+    out: list[_Recovery] = []
+    for v in report.verdicts:
+        sla = slas.get(v.name)
+        mark = None if sla is None else reference_fault(sla, report.timeline)
+        if sla is None or mark is None or v.measured is None:
+            continue
+        reference = mark.injected_at if sla.measured_from == "fault_start" else mark.end
+        if reference is None:
+            continue
+        out.append(
+            _Recovery(
+                sla=v.name,
+                reference=reference,
+                at=reference + v.measured,
+                passed=v.passed,
+                probes=tuple(sla.probes or report.timeline.probes),
+                label=f"{v.name}: recovered {v.measured:.3f}s after {sla.measured_from} of {mark.name} "
+                f"(max {v.threshold:g}s)",
+            )
+        )
+    return out
+
+
+def _lanes(faults: Sequence[FaultMark], x_max: float) -> list[list[FaultMark]]:
+    """Injected faults in as few rows as keep their bars and labels apart, so each stays readable."""
+    lanes: list[list[FaultMark]] = []
+    rights: list[float] = []
+    for f in sorted((f for f in faults if f.injected_at is not None), key=lambda f: f.injected_at or 0.0):
+        x0 = _x(f.injected_at or 0.0, x_max)
+        lo, hi = _span(x0, _x(_fault_end(f, x_max), x_max), _fault_label(f))
+        left, right = min(x0, lo), max(_x(_fault_until(f, x_max), x_max), hi)
+        k = next((k for k, r in enumerate(rights) if r + 6 < left), None)
+        if k is None:
+            lanes.append([f])
+            rights.append(right)
+        else:
+            lanes[k].append(f)
+            rights[k] = right
+    return lanes
+
+
+def _fault_label(f: FaultMark) -> str:
+    return f"{f.name} ({f.type})"
+
+
+def _fault_end(f: FaultMark, x_max: float) -> float:
+    """The end of its bar: the fault end recovery is measured from, or the chart's end if none."""
+    return f.end if f.end is not None else x_max
+
+
+def _fault_until(f: FaultMark, x_max: float) -> float:
+    """Until it was reverted (or left in place), or to the end of the chart if never reverted."""
+    ends = [t for t in (f.end, f.reverted_at) if t is not None]
+    return max(ends) if ends else x_max
+
+
+def _x_max(timeline: Timeline) -> float:
+    candidates = [timeline.end, *(p.end for p in timeline.phases)]
+    candidates += [s.at + timeline.interval for s in timeline.samples]
+    candidates += [t for f in timeline.faults for t in (f.injected_at, f.reverted_at, f.ended_at) if t is not None]
+    return max(max(candidates, default=0.0), 1e-3)
+
+
+def _nice_step(span: float, target: int = 10) -> float:
+    raw = span / target
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if raw <= m * magnitude * (1 + 1e-9))
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The geometry of one chart: run time (seconds since t0) across, latency (log10) up."""
+
+    x_max: float
+    lo: int
+    hi: int
+    rows: int
+
+    @property
+    def band_top(self) -> float:
+        return PHASE_ROW + self.rows * ANNOTATION_ROW + 4
+
+    @property
+    def plot_top(self) -> float:
+        return self.band_top + FAIL_BAND + 4
+
+    @property
+    def plot_bottom(self) -> float:
+        return self.plot_top + PLOT_H
+
+    @property
+    def height(self) -> float:
+        return self.plot_bottom + AXIS_H
+
+    def x(self, t: float) -> float:
+        return _x(t, self.x_max)
+
+    def y(self, latency: float) -> float:
+        v = math.log10(max(latency, 10.0**self.lo))
+        return self.plot_bottom - PLOT_H * (v - self.lo) / (self.hi - self.lo)
+
+    def column(self, t: float) -> int:
+        return int(self.x(t))
+
+
+def _x(t: float, x_max: float) -> float:
+    return LEFT + PLOT_W * min(max(t, 0.0), x_max) / x_max
+
+
+def _f(v: float) -> str:
+    """SVG coordinates to a tenth of a unit: enough on screen, and the file stays small."""
+    return f"{v:.1f}"
+
+
+def _downsample(points: Sequence[Sample], column: Callable[[float], int]) -> list[Sample]:
+    """At most MAX_POINTS: past that, the lowest and highest latency of each pixel column.
+
+    The highest keeps every spike visible; the lowest keeps the floor, so a slow spell still reads
+    as a shift of the whole band and not as noise.
+    """
+    if len(points) <= MAX_POINTS:
+        return list(points)
+    extremes: dict[int, tuple[Sample, Sample]] = {}
+    for s in points:
+        assert s.latency is not None
+        c = column(s.at)
+        low, high = extremes.get(c, (s, s))
+        low = s if s.latency < (low.latency or 0.0) else low
+        high = s if s.latency > (high.latency or 0.0) else high
+        extremes[c] = (low, high)
+    kept = [s for low, high in extremes.values() for s in ((low,) if low is high else (low, high))]
+    return sorted(kept, key=lambda s: s.at)
+
+
+def _charts(report: Report) -> str:
+    timeline = report.timeline
+    x_max = _x_max(timeline)
+    lanes = _lanes(timeline.faults, x_max)
+    recoveries = _recoveries(report)
+    figures = [_probe_chart(report, probe, x_max, lanes, recoveries) for probe in timeline.probes]
+    intro = (
+        '<p class="muted">Latency of every sample (log scale) against seconds since the first sample '
+        f"(monotonic clock; resolution {_e(format_duration(timeline.interval))}). Failed samples are drawn "
+        "in the top band, with or without a latency. Hover a failure for its error.</p>"
+    )
+    return "\n".join(['<section id="charts">', "<h2>Probes over time</h2>", intro, *figures, "</section>"])
+
+
+def _probe_chart(
+    report: Report, probe: str, x_max: float, lanes: list[list[FaultMark]], recoveries: list[_Recovery]
+) -> str:
+    timeline = report.timeline
+    samples = [s for s in timeline.samples if s.probe == probe]
+    failed = [s for s in samples if not s.ok]
+    passed = [s for s in samples if s.ok and s.latency is not None]
+    mine = [r for r in recoveries if probe in r.probes]
+    latencies = [max(s.latency, 1e-6) for s in passed if s.latency is not None]
+    lo = math.floor(math.log10(min(latencies))) if latencies else -3
+    hi = math.ceil(math.log10(max(latencies))) if latencies else 0
+    frame = _Frame(x_max=x_max, lo=lo, hi=max(hi, lo + 1), rows=len(lanes) + len(mine))
+    drawn = _downsample(passed, frame.column)
+
+    svg = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {_f(frame.height)}" role="img" '
+        f'aria-label="{_e(f"Latency of {probe} over time")}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    svg += _phase_bands(timeline, frame)
+    svg += _axes(frame)
+    svg += _fault_rows(lanes, frame)
+    svg += _recovery_rows(mine, frame, first_row=len(lanes))
+    svg.append('<g class="ok">')
+    svg += [f'<circle cx="{_f(frame.x(s.at))}" cy="{_f(frame.y(s.latency or 0.0))}" r="1.8"/>' for s in drawn]
+    svg.append("</g>")
+    band_y = frame.band_top + FAIL_BAND / 2
+    for s in failed:
+        x = frame.x(s.at)
+        latency = "" if s.latency is None else f" after {s.latency:.3f}s"
+        title = f"{s.at:.3f}s ({s.phase}): {s.error or 'failed'}{latency}"
+        svg.append(
+            f'<path class="fail" d="M{_f(x - 3)} {_f(band_y - 3)}l6 6m0-6l-6 6"><title>{_e(title)}</title></path>'
+        )
+    if not samples:
+        svg.append(
+            f'<text x="{_f(LEFT + PLOT_W / 2)}" y="{_f(frame.plot_top + PLOT_H / 2)}" '
+            'text-anchor="middle" class="tick">no samples</text>'
+        )
+    svg.append("</svg>")
+
+    shown = ""
+    if len(drawn) < len(passed):
+        shown = (
+            f" Showing {len(drawn)} of {len(passed)} passing samples (lowest and highest latency per pixel"
+            " column); every failure is drawn."
+        )
+    caption = (
+        f"<figcaption><b>{_e(probe)}</b>: {len(samples)} sample{'' if len(samples) == 1 else 's'}, "
+        f"{len(failed)} failed.{shown} "
+        '<span class="key ok"></span> passed sample · <span class="key fail">&times;</span> failed sample · '
+        '<span class="key bar"></span> fault injected</figcaption>'
+    )
+    return "\n".join(["<figure>", *svg, caption, "</figure>"])
+
+
+def _phase_bands(timeline: Timeline, frame: _Frame) -> list[str]:
+    """Shaded bands with their names; where names would collide, the wider phase keeps its name."""
+    out = []
+    placed: list[tuple[float, float]] = []
+    for p in sorted(timeline.phases, key=lambda p: p.start - p.end):
+        x0, x1 = frame.x(p.start), frame.x(p.end)
+        out.append(
+            f'<rect class="phase-{_e(p.name)}" x="{_f(x0)}" y="0" width="{_f(max(x1 - x0, 0.5))}" '
+            f'height="{_f(frame.plot_bottom)}"><title>{_e(f"{p.name}: {p.start:.3f}s to {p.end:.3f}s")}</title></rect>'
+        )
+        lo, hi = _span(x0 + 4, min(x1, LEFT + PLOT_W) - 4, p.name)
+        if all(hi + 6 < left or lo > right + 6 for left, right in placed):
+            out.append(_label(x0 + 4, min(x1, LEFT + PLOT_W) - 4, 13, p.name, "phase-label"))
+            placed.append((lo, hi))
+    return out
+
+
+def _axes(frame: _Frame) -> list[str]:
+    out = [
+        f'<rect class="band" x="{LEFT}" y="{_f(frame.band_top)}" width="{PLOT_W}" height="{FAIL_BAND}"/>',
+        f'<text class="fail-label" x="{LEFT - 6}" y="{_f(frame.band_top + FAIL_BAND / 2 + 4)}" '
+        'text-anchor="end">failed</text>',
+    ]
+    for decade in range(frame.lo, frame.hi + 1):
+        factors = (1, 2, 5) if frame.hi - frame.lo <= 2 and decade < frame.hi else (1,)
+        for m in factors:
+            latency = m * 10.0**decade
+            y = frame.y(latency)
+            out.append(f'<line class="grid" x1="{LEFT}" x2="{LEFT + PLOT_W}" y1="{_f(y)}" y2="{_f(y)}"/>')
+            out.append(
+                f'<text class="tick" x="{LEFT - 6}" y="{_f(y + 4)}" text-anchor="end">'
+                f"{_e(format_duration(latency))}</text>"
+            )
+    step = _nice_step(frame.x_max)
+    bottom = frame.plot_bottom
+    for k in range(int(frame.x_max / step + 1e-9) + 1):
+        t = round(k * step, 9)
+        x = frame.x(t)
+        out.append(f'<line class="axis" x1="{_f(x)}" x2="{_f(x)}" y1="{_f(bottom)}" y2="{_f(bottom + 4)}"/>')
+        out.append(f'<text class="tick" x="{_f(x)}" y="{_f(bottom + 16)}" text-anchor="middle">{t:g}s</text>')
+    out.append(f'<line class="axis" x1="{LEFT}" x2="{LEFT + PLOT_W}" y1="{_f(bottom)}" y2="{_f(bottom)}"/>')
+    out.append(f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{_f(frame.plot_top)}" y2="{_f(bottom)}"/>')
+    out.append(
+        f'<text class="tick" x="{LEFT + PLOT_W}" y="{_f(bottom + 28)}" text-anchor="end">seconds since t0</text>'
+    )
+    return out
+
+
+def _span(x_start: float, x_end: float, text: str) -> tuple[float, float]:
+    """Where a label goes: from its mark on, or ending at it when it would run off the right edge."""
+    width = CHAR_W * len(text)
+    if x_start + width > LEFT + PLOT_W:
+        return x_end - width, x_end
+    return x_start, x_start + width
+
+
+def _label(x_start: float, x_end: float, y: float, text: str, cls: str = "") -> str:
+    attr = f' class="{cls}"' if cls else ""
+    lo, hi = _span(x_start, x_end, text)
+    if lo == x_start:
+        return f'<text{attr} x="{_f(lo)}" y="{_f(y)}">{_e(text)}</text>'
+    return f'<text{attr} x="{_f(hi)}" y="{_f(y)}" text-anchor="end">{_e(text)}</text>'
+
+
+def _fault_rows(lanes: list[list[FaultMark]], frame: _Frame) -> list[str]:
+    out = []
+    for row, lane in enumerate(lanes):
+        top = PHASE_ROW + row * ANNOTATION_ROW
+        for f in lane:
+            start = f.injected_at or 0.0
+            end = _fault_end(f, frame.x_max)
+            x0, x1 = frame.x(start), frame.x(end)
+            title = f"{f.name} ({f.type}): injected {seconds(f.injected_at)}, reverted {seconds(f.reverted_at)}"
+            out.append(
+                f'<rect class="fault-bar" x="{_f(x0)}" y="{_f(top + 12)}" width="{_f(max(x1 - x0, 2))}" height="6">'
+                f"<title>{_e(title)}</title></rect>"
+            )
+            if f.reverted_at is not None and f.reverted_at > end:
+                tail = frame.x(f.reverted_at) - x1
+                out.append(
+                    f'<rect class="fault-tail" x="{_f(x1)}" y="{_f(top + 12)}" width="{_f(tail)}" height="6">'
+                    f"<title>{_e(f'{f.name}: left in place until the rollback')}</title></rect>"
+                )
+            for x in (x0, x1):
+                out.append(
+                    f'<line class="fault-edge" x1="{_f(x)}" x2="{_f(x)}" y1="{_f(frame.band_top)}" '
+                    f'y2="{_f(frame.plot_bottom)}"/>'
+                )
+            out.append(_label(x0, x1, top + 10, _fault_label(f)))
+    return out
+
+
+def _recovery_rows(recoveries: list[_Recovery], frame: _Frame, first_row: int) -> list[str]:
+    out = []
+    for k, r in enumerate(recoveries):
+        top = PHASE_ROW + (first_row + k) * ANNOTATION_ROW
+        cls = "recovered" if r.passed else "recovered late"
+        x0, x1 = frame.x(r.reference), frame.x(r.at)
+        out.append(
+            f'<path class="{cls}" d="M{_f(x0)} {_f(top + 11)}v6M{_f(x0)} {_f(top + 14)}H{_f(x1)}">'
+            f"<title>{_e(r.label)}</title></path>"
+        )
+        out.append(
+            f'<line class="{cls}" x1="{_f(x1)}" x2="{_f(x1)}" y1="{_f(top + 8)}" y2="{_f(frame.plot_bottom)}">'
+            f"<title>{_e(r.label)}</title></line>"
+        )
+        label_cls = "recovered-label" if r.passed else "recovered-label late"
+        out.append(_label(x1 + 4, x1 - 4, top + 10, r.label, label_cls))
+    return out

@@ -10,18 +10,32 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from orchestrator import __version__
 from orchestrator.exit_codes import EXIT_INVALID
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 if TYPE_CHECKING:
     from orchestrator.console import LiveView
     from orchestrator.loading import LoadedDrill
     from orchestrator.reporting.report import Report
+
+
+def runs_dir_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--runs-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=Path("runs"),
+        show_default=True,
+        help=help_text,
+    )
+
 
 OUTPUT = click.option(
     "--output",
@@ -232,13 +246,7 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--toxiproxy-url", help="Toxiproxy API to use instead of the drill's toxiproxy.url ('auto' starts one)")
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("runs"),
-    show_default=True,
-    help="where run directories are created",
-)
+@runs_dir_option("where run directories are created")
 @click.option("--quiet", "-q", is_flag=True, help="no live view on stderr")
 @OUTPUT
 def run(file: Path, toxiproxy_url: str | None, runs_dir: Path, quiet: bool, output: str) -> None:
@@ -274,13 +282,7 @@ def run(file: Path, toxiproxy_url: str | None, runs_dir: Path, quiet: bool, outp
 
 @cli.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("runs"),
-    show_default=True,
-    help="without RUN_DIRS: settle every run under this folder that left faults behind",
-)
+@runs_dir_option("without RUN_DIRS: settle every run under this folder that left faults behind")
 @OUTPUT
 def recover(run_dirs: tuple[Path, ...], runs_dir: Path, output: str) -> None:
     """Revert faults that a run left behind, from its journal alone.

@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from orchestrator.faults.base import FaultDriver
+from orchestrator.model.undo import Undo
+
 ROOT = Path(__file__).resolve().parents[1]
 DRILLCTL = str(Path(sys.executable).parent / "drillctl")
 UPSTREAM = str(ROOT / "demo" / "upstream.py")
@@ -78,3 +81,10 @@ def wait_while_running(
                 detail = f" (drillctl exit {proc.returncode}):\n{out!s}\n{err!s}"
             raise AssertionError(f"gave up waiting for {what}{detail}")
         time.sleep(0.05)
+
+
+async def prepared_and_injected(driver: FaultDriver[Any], spec: Any, step_id: str) -> Undo:
+    """What the engine does before a fault holds: prepare (the undo record), then inject."""
+    undo = await driver.prepare(spec, step_id)
+    await driver.inject(spec, undo)
+    return undo

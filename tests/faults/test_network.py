@@ -15,6 +15,7 @@ from orchestrator.model.spec import FaultSpec, LocalTargets
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 from tests.fixtures.toxiproxy import ToxiproxyServer
+from tests.support import prepared_and_injected
 
 FAULT = TypeAdapter(FaultSpec)
 NO_LOCAL_TARGETS = LocalFleet(LocalTargets(), Path("."), Path("."))
@@ -50,12 +51,7 @@ def test_toxic_lands_with_our_attributes_and_revert_is_idempotent(
     )
     driver = build_registry(ToxiproxyClient(toxiproxy.url), NO_LOCAL_TARGETS).for_fault(spec)
 
-    async def inject() -> Any:
-        undo = await driver.prepare(spec, "run-1/f")
-        await driver.inject(spec, undo)
-        return undo
-
-    undo = asyncio.run(inject())
+    undo = asyncio.run(prepared_and_injected(driver, spec, "run-1/f"))
     (toxic,) = toxiproxy.get(f"/proxies/{proxy}/toxics").json()
     assert toxic["type"] == toxic_type
     assert toxic["stream"] == "upstream" and toxic["toxicity"] == 0.5
@@ -71,12 +67,7 @@ def test_down_restores_what_was_there_before(toxiproxy: ToxiproxyServer, proxy: 
     spec = FAULT.validate_python({"name": "cut", "type": "network.down", "proxy": proxy, "duration": "1s"})
     driver = build_registry(ToxiproxyClient(toxiproxy.url), NO_LOCAL_TARGETS).for_fault(spec)
 
-    async def inject() -> Any:
-        undo = await driver.prepare(spec, "run-1/cut")
-        await driver.inject(spec, undo)
-        return undo
-
-    undo = asyncio.run(inject())
+    undo = asyncio.run(prepared_and_injected(driver, spec, "run-1/cut"))
     assert undo.state["was_enabled"] is True
     assert toxiproxy.get(f"/proxies/{proxy}").json()["enabled"] is False
     asyncio.run(driver.revert(undo))
@@ -91,12 +82,7 @@ def test_revert_works_from_the_record_alone(toxiproxy: ToxiproxyServer, proxy: s
     )
     driver = build_registry(ToxiproxyClient(toxiproxy.url), NO_LOCAL_TARGETS).for_fault(spec)
 
-    async def inject() -> Any:
-        undo = await driver.prepare(spec, "run-2/f")
-        await driver.inject(spec, undo)
-        return undo
-
-    undo = asyncio.run(inject())
+    undo = asyncio.run(prepared_and_injected(driver, spec, "run-2/f"))
     other = build_registry(ToxiproxyClient("http://127.0.0.1:9"), NO_LOCAL_TARGETS).for_undo(undo)
     asyncio.run(other.revert(undo))
     assert toxiproxy.get(f"/proxies/{proxy}/toxics").json() == []

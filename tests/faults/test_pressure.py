@@ -23,7 +23,7 @@ from orchestrator.model.undo import Undo
 from orchestrator.targets.cgroups import detect
 from orchestrator.targets.local import LocalFleet, alive
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, drill, report_of, upstream_process, write
+from tests.support import DRILLCTL, drill, prepared_and_injected, report_of, upstream_process, write
 
 MiB = 1 << 20
 SIZE = 128 * MiB
@@ -77,8 +77,7 @@ def test_held_inside_the_targets_cgroup_then_released(tmp_path: Path) -> None:
         await driver.preflight(spec)
         await asyncio.sleep(0.3)
         before = cgroup.memory_current()
-        undo = await driver.prepare(spec, "run/squeeze")
-        await driver.inject(spec, undo)
+        undo = await prepared_and_injected(driver, spec, "run/squeeze")
         await asyncio.sleep(0.5)
         during = cgroup.memory_current()
         (ballast,) = marked(undo.state["marker"])

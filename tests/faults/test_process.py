@@ -17,7 +17,7 @@ from orchestrator.model.spec import FaultSpec, GcPauseFault, LocalTargets
 from orchestrator.targets.local import LocalFleet, process_state
 from orchestrator.toxiproxy_client import ToxiproxyClient
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, ROOT, drill, report_of, samples, upstream_process, write
+from tests.support import DRILLCTL, ROOT, drill, prepared_and_injected, report_of, samples, upstream_process, write
 
 FAULT = TypeAdapter(FaultSpec)
 
@@ -103,8 +103,7 @@ def test_revert_mid_pause_leaves_every_process_running(tmp_path: Path) -> None:
         try:
             for p in fleet.processes.values():
                 await p.wait_ready()
-            undo = await driver.prepare(spec, "run/f")
-            await driver.inject(spec, undo)
+            undo = await prepared_and_injected(driver, spec, "run/f")
             await asyncio.sleep(0.5)  # inside the first 2s pause
             during = [process_state(pid) for p in fleet.processes.values() for pid in p.group_pids()]
             await driver.revert(undo)
@@ -138,8 +137,7 @@ def test_node_loss_takes_the_whole_node_down_and_brings_it_back(tmp_path: Path, 
         try:
             for p in fleet.processes.values():
                 await p.wait_ready()
-            undo = await driver.prepare(spec, "run/f")
-            await driver.inject(spec, undo)
+            undo = await prepared_and_injected(driver, spec, "run/f")
             down = {n: await asyncio.to_thread(answers, n) for n in ports}
             await driver.revert(undo)
             await driver.revert(undo)  # idempotent
@@ -171,8 +169,7 @@ def test_isolate_disables_the_proxies_in_front_of_the_node(tmp_path: Path, toxip
     spec = _fault(type="node.loss", node="n", mode="isolate")
 
     async def scenario() -> tuple[bool, bool]:
-        undo = await driver.prepare(spec, "run/f")
-        await driver.inject(spec, undo)
+        undo = await prepared_and_injected(driver, spec, "run/f")
         during = bool(toxiproxy.get("/proxies/to-a").json()["enabled"])
         await driver.revert(undo)
         return during, bool(toxiproxy.get("/proxies/to-a").json()["enabled"])
@@ -245,8 +242,7 @@ def test_freeze_uses_the_cgroup_freezer_and_thaws_from_the_record_alone(tmp_path
         try:
             await proc.wait_ready()
             driver = NodeLossDriver(fleet, ToxiproxyClient("http://127.0.0.1:9"))
-            undo = await driver.prepare(spec, "run/f")
-            await driver.inject(spec, undo)
+            undo = await prepared_and_injected(driver, spec, "run/f")
             assert proc.cgroup is not None
             frozen, during = proc.cgroup.frozen(), await asyncio.to_thread(answers)
             # A driver of another process (the watchdog's) has only the record.

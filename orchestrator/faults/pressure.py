@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,7 +21,7 @@ from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import MemoryPressureFault
 from orchestrator.model.undo import Undo
 from orchestrator.targets.cgroups import CgroupError, detect
-from orchestrator.targets.local import LocalFleet, SupervisedProcess, alive
+from orchestrator.targets.local import LocalFleet, SupervisedProcess, alive, wait_gone
 
 SAFE_SHARE = 0.9
 """Without force, at most this share of the memory available to drillctl."""
@@ -149,11 +148,9 @@ class MemoryPressureDriver:
         proc = self._ballasts.pop(undo.step_id, None)
         if proc is not None:
             await asyncio.wait_for(proc.wait(), EXIT_TIMEOUT)
-        deadline = time.monotonic() + EXIT_TIMEOUT
-        while left := [pid for pid in found if alive(pid)]:
-            if time.monotonic() > deadline:
-                raise FaultError(f"memory ballast still running {EXIT_TIMEOUT:g}s after SIGKILL: pids {left}")
-            await asyncio.sleep(0.02)
+        await asyncio.to_thread(wait_gone, found, EXIT_TIMEOUT)
+        if left := [pid for pid in found if alive(pid)]:
+            raise FaultError(f"memory ballast still running {EXIT_TIMEOUT:g}s after SIGKILL: pids {left}")
 
     def describe(self, spec: MemoryPressureFault) -> str:
         target = self._target(spec)

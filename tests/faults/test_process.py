@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,20 @@ def _fleet(tmp_path: Path, **nodes: list[str]) -> tuple[LocalFleet, dict[str, in
         }
     )
     return LocalFleet(targets, tmp_path, tmp_path), ports
+
+
+@contextlib.asynccontextmanager
+async def running(fleet: LocalFleet) -> AsyncIterator[None]:
+    """Every process of the fleet started and ready for the block, stopped after it whatever happens."""
+    try:
+        for p in fleet.processes.values():
+            await p.start()
+        for p in fleet.processes.values():
+            await p.wait_ready()
+        yield
+    finally:
+        for p in fleet.processes.values():
+            await p.stop()
 
 
 def test_pause_schedule_is_seeded_and_fits_the_duration() -> None:
@@ -98,11 +114,7 @@ def test_revert_mid_pause_leaves_every_process_running(tmp_path: Path) -> None:
     driver = GcPauseDriver(fleet, seed=1)
 
     async def scenario() -> tuple[list[str | None], list[str | None]]:
-        for p in fleet.processes.values():
-            await p.start()
-        try:
-            for p in fleet.processes.values():
-                await p.wait_ready()
+        async with running(fleet):
             undo = await prepared_and_injected(driver, spec, "run/f")
             await asyncio.sleep(0.5)  # inside the first 2s pause
             during = [process_state(pid) for p in fleet.processes.values() for pid in p.group_pids()]
@@ -110,9 +122,6 @@ def test_revert_mid_pause_leaves_every_process_running(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
             after = [process_state(pid) for p in fleet.processes.values() for pid in p.group_pids()]
             return during, after
-        finally:
-            for p in fleet.processes.values():
-                await p.stop()
 
     during, after = asyncio.run(scenario())
     assert during and set(during) == {"T"}
@@ -132,11 +141,7 @@ def test_node_loss_takes_the_whole_node_down_and_brings_it_back(tmp_path: Path, 
             return False
 
     async def scenario() -> tuple[dict[str, bool], dict[str, bool]]:
-        for p in fleet.processes.values():
-            await p.start()
-        try:
-            for p in fleet.processes.values():
-                await p.wait_ready()
+        async with running(fleet):
             undo = await prepared_and_injected(driver, spec, "run/f")
             down = {n: await asyncio.to_thread(answers, n) for n in ports}
             await driver.revert(undo)
@@ -145,9 +150,6 @@ def test_node_loss_takes_the_whole_node_down_and_brings_it_back(tmp_path: Path, 
                 await fleet.processes[n].wait_ready()
             back = {n: await asyncio.to_thread(answers, n) for n in ports}
             return down, back
-        finally:
-            for p in fleet.processes.values():
-                await p.stop()
 
     down, back = asyncio.run(scenario())
     assert down == {"a": False, "b": False, "c": True}

@@ -36,6 +36,11 @@ class FaultDriver(Protocol[SpecT]):
         """One line for plans and reports: what this fault will touch."""
 
 
+def driver_key(spec: FaultSpec) -> str:
+    """Registry key: the fault type, qualified by its backend when that is not local (`node.loss@kubernetes`)."""
+    return spec.type if spec.backend == "local" else f"{spec.type}@{spec.backend}"
+
+
 @dataclass(frozen=True)
 class DriverRegistry:
     """Explicit map from fault type to driver; a new fault type is a new entry, not an engine change."""
@@ -43,7 +48,7 @@ class DriverRegistry:
     by_fault_type: Mapping[str, FaultDriver[Any]]
 
     def for_fault(self, spec: FaultSpec) -> FaultDriver[Any]:
-        return self.by_fault_type[spec.type]
+        return self.by_fault_type[driver_key(spec)]
 
     def for_undo(self, undo: Undo) -> FaultDriver[Any]:
         for driver in self.by_fault_type.values():

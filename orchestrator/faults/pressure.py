@@ -76,16 +76,18 @@ class MemoryPressureDriver:
         self._ballasts: dict[str, asyncio.subprocess.Process] = {}
 
     def _target(self, spec: MemoryPressureFault) -> SupervisedProcess:
-        target = self._fleet.processes.get(spec.target)
+        target = self._fleet.processes.get(spec.local_target)
         if target is None:
-            raise PreflightError(f"memory.pressure {spec.name}: no local process {spec.target!r}")
+            raise PreflightError(f"memory.pressure {spec.name}: no local process {spec.local_target!r}")
         return target
 
     def _size(self, spec: MemoryPressureFault) -> int:
         target = self._target(spec)
         size = size_bytes(spec.size, None if target.cgroup is None else target.cgroup.memory_limit)
         if size is None:
-            raise PreflightError(f"memory.pressure {spec.name}: {spec.size} needs a memory_limit on {spec.target}")
+            raise PreflightError(
+                f"memory.pressure {spec.name}: {spec.size} needs a memory_limit on {spec.local_target}"
+            )
         return size
 
     async def preflight(self, spec: MemoryPressureFault) -> None:
@@ -104,7 +106,7 @@ class MemoryPressureDriver:
             self.name,
             step_id,
             {
-                "target": spec.target,
+                "target": spec.local_target,
                 "bytes": self._size(spec),
                 "marker": f"drillctl-ballast-{slug}",
                 "log": str(target.run_dir / "logs" / f"{slug}.ballast.log"),
@@ -155,9 +157,9 @@ class MemoryPressureDriver:
     def describe(self, spec: MemoryPressureFault) -> str:
         target = self._target(spec)
         where = (
-            f"inside the cgroup of process {spec.target} (limit {_mib(target.cgroup.memory_limit)})"
+            f"inside the cgroup of process {spec.local_target} (limit {_mib(target.cgroup.memory_limit)})"
             if target.cgroup is not None
-            else f"beside process {spec.target} (machine-wide)"
+            else f"beside process {spec.local_target} (machine-wide)"
         )
         ramp = f", ramped over {format_duration(spec.ramp)}" if spec.ramp else ""
         return f"hold {spec.size} resident {where}{ramp}, for {format_duration(spec.duration)}"

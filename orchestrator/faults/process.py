@@ -61,13 +61,13 @@ class GcPauseDriver:
         return None
 
     async def prepare(self, spec: GcPauseFault, step_id: str) -> Undo:
-        members = self._fleet.members(spec.target)
+        members = self._fleet.members(spec.local_target)
         pgids = [p.pid for p in members if p.pid is not None and p.running]
         return Undo(
             self.name,
             step_id,
             {
-                "target": spec.target,
+                "target": spec.local_target,
                 "pgids": pgids,
                 "pause": spec.pause,
                 "schedule": pause_schedule(spec, self._seed, step_id),
@@ -102,7 +102,7 @@ class GcPauseDriver:
     def describe(self, spec: GcPauseFault) -> str:
         jitter = f" ±{format_duration(spec.jitter)}" if spec.jitter else ""
         return (
-            f"SIGSTOP every process of {spec.target} for {format_duration(spec.pause)} every "
+            f"SIGSTOP every process of {spec.local_target} for {format_duration(spec.pause)} every "
             f"{format_duration(spec.every)}{jitter}, for {format_duration(spec.duration)}"
         )
 
@@ -118,13 +118,15 @@ class NodeLossDriver:
         self._log = structlog.get_logger().bind(driver=self.name)
 
     async def preflight(self, spec: NodeLossFault) -> None:
-        if spec.mode == "isolate" and not self._fleet.node_proxies[spec.node]:
-            raise PreflightError(f"node {spec.node}: mode isolate needs the proxies that front it (nodes[].proxies)")
+        if spec.mode == "isolate" and not self._fleet.node_proxies[spec.local_target]:
+            raise PreflightError(
+                f"node {spec.local_target}: mode isolate needs the proxies that front it (nodes[].proxies)"
+            )
 
     async def prepare(self, spec: NodeLossFault, step_id: str) -> Undo:
-        members = self._fleet.nodes[spec.node]
+        members = self._fleet.nodes[spec.local_target]
         state: dict[str, Any] = {
-            "node": spec.node,
+            "node": spec.local_target,
             "mode": spec.mode,
             "processes": [p.spec.name for p in members],
             "pgids": [p.pid for p in members if p.pid is not None and p.running],
@@ -137,14 +139,14 @@ class NodeLossDriver:
             ],
         }
         if spec.mode == "isolate":
-            for name in self._fleet.node_proxies[spec.node]:
+            for name in self._fleet.node_proxies[spec.local_target]:
                 proxy = await self._toxiproxy.proxy(name)
                 state["proxies"][name] = True if proxy is None else bool(proxy.get("enabled", True))
         return Undo(self.name, step_id, state)
 
     async def inject(self, spec: NodeLossFault, undo: Undo) -> None:
         """freeze: the cgroup freezer where the process has a cgroup (all of it at once), else SIGSTOP."""
-        members = self._fleet.nodes[spec.node]
+        members = self._fleet.nodes[spec.local_target]
         if spec.mode == "crash":
             await asyncio.gather(*(p.kill() for p in members))
         elif spec.mode == "stop":
@@ -190,4 +192,4 @@ class NodeLossDriver:
             "isolate": "disable every Toxiproxy proxy in front of",
         }[spec.mode]
         back = "then bring it back" if spec.restore else "and leave recovery to the system until the drill ends"
-        return f"{what} node {spec.node} for {format_duration(spec.duration)}, {back}"
+        return f"{what} node {spec.local_target} for {format_duration(spec.duration)}, {back}"

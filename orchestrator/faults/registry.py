@@ -7,9 +7,14 @@ from typing import Any
 from orchestrator.faults.base import DriverRegistry, FaultDriver
 from orchestrator.faults.clock import ClockSkewDriver
 from orchestrator.faults.jvm import GcFullDriver
+from orchestrator.faults.kube_clock import KubeClockSkewDriver
+from orchestrator.faults.kube_node import KubeNodeLossDriver
+from orchestrator.faults.kube_pod import KubePodKillDriver
+from orchestrator.faults.kube_pod_faults import KubeGcPauseDriver, KubeMemoryPressureDriver
 from orchestrator.faults.network import ProxyDownDriver, ToxicDriver
 from orchestrator.faults.pressure import MemoryPressureDriver
 from orchestrator.faults.process import GcPauseDriver, NodeLossDriver
+from orchestrator.kube.access import KubeAccess
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
@@ -24,7 +29,10 @@ TOXIC_FAULTS = (
 )
 
 
-def build_registry(toxiproxy: ToxiproxyClient, fleet: LocalFleet, seed: int | None = None) -> DriverRegistry:
+def build_registry(
+    toxiproxy: ToxiproxyClient, fleet: LocalFleet, seed: int | None = None, kube: KubeAccess | None = None
+) -> DriverRegistry:
+    """`kube` is how drivers reach the cluster for new faults; reverts reach it from their undo records."""
     toxic = ToxicDriver(toxiproxy)
     drivers: dict[str, FaultDriver[Any]] = {kind: toxic for kind in TOXIC_FAULTS}
     drivers["network.down"] = ProxyDownDriver(toxiproxy)
@@ -33,4 +41,9 @@ def build_registry(toxiproxy: ToxiproxyClient, fleet: LocalFleet, seed: int | No
     drivers["gc.pause"] = GcPauseDriver(fleet, seed)
     drivers["node.loss"] = NodeLossDriver(fleet, toxiproxy)
     drivers["clock.skew"] = ClockSkewDriver(fleet)
+    drivers["node.loss@kubernetes"] = KubeNodeLossDriver(kube, seed)
+    drivers["pod.kill@kubernetes"] = KubePodKillDriver(kube, seed)
+    drivers["clock.skew@kubernetes"] = KubeClockSkewDriver(kube, seed)
+    drivers["gc.pause@kubernetes"] = KubeGcPauseDriver(kube, seed)
+    drivers["memory.pressure@kubernetes"] = KubeMemoryPressureDriver(kube, seed)
     return DriverRegistry(drivers)

@@ -4,23 +4,34 @@ Everything here goes through the official ``kubernetes`` client against a real
 kube-apiserver, kube-controller-manager and kube-scheduler; KWOK plays the
 kubelets. Each test works in its own namespace and undoes what it changed on
 shared nodes. Every wait is a poll with a deadline, generous enough for a loaded
-2-core machine.
+2-core machine (helpers and fixtures: tests/kube/support.py).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.fixtures.kube import KubeCluster
+from tests.kube.support import (
+    POD_READER,
+    deployment,
+    is_ready,
+    kube_api,
+    live_pods,
+    namespace,
+    ready_pods,
+    service_account_token,
+    wait_available,
+    wait_for,
+)
 
-T = TypeVar("T")
+__all__ = ["kube_api", "namespace"]
 
 WAIT_S = 120.0  # deadline for one rollout / reschedule
 POLL_S = 0.5
@@ -28,72 +39,6 @@ TEST_TAINT_KEY = "drillctl.test/chaos"
 
 
 # ---- helpers -------------------------------------------------------------------
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT_S) -> T:
-    """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(POLL_S)
-
-
-def is_ready(pod: client.V1Pod) -> bool:
-    conditions = pod.status.conditions or []
-    return pod.status.phase == "Running" and any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
-def live_pods(core: client.CoreV1Api, ns: str, selector: str) -> list[client.V1Pod]:
-    """Pods matching ``selector`` that are not being deleted."""
-    pods = core.list_namespaced_pod(ns, label_selector=selector).items
-    return [p for p in pods if p.metadata.deletion_timestamp is None]
-
-
-def ready_pods(core: client.CoreV1Api, ns: str, selector: str, count: int) -> list[client.V1Pod] | None:
-    """Exactly ``count`` live pods, all Ready; ``None`` otherwise."""
-    pods = live_pods(core, ns, selector)
-    if len(pods) == count and all(is_ready(p) for p in pods):
-        return pods
-    return None
-
-
-def deployment(name: str, replicas: int, **pod_spec: Any) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(name=name, labels=labels),
-        spec=client.V1DeploymentSpec(
-            replicas=replicas,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(
-                    containers=[client.V1Container(name="app", image="registry.invalid/drillctl/app:1")],
-                    termination_grace_period_seconds=1,
-                    **pod_spec,
-                ),
-            ),
-        ),
-    )
-
-
-def wait_available(apps: client.AppsV1Api, ns: str, name: str, replicas: int) -> client.V1Deployment:
-    def probe() -> client.V1Deployment | None:
-        d = apps.read_namespaced_deployment(name, ns)
-        s = d.status
-        done = (
-            (s.observed_generation or 0) >= d.metadata.generation
-            and (s.available_replicas or 0) == replicas
-            and (s.updated_replicas or 0) == replicas
-            and (s.replicas or 0) == replicas
-        )
-        return d if done else None
-
-    return wait_for(f"deployment {ns}/{name} to have {replicas} available replicas", probe)
 
 
 def evict(core: client.CoreV1Api, pod: client.V1Pod) -> None:
@@ -128,42 +73,14 @@ def schedulable_kwok_nodes(core: client.CoreV1Api) -> list[str]:
 # ---- fixtures --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def api(kube_cluster: KubeCluster) -> Iterator[client.ApiClient]:
-    api_client = kube_cluster.api_client()
-    yield api_client
-    api_client.close()
+@pytest.fixture
+def core(kube_api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(kube_api)
 
 
 @pytest.fixture
-def core(api: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture
-def apps(api: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(api)
-
-
-@pytest.fixture
-def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace (with its default ServiceAccount), deleted afterwards."""
-    base = request.node.name.removeprefix("test_").replace("_", "-")[:40].strip("-")
-    name = f"t-{base}-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"drillctl-test": "1"})))
-
-    def default_sa() -> bool:
-        try:
-            core.read_namespaced_service_account("default", name)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-
-    wait_for(f"default ServiceAccount in {name}", default_sa, timeout=60)
-    yield name
-    core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))
+def apps(kube_api: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(kube_api)
 
 
 @pytest.fixture
@@ -181,7 +98,7 @@ def test_deployment_becomes_available_on_kwok_nodes(
 ) -> None:
     apps.create_namespaced_deployment(namespace, deployment("web", 3))
 
-    wait_available(apps, namespace, "web", 3)
+    wait_available(core, apps, namespace, "web", 3)
 
     pods = live_pods(core, namespace, "app=web")
     assert len(pods) == 3
@@ -198,7 +115,7 @@ def test_deleted_pod_is_replaced_by_replicaset(
     core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, all_nodes_schedulable: list[str]
 ) -> None:
     apps.create_namespaced_deployment(namespace, deployment("api", 2))
-    wait_available(apps, namespace, "api", 2)
+    wait_available(core, apps, namespace, "api", 2)
     before = live_pods(core, namespace, "app=api")
     victim = before[0]
     owner = victim.metadata.owner_references[0]
@@ -220,7 +137,7 @@ def test_deleted_pod_is_replaced_by_replicaset(
     assert replacement.metadata.owner_references[0].uid == owner.uid, "created by the same ReplicaSet"
     assert replacement.spec.node_name in all_nodes_schedulable, "placed by the scheduler"
     assert is_ready(replacement)
-    wait_available(apps, namespace, "api", 2)
+    wait_available(core, apps, namespace, "api", 2)
 
 
 def test_drain_with_eviction_api_honours_pod_disruption_budget(
@@ -228,7 +145,7 @@ def test_drain_with_eviction_api_honours_pod_disruption_budget(
 ) -> None:
     policy = client.PolicyV1Api(core.api_client)
     apps.create_namespaced_deployment(namespace, deployment("db", 3))
-    wait_available(apps, namespace, "db", 3)
+    wait_available(core, apps, namespace, "db", 3)
     # A budget that allows no disruption at all.
     policy.create_namespaced_pod_disruption_budget(
         namespace,
@@ -297,7 +214,7 @@ def test_drain_with_eviction_api_honours_pod_disruption_budget(
         after = wait_for("3 Ready db pods after the drain", lambda: ready_pods(core, namespace, "app=db", 3))
         assert all(p.spec.node_name != node for p in after)
         assert core.read_node(node).spec.unschedulable is True
-        wait_available(apps, namespace, "db", 3)
+        wait_available(core, apps, namespace, "db", 3)
     finally:
         core.patch_node(node, {"spec": {"unschedulable": False}})  # uncordon
 
@@ -306,7 +223,7 @@ def test_noexecute_taint_evicts_pods_and_they_come_back_elsewhere(
     core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, all_nodes_schedulable: list[str]
 ) -> None:
     apps.create_namespaced_deployment(namespace, deployment("cache", 3))
-    wait_available(apps, namespace, "cache", 3)
+    wait_available(core, apps, namespace, "cache", 3)
     pods = live_pods(core, namespace, "app=cache")
     node = pods[0].spec.node_name
     victims = {p.metadata.uid for p in pods if p.spec.node_name == node}
@@ -342,38 +259,14 @@ def test_noexecute_taint_evicts_pods_and_they_come_back_elsewhere(
 
 
 def test_rbac_is_enforced_for_service_account_tokens(
-    kube_cluster: KubeCluster, core: client.CoreV1Api, api: client.ApiClient, namespace: str
+    kube_cluster: KubeCluster, core: client.CoreV1Api, kube_api: client.ApiClient, namespace: str
 ) -> None:
-    rbac = client.RbacAuthorizationV1Api(api)
-    core.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
-    )
-    rbac.create_namespaced_role(
-        namespace,
-        client.V1Role(
-            metadata=client.V1ObjectMeta(name="pod-reader"),
-            rules=[client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"])],
-        ),
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="reader-reads-pods"),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="pod-reader"),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
-        ),
-    )
-    token_request = core.create_namespaced_service_account_token(
-        "reader",
-        namespace,
-        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)),
-    )
-    token = token_request.status.token
+    token = service_account_token(kube_api, namespace, "reader", POD_READER)
     assert token.count(".") == 2, "a signed JWT"
 
     cfg = client.Configuration()
-    cfg.host = api.configuration.host
-    cfg.ssl_ca_cert = api.configuration.ssl_ca_cert
+    cfg.host = kube_api.configuration.host
+    cfg.ssl_ca_cert = kube_api.configuration.ssl_ca_cert
     cfg.api_key = {"authorization": f"Bearer {token}"}
     with client.ApiClient(cfg) as sa_api:
         sa_core = client.CoreV1Api(sa_api)

@@ -254,7 +254,7 @@ def test_drillctl_run_reports_the_skew_and_plan_lists_it(tmp_path: Path) -> None
     report = report_of(runs)
     (fault,) = report["faults"]
     assert fault["type"] == "clock.skew"
-    assert fault["params"] == {"start": 0.0, "duration": 2.0, "target": "upstream", "offset": 90.0, "drift": None}
+    assert fault["params"] == {"start": 0.0, "duration": 2.0, "scope": "process", "target": "upstream", "offset": 90.0}
     assert fault["injected_at"] is not None and fault["reverted_at"] is not None
     assert 1.5 < fault["reverted_at"] - fault["injected_at"] < 4.0
     assert fault["runbook"]["ref"] == "runbooks/clock.md#clock-ahead"

@@ -1,0 +1,1 @@
+"""Kubernetes: cluster access, target selection, blast radius."""

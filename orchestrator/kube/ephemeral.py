@@ -1,0 +1,98 @@
+"""Loops that drillctl runs in ephemeral containers of a pod (gc.pause, memory.pressure), and ending them early.
+
+An ephemeral container cannot be removed from a pod, so a loop ends by itself after its lifetime,
+and drillctl ends it earlier by `pods/exec` into it: SIGTERM to the loop's pid (written at
+`PID_FILE` by the loop), whose trap undoes its effect first. A run's revert and `drillctl recover
+--cluster` end loops this way; the outcome says which way it ended (KWOK serves exec without
+running anything, so there the stop cannot be confirmed and the loop is left to its deadline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.stream import stream
+
+from orchestrator.errors import BackendError
+from orchestrator.kube.access import KubeConnection
+
+PID_FILE = "/tmp/drillctl-loop.pid"
+STOPPED = "drillctl-loop-stopped"
+"""Printed by the exec that ended a loop; its absence means the exec did not run in a container."""
+EXEC_TIMEOUT = 15.0
+
+STOP_COMMAND = [
+    "sh",
+    "-c",
+    f'p=$(cat {PID_FILE}) || exit 1; kill -TERM "$p" || exit 1; i=0; '
+    f'while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
+    f'kill -0 "$p" 2>/dev/null || echo {STOPPED}',
+]
+
+
+def container(name: str, image: str, target: str, script: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """An ephemeral container running `script`, sharing the process namespace of container `target`."""
+    return {
+        "name": name,
+        "image": image,
+        "targetContainerName": target,
+        "command": ["sh", "-c", script],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+async def stop_loop(conn: KubeConnection, pod: Mapping[str, Any], name: str, deadline: str) -> str:
+    """End the loop of ephemeral container `name` in `pod` (as stored) early.
+
+    Returns `stopped by exec`, `already ended`, `never added`, or `not stopped: ...; <deadline>`
+    (`deadline` says when it ends by itself).
+    """
+    if name not in {c["name"] for c in pod["spec"].get("ephemeralContainers") or []}:
+        return "never added"
+    statuses = {s["name"]: s for s in pod.get("status", {}).get("ephemeralContainerStatuses") or []}
+    if "terminated" in statuses.get(name, {}).get("state", {}):
+        return "already ended"
+    meta = pod["metadata"]
+    try:
+        output = await exec_in(conn, meta["name"], meta["namespace"], name, STOP_COMMAND)
+    except BackendError as e:
+        return f"not stopped: exec failed ({e}); {deadline}"
+    if STOPPED in output:
+        return "stopped by exec"
+    return f"not stopped: exec did not confirm (output {output.strip()[:80]!r}); {deadline}"
+
+
+async def exec_in(conn: KubeConnection, pod: str, namespace: str, container: str, command: list[str]) -> str:
+    """Run a command in a container over the exec websocket, with a deadline; its output.
+
+    `stream` swaps `call_api` on the ApiClient it is given while it runs, so it gets one of its own.
+    """
+    own = client.CoreV1Api(client.ApiClient(conn.api.configuration))
+
+    def run() -> str:
+        out: str = stream(
+            own.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            container=container,
+            command=command,
+            stderr=True,
+            stdout=True,
+            stdin=False,
+            tty=False,
+            _request_timeout=EXEC_TIMEOUT,
+        )
+        return out
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(run), EXEC_TIMEOUT + 5)
+    except TimeoutError as e:
+        raise BackendError(f"no answer in {EXEC_TIMEOUT + 5:g}s") from e
+    except (client.exceptions.ApiException, OSError, ValueError) as e:
+        raise BackendError(str(e)[:200]) from e
+    finally:
+        own.api_client.close()

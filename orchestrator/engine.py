@@ -8,8 +8,9 @@ journaled before it is injected and reverted from that record.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -20,18 +21,23 @@ from orchestrator.analysis import recovery_decided
 from orchestrator.errors import BackendError, DrillError, PreflightError, RevertFailed
 from orchestrator.faults.base import DriverRegistry
 from orchestrator.journal import Journal
+from orchestrator.kube.access import KubeAccess
 from orchestrator.loading import LoadedDrill
+from orchestrator.logs import redact
 from orchestrator.model.spec import FaultSpec
-from orchestrator.model.timeline import FaultMark, PhaseMark, Timeline
+from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, Timeline
 from orchestrator.model.undo import Undo
 from orchestrator.probes.base import Probe
 from orchestrator.probes.registry import build_probe
 from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
+from orchestrator.stop_conditions import Stop, check, insert
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
 DRIVER_DEADLINE = 30.0
 """Longest any single prepare/inject/revert may take; drivers have tighter deadlines inside."""
+LIFETIME_MARGIN = 3.0
+"""Past a fault's scheduled end by this much, the watchdog reverts it even if the engine is stuck."""
 
 T = TypeVar("T")
 
@@ -40,6 +46,23 @@ class Observer(Protocol):
     """Whoever shows the run live (the console); the engine reports, never formats."""
 
     def event(self, kind: str, /, **fields: Any) -> None: ...
+
+
+class Guardian(Protocol):
+    """The run's watchdog, a process of its own: it reverts a step past its deadline even if the engine hangs."""
+
+    def deadline(self, step_id: str, monotonic: float) -> None: ...
+
+    def settled(self, step_id: str) -> None: ...
+
+
+def _redacted(sample: Sample) -> Sample:
+    """Probe errors can quote what they were given (a URL with a password): reports get them redacted."""
+    return sample if sample.error is None else replace(sample, error=redact(sample.error))
+
+
+class InjectedFailure(DrillError):
+    """Raised by the test-only hook `fail_at`: a failure at one precise step of the engine."""
 
 
 class Aborted(DrillError):
@@ -59,6 +82,7 @@ class RunResult:
     reverted: list[str]
     revert_failures: list[str]
     process_restarts: Mapping[str, int]
+    stopped_by: Stop | None = None
 
 
 @dataclass
@@ -81,8 +105,15 @@ class Engine:
     drivers: DriverRegistry
     fleet: LocalFleet
     observer: Observer
+    kube: KubeAccess = field(default_factory=KubeAccess)
+    guardian: Guardian | None = None
+    """None only for an engine run without a watchdog."""
+    fail_at: str | None = None
+    """Test-only: raise InjectedFailure at this checkpoint (see `_checkpoint`); a driver failure at a
+    precise step cannot be produced for real."""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _stop_reason: str | None = None
+    stopped_by: Stop | None = None
 
     def __post_init__(self) -> None:
         self.spec = self.drill.spec
@@ -100,26 +131,40 @@ class Engine:
         self.end: float | None = None
         self._samplers: list[asyncio.Task[None]] = []
         self._probes: list[Probe] = []
+        self._by_probe: dict[str, list[Sample]] = {}
+        self.recorder.listeners.append(self._judge_stop_conditions)
 
     # --- public ---------------------------------------------------------------------------------
 
-    def request_stop(self, reason: str) -> None:
+    def request_stop(self, reason: str, stop: Stop | None = None) -> None:
+        """Idempotent: the first request names the reason; later ones (a second Ctrl-C) change nothing."""
         if not self._stop.is_set():
+            reason = redact(reason)  # evidence quotes probe errors, which can quote a URL with a password
             self._stop_reason = reason
+            self.stopped_by = None if stop is None else replace(stop, evidence=redact(stop.evidence))
             self.observer.event("stop_requested", reason=reason)
-            self.log.warning("stop_requested", reason=reason)
+            self.log.warning("stop_requested", reason=reason, stop=None if stop is None else stop.to_json())
         self._stop.set()
+
+    def stop_for(self, stop: Stop) -> None:
+        """A stop whose cause goes into the report (a signal, `drillctl abort`); timed now."""
+        timed = Stop(stop.kind, stop.name, round(self.now(), 6), stop.evidence)
+        self.request_stop(timed.reason(), timed)
 
     async def run(self) -> RunResult:
         status, reason = "completed", None
         try:
+            await self._checkpoint("preflight")
             await self._preflight()
+            await self._checkpoint("setup")
             await self._setup()
             self._start_sampling()
+            await self._checkpoint("baseline")
             await self._phase("baseline", self.spec.spec.phases.baseline)
             self._check_baseline()
             await self._fault_phase()
             await self._rollback(final=False)
+            await self._checkpoint("recovery")
             await self._recovery()
         except BaselineFailed as e:
             status, reason = "baseline_failed", str(e)
@@ -139,14 +184,16 @@ class Engine:
         if status == "completed" and self.revert_failures:
             status, reason = "aborted", "a revert failed"
         self.log.info("run_finished", status=status, reason=reason)
+        timeline = self._timeline()
         return RunResult(
             status=status,
-            reason=reason,
-            timeline=self._timeline(),
+            reason=None if reason is None else redact(reason),
+            timeline=replace(timeline, samples=tuple(_redacted(s) for s in timeline.samples)),
             injected=self.injected,
             reverted=self.reverted,
             revert_failures=self.revert_failures,
             process_restarts={p.spec.name: p.restarts for p in self.processes},
+            stopped_by=self.stopped_by,
         )
 
     @property
@@ -197,6 +244,7 @@ class Engine:
             self.created_proxies.append(proxy.name)
             self.log.info("proxy_created", proxy=proxy.name, listen=proxy.listen, upstream=proxy.upstream)
         for proc in self.processes:
+            self.log.info("process_starting", process=proc.spec.name, argv=proc.spec.argv, env=proc.spec.env)
             await proc.start()
             self.observer.event("process_started", name=proc.spec.name, pid=proc.pid)
         for proc in self.processes:
@@ -219,10 +267,13 @@ class Engine:
 
     def _start_sampling(self) -> None:
         steady = self.spec.spec.steady_state
+        self.log.info(
+            "sampling_started", interval=steady.interval, probes=[p.model_dump(mode="json") for p in steady.probes]
+        )
         self.t0 = self._loop.time()
         for spec in steady.probes:
             limit = steady.max_in_flight or default_max_in_flight(spec.timeout, steady.interval)
-            probe = build_probe(spec, limit)
+            probe = build_probe(spec, limit, self.kube)
             self._probes.append(probe)
             sampler = Sampler(probe, steady.interval, self.t0, limit, self.recorder)
             self._samplers.append(asyncio.create_task(sampler.run()))
@@ -296,12 +347,17 @@ class Engine:
         spec = step.spec
         driver = self.drivers.for_fault(spec)
         await asyncio.sleep(max(0.0, phase_start + spec.start - self.now()))
+        await self._checkpoint(f"prepare:{spec.name}")
         undo = await self._deadline(driver.prepare(spec, f"{self.run_id}/{spec.name}"), f"prepare {spec.name}")
         self.journal.record("prepared", undo)
         step.undo = undo
         step.injected_at = self.now()
+        if self.guardian is not None:
+            self.guardian.deadline(undo.step_id, time.monotonic() + self._lifetime(spec, phase_start))
         try:
+            await self._checkpoint(f"inject:{spec.name}")
             await self._deadline(driver.inject(spec, undo), f"inject {spec.name}")
+            await self._checkpoint(f"injected:{spec.name}")
         except Exception as e:
             step.error = f"inject failed: {e}"
             raise
@@ -309,6 +365,7 @@ class Engine:
         self.log.info("fault_injected", fault=spec.name, type=spec.type, undo=undo.to_json())
         self.observer.event("fault_injected", name=spec.name, what=driver.describe(spec))
         await asyncio.sleep(max(0.0, step.injected_at + spec.duration - self.now()))
+        await self._checkpoint(f"hold:{spec.name}")
         if spec.reverts_on_schedule:
             await self._revert(step)
         else:
@@ -343,6 +400,7 @@ class Engine:
                 reraise=True,
             ):
                 with attempt:
+                    await self._checkpoint(f"revert:{step.spec.name}")
                     await self._deadline(driver.revert(undo), f"revert {step.spec.name}")
         except Exception as e:
             message = f"{step.spec.name}: {e}"
@@ -354,6 +412,8 @@ class Engine:
             raise RevertFailed(message) from e
         step.reverted_at = self.now()
         self.journal.record("reverted", undo)
+        if self.guardian is not None:
+            self.guardian.settled(undo.step_id)
         self.reverted.append(undo.step_id)
         self.log.info("fault_reverted", fault=step.spec.name)
         self.observer.event("fault_reverted", name=step.spec.name)
@@ -393,7 +453,39 @@ class Engine:
         finally:
             self.phases.append(PhaseMark("recovery", start, self.now()))
 
+    # --- stop conditions ------------------------------------------------------------------------
+
+    def _judge_stop_conditions(self, sample: Sample) -> None:
+        """Called as each sample lands; the first condition to trip stops the drill."""
+        conditions = [c for c in self.spec.spec.stop_conditions if c.probe == sample.probe]
+        if not conditions or self._stop.is_set():
+            return
+        samples = self._by_probe.setdefault(sample.probe, [])
+        insert(samples, sample)
+        for condition in conditions:
+            if (stop := check(condition, samples, sample)) is not None:
+                self.request_stop(stop.reason(), stop)
+                return
+
     # --- helpers --------------------------------------------------------------------------------
+
+    def _lifetime(self, spec: FaultSpec, phase_start: float) -> float:
+        """Seconds from now that this fault may live at most; its watchdog enforces it even if this engine hangs.
+
+        A fault left in place (restore: false) lives to the end of the recovery phase.
+        """
+        if spec.reverts_on_schedule:
+            return spec.duration + LIFETIME_MARGIN
+        end = phase_start + self.spec.fault_phase_length() + self.spec.spec.phases.recovery
+        return max(0.0, end - self.now()) + LIFETIME_MARGIN
+
+    async def _checkpoint(self, name: str) -> None:
+        """Test-only failure injection (`fail_at`); `<name>:hang` leaves this step stuck until cancelled."""
+        if self.fail_at == name:
+            raise InjectedFailure(f"failure injected at {name} (test hook)")
+        if self.fail_at == f"{name}:hang":
+            self.log.warning("test_hook_hang", checkpoint=name)
+            await asyncio.Event().wait()
 
     async def _deadline(self, call: Awaitable[T], what: str) -> T:
         try:
@@ -412,7 +504,11 @@ class Engine:
                 FaultMark(
                     name=s.spec.name,
                     type=s.spec.type,
-                    params=s.spec.model_dump(mode="json", by_alias=True, exclude={"name", "type", "runbook"}),
+                    params=redact(
+                        s.spec.model_dump(
+                            mode="json", by_alias=True, exclude={"name", "type", "runbook"}, exclude_none=True
+                        )
+                    ),
                     scheduled_start=s.spec.start,
                     scheduled_end=s.spec.start + s.spec.duration,
                     injected_at=s.injected_at,

@@ -27,20 +27,32 @@ class JournalBusy(DrillError):
 class Journal:
     """Held with an exclusive lock while open, so a live run's journal is never recovered under it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock: bool = True) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if not lock:
+            return
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
             os.close(self._fd)
             raise JournalBusy(f"{path} is held by a live drillctl process") from e
 
-    def record(self, event: Event, undo: Undo, error: str | None = None) -> None:
+    @classmethod
+    def beside_holder(cls, path: Path) -> Journal:
+        """For the run's own watchdog, which reverts a fault past its lifetime while the (hung) run holds the lock.
+
+        Each entry is one `write` on an O_APPEND descriptor, so its lines and the run's never interleave.
+        """
+        return cls(path, lock=False)
+
+    def record(self, event: Event, undo: Undo, error: str | None = None, by: str | None = None) -> None:
         entry: dict[str, Any] = {"event": event, "wall": time.time(), **undo.to_json()}
         if error is not None:
             entry["error"] = error
+        if by is not None:
+            entry["by"] = by
         os.write(self._fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
         os.fsync(self._fd)
 
@@ -84,3 +96,12 @@ def pending(path: Path) -> list[Undo]:
         elif entry["event"] == "reverted":
             open_steps.pop(undo.step_id, None)
     return list(open_steps.values())
+
+
+def prepared(path: Path, step_id: str) -> Undo | None:
+    """The undo record of one step, if it was prepared (reverted or not)."""
+    found = None
+    for entry in read_entries(path):
+        if entry["event"] == "prepared" and entry["step_id"] == step_id:
+            found = Undo.from_json(entry)
+    return found

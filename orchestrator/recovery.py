@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from orchestrator.errors import DrillError
+from orchestrator.errors import BackendError, DrillError
 from orchestrator.faults.base import DriverRegistry
 from orchestrator.faults.registry import build_registry
 from orchestrator.journal import Journal, JournalBusy, is_held, pending
 from orchestrator.model.spec import LocalTargets
+from orchestrator.model.undo import Undo
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
@@ -50,21 +52,49 @@ async def settle(path: Path, registry: DriverRegistry | None = None) -> Settled:
     except JournalBusy:
         result.busy = True
         return result
-    registry = registry or standalone_registry()
-    log = structlog.get_logger().bind(journal=str(path))
     try:
         for undo in reversed(pending(path)):
-            try:
-                driver = registry.for_undo(undo)
-                await asyncio.wait_for(driver.revert(undo), RECOVERY_DEADLINE)
-            except (DrillError, KeyError, OSError, TimeoutError) as e:
-                journal.record("revert_failed", undo, error=str(e))
-                result.failed.append(f"{undo.step_id}: {e}")
-                log.error("recovery_revert_failed", step=undo.step_id, error=str(e))
-                continue
-            journal.record("reverted", undo)
-            result.reverted.append(undo.step_id)
-            log.info("recovery_reverted", step=undo.step_id, driver=undo.driver)
+            await _revert(undo, registry or standalone_registry(), journal, result, by=None)
     finally:
         journal.close()
     return result
+
+
+async def revert_expired(path: Path, step_id: str, registry: DriverRegistry | None = None) -> Settled:
+    """Revert one step past its maximum lifetime while its (hung) run still holds the journal.
+
+    Nothing to do if the run reverted it already; reverting twice is harmless anyway (idempotent).
+    """
+    result = Settled(journal=path)
+    undo = next((u for u in pending(path) if u.step_id == step_id), None)
+    if undo is None:
+        return result
+    journal = Journal.beside_holder(path)
+    try:
+        await _revert(undo, registry or standalone_registry(), journal, result, by="watchdog: lifetime")
+    finally:
+        journal.close()
+    return result
+
+
+async def _revert(undo: Undo, registry: DriverRegistry, journal: Journal, result: Settled, by: str | None) -> None:
+    """Retried with backoff on backend errors (a busy Toxiproxy, a restarting API server), under one deadline."""
+    log = structlog.get_logger().bind(journal=str(journal.path))
+    try:
+        driver = registry.for_undo(undo)
+        async with asyncio.timeout(RECOVERY_DEADLINE):
+            async for attempt in AsyncRetrying(
+                wait=wait_exponential(multiplier=0.1, max=2.0),
+                retry=retry_if_exception_type((BackendError, OSError)),
+                reraise=True,
+            ):
+                with attempt:
+                    await driver.revert(undo)
+    except (DrillError, KeyError, OSError, TimeoutError) as e:
+        journal.record("revert_failed", undo, error=str(e) or type(e).__name__, by=by)
+        result.failed.append(f"{undo.step_id}: {e}")
+        log.error("recovery_revert_failed", step=undo.step_id, error=str(e))
+        return
+    journal.record("reverted", undo, by=by)
+    result.reverted.append(undo.step_id)
+    log.info("recovery_reverted", step=undo.step_id, driver=undo.driver, by=by)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -11,11 +15,13 @@ from pathlib import Path
 
 import click
 
+from orchestrator.abort import ControlChannel
 from orchestrator.console import LiveView
 from orchestrator.engine import Engine, RunResult
 from orchestrator.errors import PreflightError
 from orchestrator.exit_codes import EXIT_PREFLIGHT
 from orchestrator.faults.registry import build_registry
+from orchestrator.kube.access import KubeAccess
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import log_to
 from orchestrator.recovery import unsettled
@@ -24,10 +30,14 @@ from orchestrator.reporting.json_report import write_json
 from orchestrator.reporting.junit import write_junit
 from orchestrator.reporting.markdown import write_markdown
 from orchestrator.reporting.report import Report, RunFacts, build_report
+from orchestrator.stop_conditions import Stop
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 from orchestrator.toxiproxy_server import LocalToxiproxy
-from orchestrator.watchdog import Link
+from orchestrator.watchdog import RUN_MARKER, Link, heartbeat
+
+TEST_FAIL_AT = "DRILLCTL_TEST_FAIL_AT"
+"""Test-only: the engine checkpoint at which to inject a failure (see Engine.fail_at)."""
 
 UNUSED_TOXIPROXY = "http://127.0.0.1:8474"
 """Address given to drivers of a drill without proxies; they never call it."""
@@ -45,7 +55,34 @@ def new_run_dir(runs_dir: Path, drill_name: str, started: datetime) -> Path:
     return run_dir
 
 
-def run_drill(drill: LoadedDrill, runs_dir: Path, toxiproxy_url: str | None, view: LiveView) -> Report:
+def kube_access(drill: LoadedDrill, flags: KubeAccess, confirmed: bool = False) -> KubeAccess:
+    """The cluster access of a run: the command line's flags, filled in from the drill's `targets.kubernetes`.
+
+    `confirmed` is `--yes`, which a protected context (e.g. `*prod*`) needs unless the drill allows it.
+    """
+    kube = drill.spec.spec.targets.kubernetes
+    body = drill.spec.spec
+    horizon = body.phases.baseline + drill.spec.fault_phase_length() + body.phases.recovery
+    if kube is None:
+        return dataclasses.replace(flags, confirmed=confirmed, horizon=horizon)
+    merged = flags.merged_with(kube.context, kube.namespace)
+    return KubeAccess(
+        merged.kubeconfig, merged.context, merged.namespace, kube.request_timeout, confirmed, kube, horizon
+    )
+
+
+def seeded(drill: LoadedDrill) -> LoadedDrill:
+    """A drill with Kubernetes faults and no seed gets a random one, which the report records for a replay."""
+    body = drill.spec.spec
+    if body.seed is not None or all(f.backend == "local" for f in body.faults):
+        return drill
+    spec = drill.spec.model_copy(update={"spec": body.model_copy(update={"seed": secrets.randbelow(2**31)})})
+    return dataclasses.replace(drill, spec=spec)
+
+
+def run_drill(
+    drill: LoadedDrill, runs_dir: Path, toxiproxy_url: str | None, view: LiveView, kube: KubeAccess | None = None
+) -> Report:
     left = unsettled(runs_dir)
     if left:
         where = ", ".join(str(p.parent) for p in left)
@@ -55,35 +92,94 @@ def run_drill(drill: LoadedDrill, runs_dir: Path, toxiproxy_url: str | None, vie
             err=True,
         )
         sys.exit(EXIT_PREFLIGHT)
+    drill = seeded(drill)
     started = datetime.now(UTC)
     run_dir = new_run_dir(runs_dir, drill.spec.name, started)
     run_id = run_dir.name
     watchdog = start_watchdog(run_dir)
+    control = ControlChannel(run_dir)
+    signals = _Signals()
+    previous = {sig: signal.signal(sig, signals) for sig in (signal.SIGINT, signal.SIGTERM)}
+    clean = False
+    os.environ[RUN_MARKER] = str(run_dir.resolve())  # inherited by every process the run starts
     try:
-        with (run_dir / "drill.log.jsonl").open("a", encoding="utf-8") as log_file:
-            log_to(log_file)
-            result, url = asyncio.run(_run(drill, run_id, run_dir, toxiproxy_url, view, Link(watchdog.stdin)))
+        try:
+            with (run_dir / "drill.log.jsonl").open("a", encoding="utf-8") as log_file:
+                log_to(log_file)
+                result, url = asyncio.run(
+                    _run(
+                        drill,
+                        run_id,
+                        run_dir,
+                        toxiproxy_url,
+                        view,
+                        Link(watchdog.stdin),
+                        kube or KubeAccess(),
+                        control,
+                        signals,
+                    )
+                )
+            clean = True
+        except SystemExit:
+            clean = True  # a preflight failure: nothing injected, said and exited on purpose
+            raise
+        finally:
+            stop_watchdog(watchdog, clean)
+        facts = RunFacts(
+            run_id=run_id,
+            run_dir=run_dir,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            status=result.status,
+            reason=result.reason,
+            injected=result.injected,
+            reverted=result.reverted,
+            revert_failures=result.revert_failures,
+            toxiproxy_url=url,
+            process_restarts=dict(result.process_restarts),
+            stopped_by=result.stopped_by,
+        )
+        report = build_report(drill, facts, result.timeline)
+        write_json(report, run_dir / "report.json")
+        write_markdown(report, run_dir / "report.md")
+        write_html(report, run_dir / "report.html")
+        write_junit(report, run_dir / "report.junit.xml")
+        return report
     finally:
-        stop_watchdog(watchdog)  # whatever ended the run, it rolled back itself
-    facts = RunFacts(
-        run_id=run_id,
-        run_dir=run_dir,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        status=result.status,
-        reason=result.reason,
-        injected=result.injected,
-        reverted=result.reverted,
-        revert_failures=result.revert_failures,
-        toxiproxy_url=url,
-        process_restarts=dict(result.process_restarts),
-    )
-    report = build_report(drill, facts, result.timeline)
-    write_json(report, run_dir / "report.json")
-    write_markdown(report, run_dir / "report.md")
-    write_html(report, run_dir / "report.html")
-    write_junit(report, run_dir / "report.junit.xml")
-    return report
+        os.environ.pop(RUN_MARKER, None)
+        control.close()  # a waiting `drillctl abort` learns the run is over, report written
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Signals:
+    """SIGINT and SIGTERM only ever request a stop, for the whole run and its report.
+
+    Installed with `signal.signal` rather than `loop.add_signal_handler`: closing the loop puts
+    the default handler back (KeyboardInterrupt), so a second Ctrl-C in that moment would cut the
+    run short before its report. A signal before the engine exists stops it as soon as it does;
+    one after the rollback changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.early: Stop | None = None
+
+    def engine_started(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
+        self.engine, self.loop = engine, loop
+        if self.early is not None:
+            engine.stop_for(self.early)
+
+    def __call__(self, signum: int, _: object) -> None:
+        name = signal.Signals(signum).name
+        stop = Stop("signal", name, None, f"{name} received")
+        engine, loop = self.engine, self.loop
+        if engine is None or loop is None or loop.is_closed():
+            self.early = self.early or stop
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed under us: the rollback is over
+            loop.call_soon_threadsafe(engine.stop_for, stop)
 
 
 def start_watchdog(run_dir: Path) -> subprocess.Popen[bytes]:
@@ -96,7 +192,7 @@ def start_watchdog(run_dir: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.watchdog", str(run_dir)],
+            [sys.executable, "-m", "orchestrator.watchdog", str(run_dir), str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -104,21 +200,41 @@ def start_watchdog(run_dir: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def stop_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
+WATCHDOG_WAIT = 90.0
+"""After `done` the watchdog retries reverts that failed in the run (each under its own deadline)."""
+
+
+def stop_watchdog(watchdog: subprocess.Popen[bytes], clean: bool) -> None:
+    """After a clean end, say `done` and wait; after a crash, close the pipe and leave: the watchdog
+    waits for this process to exit (its journal lock goes with it), then rolls back."""
+    if not clean:
+        if watchdog.stdin is not None:
+            watchdog.stdin.close()
+        return
     Link(watchdog.stdin).done()
     try:
-        watchdog.wait(timeout=10)
+        watchdog.wait(timeout=WATCHDOG_WAIT)
     except subprocess.TimeoutExpired:
         watchdog.kill()
         watchdog.wait(timeout=5)
 
 
 async def _run(
-    drill: LoadedDrill, run_id: str, run_dir: Path, toxiproxy_url: str | None, view: LiveView, link: Link
+    drill: LoadedDrill,
+    run_id: str,
+    run_dir: Path,
+    toxiproxy_url: str | None,
+    view: LiveView,
+    link: Link,
+    kube: KubeAccess,
+    control: ControlChannel,
+    signals: _Signals,
 ) -> tuple[RunResult, str | None]:
     spec = drill.spec.spec
     url: str | None = toxiproxy_url or spec.toxiproxy.url
     local: LocalToxiproxy | None = None
+    beats = asyncio.create_task(heartbeat(link))
+    aborts: asyncio.Task[None] | None = None
     try:
         if not spec.proxies:
             url = None  # every Toxiproxy fault acts on a declared proxy: none declared, none contacted
@@ -136,18 +252,27 @@ async def _run(
             run_id=run_id,
             run_dir=run_dir,
             toxiproxy=toxiproxy,
-            drivers=build_registry(toxiproxy, fleet, spec.seed),
+            drivers=build_registry(toxiproxy, fleet, spec.seed, kube),
             fleet=fleet,
             observer=view,
+            kube=kube,
+            guardian=link,
+            fail_at=os.environ.get(TEST_FAIL_AT) or None,
         )
         engine.recorder.listeners.append(view.sample)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, engine.request_stop, f"received {signal.Signals(sig).name}")
+        signals.engine_started(engine, asyncio.get_running_loop())
+        aborts = asyncio.create_task(
+            control.listen(lambda reason: engine.stop_for(Stop("abort", "drillctl abort", None, reason)))
+        )
         return await engine.run(), url
     except PreflightError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(EXIT_PREFLIGHT)
     finally:
+        signals.engine = None
+        for task in (beats, aborts):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if local is not None:
             await local.stop()

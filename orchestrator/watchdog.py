@@ -1,29 +1,62 @@
-"""The dead man's switch of a run: a small process that outlives `drillctl run` if it is killed.
+"""The dead man's switch of a run: a small process that outlives `drillctl run` if it dies or hangs.
 
 `drillctl run` starts it in a session of its own and keeps the write end of its stdin. Over that
-pipe the run announces the process groups it starts (`pgid N`) and, at a clean end, `done`.
-When the pipe closes without `done` (the run was killed with SIGKILL, or the host's OOM killer
-took it), the watchdog settles the run's journal (every injected fault reverted from its undo
-record), stops the processes the run had started, and writes `watchdog.json` saying what it did.
+pipe the run sends one message a line:
 
-    python -m orchestrator.watchdog RUN_DIR   (started by the runner, not by hand)
+    beat               every BEAT_EVERY seconds, from a task on the run's event loop
+    rest               beats stop on purpose: the engine has finished its rollback
+    pgid N             a process group the run started (targets, restarts, a private Toxiproxy)
+    deadline STEP T    the latest moment (CLOCK_MONOTONIC, shared by every process of the host)
+                       that injected step may still be in place: its maximum lifetime
+    settled STEP       the run reverted that step itself
+    done               a clean end
+
+It acts in three cases:
+
+- the pipe closes without `done` (SIGKILL, the OOM killer, a crash): it settles the journal
+  (every injected fault reverted from its undo record), stops the announced process groups and
+  writes `watchdog.json`;
+- no beat for HANG_TIMEOUT seconds (the event loop is blocked): the run is hung. It SIGKILLs the
+  run's process (its pid only: the run's process group may be the user's shell pipeline or a
+  CI job, and everything the run started that matters lives in groups announced here), which
+  releases the journal, then does the same as above. A hung run that woke up later would act on
+  a world it no longer owns, so it is not left alive;
+- a step's deadline passes while the run is alive (its event loop beats, but the engine is stuck
+  somewhere): that step alone is reverted from the journal, next to the live run.
+
+After `done`, whatever the run could not revert (a revert that failed) is retried once more here.
+
+    python -m orchestrator.watchdog RUN_DIR ORCHESTRATOR_PID   (started by the runner, not by hand)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
+from orchestrator.journal import pending
 from orchestrator.logs import log_to
-from orchestrator.recovery import JOURNAL, settle
+from orchestrator.recovery import JOURNAL, Settled, revert_expired, settle
 from orchestrator.targets.local import pids_in_group, signal_group, wait_gone
 
 STOP_GRACE = 3.0
+RUN_MARKER = "DRILLCTL_RUN"
+"""Set in the environment of every process a run starts (targets, probes, a private Toxiproxy), to the
+run directory: a process started just before the run died, too late to be announced, is found by it."""
+BEAT_EVERY = 0.5
+HANG_TIMEOUT = 3.0
+"""Six missed beats: far above any stall of a healthy event loop, low enough to revert within seconds."""
+LIFETIME_MARGIN = 3.0
+"""Added to a fault's scheduled end before the watchdog reverts it itself: the run's own revert comes first."""
+ORCHESTRATOR_EXIT = 5.0
 
 
 class Link:
@@ -44,22 +77,114 @@ class Link:
     def started(self, pgid: int) -> None:
         self._send(f"pgid {pgid}")
 
+    def beat(self) -> None:
+        self._send("beat")
+
+    def rest(self) -> None:
+        self._send("rest")
+
+    def deadline(self, step_id: str, monotonic: float) -> None:
+        self._send(f"deadline {step_id} {monotonic:.6f}")
+
+    def settled(self, step_id: str) -> None:
+        self._send(f"settled {step_id}")
+
     def done(self) -> None:
         self._send("done")
         if self._stdin is not None and not self._stdin.closed:
-            self._stdin.close()
+            try:
+                self._stdin.close()
+            except OSError:
+                return
 
 
-def listen(stream: IO[bytes]) -> tuple[bool, list[int]]:
-    """Read the run's messages until the pipe closes: (ended cleanly, process groups announced)."""
-    pgids: list[int] = []
-    for raw in stream:
-        line = raw.decode(errors="replace").strip()
-        if line == "done":
-            return True, pgids
-        if line.startswith("pgid "):
-            pgids.append(int(line.split()[1]))
-    return False, pgids
+async def heartbeat(link: Link, every: float = BEAT_EVERY) -> None:
+    """Beats from the run's event loop, so a blocked loop stops them. Cancelled, it says `rest`."""
+    try:
+        while True:
+            link.beat()
+            await asyncio.sleep(every)
+    finally:
+        link.rest()
+
+
+@dataclass
+class Watched:
+    """What the watchdog saw of the run."""
+
+    ending: Literal["done", "lost", "hung"] = "lost"
+    pgids: list[int] = field(default_factory=list)
+    expired: list[Settled] = field(default_factory=list)
+
+
+async def watch(reader: asyncio.StreamReader, journal: Path, hang_timeout: float = HANG_TIMEOUT) -> Watched:
+    """Read the run's messages until `done`, the end of the pipe, or missed beats; revert expired steps meanwhile.
+
+    Beats are only expected between the first `beat` and a `rest`: before, the run has not
+    reached its event loop; after, its rollback is over.
+    """
+    seen = Watched()
+    deadlines: dict[str, float] = {}
+    last_beat: float | None = None
+    reverts: list[asyncio.Task[Settled]] = []
+    try:
+        while True:
+            wake = list(deadlines.values()) + ([last_beat + hang_timeout] if last_beat is not None else [])
+            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
+            try:
+                raw = await asyncio.wait_for(reader.readline(), timeout)
+            except TimeoutError:
+                raw = None
+            now = time.monotonic()
+            if raw == b"":
+                return seen
+            words = (raw or b"").decode(errors="replace").split()
+            match words:
+                case ["done"]:
+                    seen.ending = "done"
+                    return seen
+                case ["beat"]:
+                    last_beat = now
+                case ["rest"]:
+                    last_beat = None
+                case ["pgid", pgid] if pgid.isdigit():
+                    seen.pgids.append(int(pgid))
+                case ["deadline", step, when] if _is_number(when):
+                    deadlines[step] = float(when)
+                case ["settled", step]:
+                    deadlines.pop(step, None)
+            for step, at in list(deadlines.items()):
+                if at <= now:
+                    del deadlines[step]
+                    reverts.append(asyncio.create_task(revert_expired(journal, step)))
+            if last_beat is not None and now - last_beat > hang_timeout:
+                seen.ending = "hung"
+                return seen
+    finally:
+        seen.expired = list(await asyncio.gather(*reverts))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def marked_groups(run_dir: Path) -> list[int]:
+    """Process groups of every process whose environment carries this run's marker."""
+    marker = f"{RUN_MARKER}={run_dir.resolve()}".encode()
+    groups = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                groups.append(os.getpgid(int(entry.name)))
+        except OSError:
+            continue
+    return [g for g in groups if g != os.getpgid(0)]
 
 
 def stop_groups(pgids: list[int]) -> list[int]:
@@ -74,25 +199,60 @@ def stop_groups(pgids: list[int]) -> list[int]:
     return alive
 
 
+async def _stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    return reader
+
+
+async def _guard(run_dir: Path, orchestrator: int) -> tuple[Watched, Settled | None, float, float | None]:
+    """Watch, then act; returns what was seen, what was settled, when the loss was noticed and when all was reverted."""
+    journal = run_dir / JOURNAL
+    seen = await watch(await _stdin_reader(), journal)
+    noticed = time.monotonic()
+    if seen.ending == "hung":
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orchestrator, signal.SIGKILL)
+    if seen.ending != "done":
+        # Its journal lock goes with the process: wait for the exit (EOF on the pipe can come first).
+        await asyncio.to_thread(wait_gone, [orchestrator], ORCHESTRATOR_EXIT)
+    if not journal.exists() or (seen.ending == "done" and not pending(journal)):
+        return seen, None, noticed, None
+    settled = await settle(journal)
+    return seen, settled, noticed, time.monotonic()
+
+
 def main(argv: list[str]) -> int:
     run_dir = Path(argv[1])
-    clean, pgids = listen(sys.stdin.buffer)
-    if clean:
-        return 0
+    orchestrator = int(argv[2]) if len(argv) > 2 else os.getppid()
     with (run_dir / "watchdog.log.jsonl").open("a", encoding="utf-8") as log_file:
         log_to(log_file)
-        settled = asyncio.run(settle(run_dir / JOURNAL))
-    stopped = stop_groups(pgids)
+        seen, settled, noticed, reverted = asyncio.run(_guard(run_dir, orchestrator))
+    if seen.ending == "done" and settled is None and not seen.expired:
+        return 0
+    stopped = stop_groups(seen.pgids + marked_groups(run_dir)) if seen.ending != "done" else []
+    events = {
+        "lost": "orchestrator lost: the watchdog rolled back",
+        "hung": f"orchestrator hung (no heartbeat for {HANG_TIMEOUT:g}s): killed, and the watchdog rolled back",
+        "done": "the run ended with faults left: the watchdog retried their reverts",
+    }
     summary = {
-        "event": "orchestrator lost: the watchdog rolled back",
-        "reverted": settled.reverted,
-        "revert_failed": settled.failed,
-        "journal_busy": settled.busy,
+        "event": events[seen.ending],
+        "ending": seen.ending,
+        "reverted": settled.reverted if settled else [],
+        "revert_failed": settled.failed if settled else [],
+        "journal_busy": settled.busy if settled else False,
+        "expired": [step for s in seen.expired for step in s.reverted],
+        "expired_failed": [f for s in seen.expired for f in s.failed],
         "stopped_process_groups": stopped,
+        "noticed_monotonic": noticed,
+        "reverted_monotonic": reverted,
         "at": time.time(),
     }
     (run_dir / "watchdog.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    return 1 if settled.failed or settled.busy else 0
+    failed = settled is not None and (settled.failed or settled.busy)
+    return 1 if failed or summary["expired_failed"] else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.journal import Journal, pending
+from orchestrator.journal import Journal, JournalBusy, pending, read_entries
 from orchestrator.model.undo import Undo
 
 
@@ -30,3 +30,26 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     with path.open("a") as f:
         f.write('{"event": "reverted", "driver": "toxiproxy.to')
     assert pending(path) == [a]
+
+
+def test_the_watchdog_appends_beside_a_live_holder(tmp_path: Path) -> None:
+    """The run holds the lock; its watchdog settles one step next to it, and both lines survive whole."""
+    path = tmp_path / "journal.jsonl"
+    run = Journal(path)
+    a = Undo("toxiproxy.toxic", "run/a", {"proxy": "p"})
+    b = Undo("toxiproxy.toxic", "run/b", {"proxy": "q"})
+    run.record("prepared", a)
+    run.record("prepared", b)
+    try:
+        Journal(path)
+    except JournalBusy:
+        pass
+    else:
+        raise AssertionError("a second holder must be refused while the run lives")
+    beside = Journal.beside_holder(path)
+    beside.record("reverted", a, by="watchdog: lifetime")
+    beside.close()
+    run.record("injected", b)
+    run.close()
+    assert pending(path) == [b]
+    assert [e.get("by") for e in read_entries(path)] == [None, None, "watchdog: lifetime", None]

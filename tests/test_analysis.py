@@ -8,11 +8,13 @@ Timelines are written as patterns: "++++----++++" is one sample per interval, `+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from orchestrator.analysis import (
+    drill_verdict,
     impact_at,
     judge,
     percentile,
@@ -24,7 +26,7 @@ from orchestrator.analysis import (
 )
 from orchestrator.model.spec import DrillSpec
 from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, Timeline
-from orchestrator.model.verdict import ProbeStats
+from orchestrator.model.verdict import DrillVerdict, ProbeStats
 
 INTERVAL = 0.1
 # baseline [0, 1), fault [1, 3), recovery [3, end)
@@ -132,9 +134,14 @@ def test_probe_stats_per_probe_and_phase() -> None:
     stats = probe_stats(tl)
 
     assert [(s.probe, s.phase) for s in stats] == [("api", "baseline"), ("api", "fault"), ("db", "fault")]
-    assert stats[0] == ProbeStats("api", "baseline", samples=10, failures=0, p50=0.05, p90=0.09, p99=0.10, max=0.10)
+    no_lag = {"lag_p50": 0.0, "lag_p99": 0.0, "lag_max": 0.0, "jitter": 0.0}
+    assert stats[0] == ProbeStats(
+        "api", "baseline", samples=10, failures=0, p50=0.05, p90=0.09, p99=0.10, max=0.10, p999=0.10, **no_lag
+    )
     # a failed sample counts with its latency; one without a latency only counts as a sample
-    assert stats[1] == ProbeStats("api", "fault", samples=3, failures=2, p50=0.05, p90=2.0, p99=2.0, max=2.0)
+    assert stats[1] == ProbeStats(
+        "api", "fault", samples=3, failures=2, p50=0.05, p90=2.0, p99=2.0, max=2.0, p999=2.0, **no_lag
+    )
     assert stats[1].error_rate == pytest.approx(2 / 3)
     assert stats[2].error_rate == 1.0
 
@@ -401,7 +408,7 @@ def test_latency_reports_the_threshold_closest_to_its_limit() -> None:
     assert verdict.passed is True
     assert verdict.measured == pytest.approx(0.19)
     assert verdict.threshold == pytest.approx(0.2)
-    assert verdict.detail == "p99 of api in fault over 10 samples"
+    assert verdict.detail == "p99 of api in fault over 10 samples (exact, nearest rank)"
     assert verdict.runbook == "runbooks/x.md#y"
 
 
@@ -472,3 +479,126 @@ def test_recovery_decided_ignores_a_window_whose_fault_never_ran() -> None:
     spec = drill([recovery_sla(fault="latency", max="1s")])
     tl = timeline({"api": "+" * 10 + "-" * 40}, faults=[fault("latency", None, None), fault("outage", 1.0, 3.0)])
     assert recovery_decided(spec, tl, 3.0) is True
+
+
+# --- edge cases of whole drills: windows, resolution, verdicts -----------------------------------
+
+
+def outage_sla(**fields: Any) -> dict[str, Any]:
+    return {"name": "recovers", "type": "recovery_window", "fault": "outage", "stable_for": "1s", **fields}
+
+
+def test_no_failure_at_all() -> None:
+    tl = timeline({"api": "+" * 60}, faults=[fault("outage", 1.0, 3.0)])
+    spec = drill([outage_sla(max="1s", **{"from": "fault_start"})])
+    [window] = recovery_windows(spec, tl)
+    assert (window.recovery, window.time_to_impact, window.unavailability, window.longest_outage) == (
+        "not_impacted",
+        None,
+        0.0,
+        0.0,
+    )
+    assert window.time_to_recover == 0.0 and window.failing_at_injection is False
+    [verdict] = judge(spec, tl)
+    assert verdict.passed and verdict.measured == 0.0
+    assert drill_verdict("completed", [verdict]) == DrillVerdict("PASS")
+
+
+def test_never_recovered() -> None:
+    tl = timeline({"api": "+" * 10 + "-" * 30}, faults=[fault("outage", 1.0, 3.0)])
+    spec = drill([outage_sla(max="1s")])
+    [window] = recovery_windows(spec, tl)
+    assert window.recovery == "not_recovered"
+    assert window.time_to_recover is None and window.recovered_at is None
+    assert window.unavailability == pytest.approx(3.0) == window.longest_outage  # 1.0 to the end, 4.0
+    [verdict] = judge(spec, tl)
+    assert verdict.passed is False and verdict.measured is None and verdict.marginal is False
+    assert verdict.result == "FAIL" and "no recovery stable for 1s" in verdict.detail
+    assert drill_verdict("completed", [verdict]) == DrillVerdict("FAIL", ("recovers",))
+
+
+def test_flapping_counts_every_outage_and_recovers_only_when_stable() -> None:
+    # during and just after the fault: fail, fail, pass, eight times (1.0 to 3.3), then passing for good
+    tl = timeline({"api": "+" * 10 + "--+" * 8 + "+" * 20}, faults=[fault("outage", 1.0, 3.0)])
+    [window] = recovery_windows(drill([]), tl)
+    assert window.time_to_impact == 0.0
+    assert window.unavailability == pytest.approx(1.6)  # eight outages of 200ms
+    assert window.longest_outage == pytest.approx(0.2)
+    assert window.recovered_at == pytest.approx(3.3)  # the single passing samples were never stable for 1s
+    assert window.recovery == "after_revert"
+    assert window.time_to_recover == pytest.approx(0.3)
+
+
+def test_recovered_before_the_revert() -> None:
+    tl = timeline({"api": "+" * 10 + "-" * 5 + "+" * 40}, faults=[fault("outage", 1.0, 3.0)])
+    [window] = recovery_windows(drill([]), tl)
+    assert window.recovery == "before_revert"
+    assert window.recovered_at == pytest.approx(1.5)
+    assert window.time_to_recover == 0.0  # still healthy when the fault ended
+    assert window.unavailability == pytest.approx(0.5)
+
+
+def test_failure_before_injection_is_flagged() -> None:
+    tl = timeline({"api": "+" * 5 + "-" * 20 + "+" * 30}, faults=[fault("outage", 1.0, 3.0)])
+    [window] = recovery_windows(drill([]), tl)
+    assert window.failing_at_injection is True
+    assert window.time_to_impact == 0.0
+    assert window.unavailability == pytest.approx(1.5)  # counted from the injection only: 1.0 to 2.5
+
+
+def test_a_gap_in_sampling_widens_the_resolution_and_marks_a_close_pass() -> None:
+    # samples every 100ms to 1.0s (the last one failing), none until 2.0s, then passing
+    gap = samples("api", "+" * 10 + "-") + samples("api", "+" * 30, start=2.0)
+    tl = Timeline(INTERVAL, ("api",), tuple(gap), PHASES, (fault("outage", 1.0, 1.5),), end=5.0)
+    spec = drill([outage_sla(max="1s")])
+    [window] = recovery_windows(spec, tl)
+    assert window.resolution == pytest.approx(1.0)  # the 1s gap, not the 100ms interval
+    assert window.time_to_recover == pytest.approx(0.5)
+    [verdict] = judge(spec, tl)
+    assert verdict.passed and verdict.margin == pytest.approx(0.5) and verdict.resolution == pytest.approx(1.0)
+    assert verdict.marginal and verdict.result == "PASS (within resolution)"
+    assert drill_verdict("completed", [verdict]) == DrillVerdict("PASS", (), ("recovers",))
+
+
+def test_a_clear_pass_is_not_marginal_and_sampler_lag_adds_to_the_resolution() -> None:
+    lagging = [replace(s, lag=0.03) if s.at == 3.5 else s for s in samples("api", OUTAGE)]
+    tl = Timeline(INTERVAL, ("api",), tuple(lagging), PHASES, (fault("outage", 1.0, 3.0),), end=6.5)
+    [verdict] = judge(drill([outage_sla(max="2s")]), tl)
+    assert verdict.measured == pytest.approx(0.5)
+    assert verdict.resolution == pytest.approx(0.13)
+    assert not verdict.marginal and verdict.result == "PASS"
+    assert "sampler lag 30ms" in verdict.detail
+    [window] = recovery_windows(drill([]), tl)
+    assert window.sampler_lag == pytest.approx(0.03)
+
+
+def test_error_rate_resolution_is_one_sample() -> None:
+    tl = timeline({"api": "+" * 10 + "-" + "+" * 39})
+    tight = {"name": "errors", "type": "error_rate", "phase": "recovery", "max": 0.05}
+    [verdict] = judge(drill([tight]), tl)
+    # recovery phase [3, 5): 20 samples, none failed; one failure would be 5%: at the limit
+    assert verdict.measured == 0.0 and verdict.resolution == pytest.approx(0.05)
+    assert verdict.marginal
+
+
+def test_p999_and_sampler_lag_and_jitter_per_window() -> None:
+    lat = [Sample("api", round(k * 0.001, 9), "baseline", True, float(k + 1), 0.02 * (k % 2)) for k in range(1000)]
+    tl = Timeline(0.001, ("api",), tuple(lat), PHASES, (), end=1.0)
+    [row] = probe_stats(tl)
+    assert (row.p50, row.p99, row.p999, row.max) == (500.0, 990.0, 999.0, 1000.0)
+    assert row.lag_p50 == 0.0 and row.lag_max == pytest.approx(0.02) and row.jitter == pytest.approx(0.02)
+    assert row.availability == 1.0 and row.window == "baseline"
+
+
+def test_probe_stats_per_fault_window() -> None:
+    tl = timeline({"api": OUTAGE}, faults=[fault("outage", 1.0, 3.0), fault("never", None, None)])
+    rows = [s for s in probe_stats(tl) if s.fault is not None]
+    assert [(s.fault, s.window, s.samples, s.failures) for s in rows] == [("outage", "fault outage", 20, 20)]
+    assert rows[0].availability == 0.0
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"), [("aborted", "ABORTED"), ("baseline_failed", "ERROR"), ("preflight_failed", "ERROR")]
+)
+def test_drill_verdict_of_runs_that_did_not_complete(status: str, outcome: str) -> None:
+    assert drill_verdict(status, []).outcome == outcome

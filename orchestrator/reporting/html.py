@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from orchestrator.analysis import reference_fault
 from orchestrator.model.durations import format_duration
-from orchestrator.model.spec import RecoveryWindowSla
 from orchestrator.model.timeline import FaultMark, Sample, Timeline
-from orchestrator.reporting.formats import runbook_href, seconds, sla_value
-from orchestrator.reporting.report import Report
-from orchestrator.runbooks import RunbookLink
+from orchestrator.model.verdict import SlaVerdict
+from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
+from orchestrator.reporting.report import Report, RunbookSection
 
 MAX_POINTS = 2000
 """Most markers drawn per probe chart beyond its failures, which are all drawn."""
@@ -28,7 +26,11 @@ MAX_POINTS = 2000
 WIDTH = 960
 LEFT, RIGHT = 64, 16
 PLOT_W = WIDTH - LEFT - RIGHT
-PHASE_ROW, ANNOTATION_ROW, FAIL_BAND, PLOT_H, AXIS_H = 18, 20, 18, 180, 30
+PHASE_ROW, ANNOTATION_ROW, FAIL_BAND, PLOT_H, AVAIL_GAP, AVAIL_H, AXIS_H = 18, 20, 18, 180, 8, 44, 30
+AVAIL_BINS = 160
+"""Availability is drawn as the share of passing samples per bin, about this many bins across."""
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'"
+"""Belt and braces for `no external request`: even an injected tag could load nothing."""
 CHAR_W = 6.2
 """Rough width of one character of chart text, to keep labels inside the chart."""
 
@@ -97,6 +99,15 @@ svg.chart .recovered { stroke: var(--pass); stroke-width: 1.5; }
 svg.chart .recovered.late { stroke: var(--fail); }
 svg.chart .recovered-label { fill: var(--pass); }
 svg.chart .recovered-label.late { fill: var(--fail); }
+svg.chart .threshold { stroke: var(--warn); stroke-width: 1.4; stroke-dasharray: 6 3; fill: none; }
+svg.chart text.threshold-label { fill: var(--warn); }
+svg.chart .avail-band { fill: var(--head); stroke: var(--line); }
+svg.chart .avail { stroke: var(--pass); stroke-width: 1.5; fill: none; }
+svg.chart .avail-fill { fill: var(--pass); opacity: .15; }
+.runbook-quote { border-left: 4px solid var(--fail); margin: .8rem 0; padding: .2rem .8rem; background: var(--head); }
+.runbook-quote blockquote { margin: .3rem 0; white-space: pre-wrap; font: 12.5px ui-monospace, SFMono-Regular, Menlo,
+  monospace; }
+.result.marginal { background: var(--warn); }
 .key { display: inline-block; width: .8em; height: .8em; vertical-align: -.05em; border-radius: 50%; }
 .key.ok { background: var(--ok); }
 .key.fail { color: var(--fail); width: auto; height: auto; border-radius: 0; font-weight: 700; }
@@ -108,14 +119,14 @@ def _e(text: object) -> str:
     return escape(str(text))
 
 
-def _link(link: RunbookLink | None, run_dir: Path) -> str:
+def _link(link: RunbookSection | None, run_dir: Path) -> str:
     """Relative to the run directory, as in report.md, so the link survives copying runs/ with the repo."""
     if link is None:
         return "—"
     return f'<a href="{_e(runbook_href(link, run_dir))}" title="{_e(link.ref)}">{_e(link.heading)}</a>'
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Collection[int] = ()) -> str:
+def table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Collection[int] = ()) -> str:
     """Cells are HTML already: each caller escapes what it puts in."""
 
     def cls(i: int) -> str:
@@ -128,9 +139,29 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Collecti
     return "\n".join(out)
 
 
+def page(title: str, style: str, body: Sequence[str]) -> str:
+    """A self-contained page: inline style, and a CSP that lets it load nothing. `title` is plain text, `body` HTML."""
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_e(title)}</title>",
+            f"<style>{style}</style>",
+            "</head>",
+            "<body>",
+            *body,
+            "</body>",
+            "</html>",
+        ]
+    )
+
+
 def render_html(report: Report) -> str:
-    facts, spec = report.facts, report.drill.spec
-    status = report.status.upper()
+    facts, drill = report.facts, report.drill
     body = [
         _header(report),
         _slas(report),
@@ -141,77 +172,84 @@ def render_html(report: Report) -> str:
         _rollback(report),
         _facts(report),
     ]
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>Drill {_e(spec.name)}: {_e(status)} ({_e(facts.run_id)})</title>",
-            f"<style>{STYLE}</style>",
-            "</head>",
-            "<body>",
-            *body,
-            "</body>",
-            "</html>",
-        ]
-    )
+    return page(f"Drill {drill.name}: {report.verdict.outcome} ({facts.run_id})", STYLE, body)
 
 
 def write_html(report: Report, path: Path) -> None:
-    path.write_text(render_html(report), encoding="utf-8")
+    path.write_text(render_html(report), encoding="utf-8", errors="replace")
 
 
 # --- sections, in the order an on-call reads them -------------------------------------------------
 
 
 def _header(report: Report) -> str:
-    facts, spec = report.facts, report.drill.spec
-    badge = report.status if report.status in ("passed", "failed") else "other"
+    facts, drill = report.facts, report.drill
+    verdict = report.verdict
+    badge = {"PASS": "passed", "FAIL": "failed"}.get(verdict.outcome, "other")
     out = [
         "<header>",
-        f'<h1>Drill <code>{_e(spec.name)}</code> <span class="badge {badge}">{_e(report.status.upper())}</span></h1>',
-        f'<p class="muted">exit code {report.exit_code} · run <code>{_e(facts.run_id)}</code>'
+        f'<h1>Drill <code>{_e(drill.name)}</code> <span class="badge {badge}">{_e(verdict.outcome)}</span></h1>',
+        f'<p class="muted">{_e(report.status)} · exit code {report.exit_code} · run <code>{_e(facts.run_id)}</code>'
         f" · {_e(facts.started_at.isoformat())}</p>",
     ]
-    if spec.metadata.description:
-        out.append(f"<p>{_e(spec.metadata.description)}</p>")
+    if verdict.failed:
+        out.append(f'<p class="bad">Failed: {", ".join(f"<code>{_e(n)}</code>" for n in verdict.failed)}</p>')
+    if verdict.marginal:
+        names = ", ".join(f"<code>{_e(n)}</code>" for n in verdict.marginal)
+        out.append(f"<p>Within resolution (one sample could flip the verdict): {names}</p>")
+    if drill.description:
+        out.append(f"<p>{_e(drill.description)}</p>")
     if facts.reason:
         out.append(f'<p class="reason"><b>Stopped because:</b> {_e(facts.reason)}</p>')
-    drill_book = report.runbook(spec.metadata.runbook)
+    drill_book = report.runbook(drill.runbook)
     if drill_book:
         out.append(f"<p>Runbook: {_link(drill_book, facts.run_dir)}</p>")
     out.append("</header>")
     return "\n".join(out)
 
 
+def _result(v: SlaVerdict) -> str:
+    cls = "marginal" if v.marginal else "pass" if v.passed else "fail"
+    return f'<span class="result {cls}">{_e(v.result)}</span>'
+
+
 def _slas(report: Report) -> str:
     out = ['<section id="slas">', "<h2>SLAs</h2>"]
     if not report.verdicts:
         judged = (
-            "Not judged: the run did not complete." if report.drill.spec.spec.slas else "This drill declares no SLA."
+            "Not judged: the run did not complete." if report.drill.slas_declared else "This drill declares no SLA."
         )
         out.append(f"<p>{judged}</p>")
-    else:
-        rows = []
-        for v in report.verdicts:
-            result = '<span class="result pass">PASS</span>' if v.passed else '<span class="result fail">FAIL</span>'
-            margin = "—" if v.margin is None else sla_value(v, v.margin)
-            if v.margin is not None and v.margin < 0:
-                margin = f'<span class="neg">{margin}</span>'
-            rows.append(
-                [
-                    f'<code>{_e(v.name)}</code> <span class="muted">({_e(v.type)})</span>'
-                    f'<div class="detail">{_e(v.detail)}</div>',
-                    result,
-                    sla_value(v, v.measured),
-                    sla_value(v, v.threshold),
-                    margin,
-                    _link(report.runbook(v.runbook), report.facts.run_dir),
-                ]
-            )
-        out.append(_table(["SLA", "Result", "Measured", "Threshold", "Margin", "Runbook"], rows, numeric={2, 3, 4}))
+        out.append("</section>")
+        return "\n".join(out)
+    rows = []
+    for v in report.verdicts:
+        margin = "—" if v.margin is None else sla_value(v, v.margin)
+        if v.margin is not None and v.margin < 0:
+            margin = f'<span class="neg">{margin}</span>'
+        rows.append(
+            [
+                f'<code>{_e(v.name)}</code> <span class="muted">({_e(v.type)})</span>'
+                f'<div class="detail">{_e(v.detail)}</div>',
+                _result(v),
+                sla_value(v, v.measured),
+                sla_value(v, v.threshold),
+                margin,
+                _e(resolution(v)),
+                _link(report.runbook(v.runbook), report.facts.run_dir),
+            ]
+        )
+    head = ["SLA", "Result", "Measured", "Threshold", "Margin", "Resolution", "Runbook"]
+    out.append(table(head, rows, numeric={2, 3, 4, 5}))
+    for v in report.verdicts:
+        link = report.runbook(v.runbook)
+        if v.passed or link is None:
+            continue
+        out.append(
+            f'<div class="runbook-quote" id="runbook-{_e(v.name)}"><p><b>{_e(v.name)} failed</b>: follow '
+            f'{_link(link, report.facts.run_dir)} <span class="muted">({_e(link.ref)})</span></p>'
+            f"<blockquote>{_e(link.text) or '(this section is empty)'}</blockquote></div>"
+        )
     out.append("</section>")
     return "\n".join(out)
 
@@ -235,8 +273,8 @@ def _faults(report: Report) -> str:
             ]
         )
     head = ["Fault", "Type", "Parameters", "Injected at", "Reverted at", "Runbook"]
-    table = _table(head, rows, numeric={3, 4}) if rows else "<p>This drill injects no fault.</p>"
-    return f'<section id="faults">\n<h2>Fault timeline</h2>\n{table}\n</section>'
+    listing = table(head, rows, numeric={3, 4}) if rows else "<p>This drill injects no fault.</p>"
+    return f'<section id="faults">\n<h2>Fault timeline</h2>\n{listing}\n</section>'
 
 
 def _windows(report: Report) -> str:
@@ -244,36 +282,49 @@ def _windows(report: Report) -> str:
         [
             f"<code>{_e(w.fault)}</code>",
             seconds(w.time_to_impact),
+            _e(recovered(w)),
             seconds(w.time_to_recover),
             seconds(w.unavailability),
-            format_duration(w.resolution),
+            seconds(w.longest_outage),
+            f"±{w.resolution * 1000:.0f}ms",
         ]
         for w in report.windows
     ]
-    head = ["Fault", "Time to impact", "Time to recover", "Unavailability", "Resolution"]
-    table = _table(head, rows, numeric={1, 2, 3, 4}) if rows else "<p>No fault was injected.</p>"
-    return f'<section id="recovery">\n<h2>Recovery windows</h2>\n{table}\n</section>'
+    head = ["Fault", "Time to impact", "Recovered", "Time to recover", "Unavailability", "Longest outage", "Resolution"]
+    listing = table(head, rows, numeric={1, 3, 4, 5, 6}) if rows else "<p>No fault was injected.</p>"
+    note = (
+        '<p class="muted">Time to recover counts from the fault\'s end (its revert) to the first moment every probe '
+        "passed for stable_for. Resolution: the spacing of samples around the window plus the sampler's lag.</p>"
+    )
+    return f'<section id="recovery">\n<h2>Recovery windows</h2>\n{listing}\n{note if rows else ""}\n</section>'
 
 
 def _stats(report: Report) -> str:
     rows = []
     for s in report.stats:
-        rate = f"{s.error_rate:.2%}"
+        rate = f"{s.availability:.2%}"
         rows.append(
             [
                 f"<code>{_e(s.probe)}</code>",
-                _e(s.phase),
+                _e(s.window),
                 str(s.samples),
                 f'<span class="bad">{rate}</span>' if s.failures else rate,
                 seconds(s.p50),
                 seconds(s.p90),
                 seconds(s.p99),
+                seconds(s.p999),
                 seconds(s.max),
+                seconds(s.lag_p99),
+                seconds(s.jitter),
             ]
         )
-    head = ["Probe", "Phase", "Samples", "Error rate", "p50", "p90", "p99", "max"]
-    table = _table(head, rows, numeric={2, 3, 4, 5, 6, 7}) if rows else "<p>No sample was taken.</p>"
-    return f'<section id="probes">\n<h2>Probes by phase</h2>\n{table}\n</section>'
+    head = ["Probe", "Window", "Samples", "Availability", "p50", "p90", "p99", "p99.9", "max", "lag p99", "jitter"]
+    listing = table(head, rows, numeric=set(range(2, 11))) if rows else "<p>No sample was taken.</p>"
+    note = (
+        '<p class="muted">Percentiles are exact (nearest rank over every completed sample, failed ones included). '
+        "Lag: how late the sampler started a sample; jitter: p99 of the change in lag from one sample to the next.</p>"
+    )
+    return f'<section id="probes">\n<h2>Probes by phase and fault window</h2>\n{listing}\n{note}\n</section>'
 
 
 def _rollback(report: Report) -> str:
@@ -288,25 +339,30 @@ def _rollback(report: Report) -> str:
 
 def _facts(report: Report) -> str:
     facts, timeline = report.facts, report.timeline
-    env = report.environment()
+    env = report.environment
     lasted = (facts.finished_at - facts.started_at).total_seconds()
     phases = "; ".join(f"{p.name} {p.start:.3f}s to {p.end:.3f}s" for p in timeline.phases) or "—"
     items = [
         ("Run", f"<code>{_e(facts.run_id)}</code>"),
         ("Started", _e(facts.started_at.isoformat())),
         ("Finished", f"{_e(facts.finished_at.isoformat())} ({lasted:.1f}s)"),
-        ("Drill file", f"<code>{_e(report.drill.path)}</code>"),
+        ("Drill file", f"<code>{_e(report.drill.file)}</code>"),
         (
             "Sampling interval",
             f"{_e(format_duration(timeline.interval))} (the resolution of every window in this report)",
         ),
         ("Phases", _e(phases)),
-        ("Seed", _e(report.drill.spec.spec.seed if report.drill.spec.spec.seed is not None else "—")),
+        ("Seed", _e(report.drill.seed if report.drill.seed is not None else "—")),
         ("Toxiproxy", _e(facts.toxiproxy_url or "not used")),
     ]
     if facts.process_restarts:
         items.append(("Process restarts", _e(", ".join(f"{k}: {n}" for k, n in facts.process_restarts.items()))))
-    items.append(("drillctl", _e(f"{env['drillctl']} on Python {env['python']}, {env['platform']}, {env['hostname']}")))
+    items.append(
+        (
+            "drillctl",
+            _e(f"{env.get('drillctl')} on Python {env.get('python')}, {env.get('platform')}, {env.get('hostname')}"),
+        )
+    )
     rows = "\n".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items)
     return f'<section id="run">\n<h2>Run</h2>\n<dl>\n{rows}\n</dl>\n</section>'
 
@@ -327,28 +383,48 @@ class _Recovery:
 
 
 def _recoveries(report: Report) -> list[_Recovery]:
-    """From the verdicts: the measured window added to the time it is measured from."""
-    slas = {s.name: s for s in report.drill.spec.spec.slas if isinstance(s, RecoveryWindowSla)}
+    """From the verdicts of recovery_window SLAs: the moment measured from, and the recovery."""
     out: list[_Recovery] = []
     for v in report.verdicts:
-        sla = slas.get(v.name)
-        mark = None if sla is None else reference_fault(sla, report.timeline)
-        if sla is None or mark is None or v.measured is None:
-            continue
-        reference = mark.injected_at if sla.measured_from == "fault_start" else mark.end
-        if reference is None:
+        if v.window_from is None or v.window_to is None or v.measured is None:
             continue
         out.append(
             _Recovery(
                 sla=v.name,
-                reference=reference,
-                at=reference + v.measured,
+                reference=v.window_from,
+                at=v.window_to,
                 passed=v.passed,
-                probes=tuple(sla.probes or report.timeline.probes),
-                label=f"{v.name}: recovered {v.measured:.3f}s after {sla.measured_from} of {mark.name} "
-                f"(max {v.threshold:g}s)",
+                probes=v.probes or report.timeline.probes,
+                label=f"{v.name}: recovered {v.measured:.3f}s after {v.reference} (max {v.threshold:g}s)",
             )
         )
+    return out
+
+
+@dataclass(frozen=True)
+class _Threshold:
+    """An SLA limit drawn on a chart: a latency across its phase, or a recovery deadline."""
+
+    probes: tuple[str, ...]
+    label: str
+    latency: float | None = None
+    start: float = 0.0
+    end: float = 0.0
+    deadline: float | None = None
+
+
+def _thresholds(report: Report) -> list[_Threshold]:
+    phases = {p.name: p for p in report.timeline.phases}
+    out: list[_Threshold] = []
+    for v in report.verdicts:
+        if v.type == "latency" and v.phase in phases:
+            phase = phases[v.phase]
+            out.append(
+                _Threshold(v.probes, f"{v.name} ≤ {format_duration(v.threshold)}", v.threshold, phase.start, phase.end)
+            )
+        elif v.window_from is not None and v.type == "recovery_window":
+            deadline = v.window_from + v.threshold
+            out.append(_Threshold(v.probes or report.timeline.probes, f"{v.name} deadline", deadline=deadline))
     return out
 
 
@@ -420,8 +496,17 @@ class _Frame:
         return self.plot_top + PLOT_H
 
     @property
+    def avail_top(self) -> float:
+        return self.plot_bottom + AVAIL_GAP
+
+    @property
+    def axis_y(self) -> float:
+        """The time axis, under the availability strip."""
+        return self.avail_top + AVAIL_H
+
+    @property
     def height(self) -> float:
-        return self.plot_bottom + AXIS_H
+        return self.axis_y + AXIS_H
 
     def x(self, t: float) -> float:
         return _x(t, self.x_max)
@@ -465,27 +550,36 @@ def _downsample(points: Sequence[Sample], column: Callable[[float], int]) -> lis
 
 def _charts(report: Report) -> str:
     timeline = report.timeline
-    x_max = _x_max(timeline)
+    thresholds = _thresholds(report)
+    x_max = max([_x_max(timeline), *(t.deadline * 1.02 for t in thresholds if t.deadline is not None)])
     lanes = _lanes(timeline.faults, x_max)
     recoveries = _recoveries(report)
-    figures = [_probe_chart(report, probe, x_max, lanes, recoveries) for probe in timeline.probes]
+    figures = [_probe_chart(report, probe, x_max, lanes, recoveries, thresholds) for probe in timeline.probes]
     intro = (
         '<p class="muted">Latency of every sample (log scale) against seconds since the first sample '
         f"(monotonic clock; resolution {_e(format_duration(timeline.interval))}). Failed samples are drawn "
-        "in the top band, with or without a latency. Hover a failure for its error.</p>"
+        "in the top band, with or without a latency; the strip below shows availability (share of passing "
+        "samples) over time. Dashed lines are SLA limits. Hover a failure for its error.</p>"
     )
     return "\n".join(['<section id="charts">', "<h2>Probes over time</h2>", intro, *figures, "</section>"])
 
 
 def _probe_chart(
-    report: Report, probe: str, x_max: float, lanes: list[list[FaultMark]], recoveries: list[_Recovery]
+    report: Report,
+    probe: str,
+    x_max: float,
+    lanes: list[list[FaultMark]],
+    recoveries: list[_Recovery],
+    thresholds: list[_Threshold],
 ) -> str:
     timeline = report.timeline
     samples = [s for s in timeline.samples if s.probe == probe]
     failed = [s for s in samples if not s.ok]
     passed = [s for s in samples if s.ok and s.latency is not None]
     mine = [r for r in recoveries if probe in r.probes]
+    limits = [t for t in thresholds if probe in t.probes]
     latencies = [max(s.latency, 1e-6) for s in passed if s.latency is not None]
+    latencies += [t.latency for t in limits if t.latency is not None]
     lo = math.floor(math.log10(min(latencies))) if latencies else -3
     hi = math.ceil(math.log10(max(latencies))) if latencies else 0
     frame = _Frame(x_max=x_max, lo=lo, hi=max(hi, lo + 1), rows=len(lanes) + len(mine))
@@ -499,6 +593,8 @@ def _probe_chart(
     svg += _axes(frame)
     svg += _fault_rows(lanes, frame)
     svg += _recovery_rows(mine, frame, first_row=len(lanes))
+    svg += _threshold_marks(limits, frame)
+    svg += _availability(samples, frame, timeline.interval)
     svg.append('<g class="ok">')
     svg += [f'<circle cx="{_f(frame.x(s.at))}" cy="{_f(frame.y(s.latency or 0.0))}" r="1.8"/>' for s in drawn]
     svg.append("</g>")
@@ -527,7 +623,7 @@ def _probe_chart(
         f"<figcaption><b>{_e(probe)}</b>: {len(samples)} sample{'' if len(samples) == 1 else 's'}, "
         f"{len(failed)} failed.{shown} "
         '<span class="key ok"></span> passed sample · <span class="key fail">&times;</span> failed sample · '
-        '<span class="key bar"></span> fault injected</figcaption>'
+        '<span class="key bar"></span> fault injected · dashed: SLA limit</figcaption>'
     )
     return "\n".join(["<figure>", *svg, caption, "</figure>"])
 
@@ -540,7 +636,7 @@ def _phase_bands(timeline: Timeline, frame: _Frame) -> list[str]:
         x0, x1 = frame.x(p.start), frame.x(p.end)
         out.append(
             f'<rect class="phase-{_e(p.name)}" x="{_f(x0)}" y="0" width="{_f(max(x1 - x0, 0.5))}" '
-            f'height="{_f(frame.plot_bottom)}"><title>{_e(f"{p.name}: {p.start:.3f}s to {p.end:.3f}s")}</title></rect>'
+            f'height="{_f(frame.axis_y)}"><title>{_e(f"{p.name}: {p.start:.3f}s to {p.end:.3f}s")}</title></rect>'
         )
         lo, hi = _span(x0 + 4, min(x1, LEFT + PLOT_W) - 4, p.name)
         if all(hi + 6 < left or lo > right + 6 for left, right in placed):
@@ -566,14 +662,14 @@ def _axes(frame: _Frame) -> list[str]:
                 f"{_e(format_duration(latency))}</text>"
             )
     step = _nice_step(frame.x_max)
-    bottom = frame.plot_bottom
+    bottom = frame.axis_y
     for k in range(int(frame.x_max / step + 1e-9) + 1):
         t = round(k * step, 9)
         x = frame.x(t)
         out.append(f'<line class="axis" x1="{_f(x)}" x2="{_f(x)}" y1="{_f(bottom)}" y2="{_f(bottom + 4)}"/>')
         out.append(f'<text class="tick" x="{_f(x)}" y="{_f(bottom + 16)}" text-anchor="middle">{t:g}s</text>')
     out.append(f'<line class="axis" x1="{LEFT}" x2="{LEFT + PLOT_W}" y1="{_f(bottom)}" y2="{_f(bottom)}"/>')
-    out.append(f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{_f(frame.plot_top)}" y2="{_f(bottom)}"/>')
+    out.append(f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{_f(frame.plot_top)}" y2="{_f(frame.plot_bottom)}"/>')
     out.append(
         f'<text class="tick" x="{LEFT + PLOT_W}" y="{_f(bottom + 28)}" text-anchor="end">seconds since t0</text>'
     )
@@ -640,4 +736,53 @@ def _recovery_rows(recoveries: list[_Recovery], frame: _Frame, first_row: int) -
         )
         label_cls = "recovered-label" if r.passed else "recovered-label late"
         out.append(_label(x1 + 4, x1 - 4, top + 10, r.label, label_cls))
+    return out
+
+
+def _threshold_marks(limits: list[_Threshold], frame: _Frame) -> list[str]:
+    out = []
+    for t in limits:
+        if t.latency is not None:
+            y = frame.y(t.latency)
+            x0, x1 = frame.x(t.start), frame.x(t.end)
+            out.append(f'<path class="threshold" d="M{_f(x0)} {_f(y)}H{_f(x1)}"><title>{_e(t.label)}</title></path>')
+            out.append(_label(x0 + 4, x1 - 4, y - 3, t.label, "threshold-label"))
+        elif t.deadline is not None:
+            x = frame.x(t.deadline)
+            out.append(
+                f'<path class="threshold" d="M{_f(x)} {_f(frame.band_top)}V{_f(frame.plot_bottom)}">'
+                f"<title>{_e(t.label)}</title></path>"
+            )
+            out.append(_label(x + 4, x - 4, frame.plot_bottom - 4, t.label, "threshold-label"))
+    return out
+
+
+def _availability(samples: Sequence[Sample], frame: _Frame, interval: float) -> list[str]:
+    """Share of passing samples per bin as a step line; bins without samples leave a gap."""
+    top, bottom = frame.avail_top, frame.avail_top + AVAIL_H
+    out = [
+        f'<rect class="avail-band" x="{LEFT}" y="{_f(top)}" width="{PLOT_W}" height="{AVAIL_H}"/>',
+        f'<text class="tick" x="{LEFT - 6}" y="{_f(top + 9)}" text-anchor="end">100%</text>',
+        f'<text class="tick" x="{LEFT - 6}" y="{_f(bottom)}" text-anchor="end">0%</text>',
+        f'<text class="tick" x="{LEFT + 4}" y="{_f(top + 11)}">availability</text>',
+    ]
+    width = max(2 * interval, frame.x_max / AVAIL_BINS)  # two intervals: regular sampling leaves no bin empty
+    bins: dict[int, list[bool]] = {}
+    for s in samples:
+        bins.setdefault(int(s.at / width), []).append(s.ok)
+    if not bins:
+        return out
+    path: list[str] = []
+    last = None
+    for k in sorted(bins):
+        share = sum(bins[k]) / len(bins[k])
+        y = bottom - (AVAIL_H - 2) * share
+        x0, x1 = frame.x(k * width), frame.x((k + 1) * width)
+        path.append(f"{'L' if last == k - 1 else 'M'}{_f(x0)} {_f(y)}H{_f(x1)}")
+        last = k
+    d = "".join(path)
+    low = min(sum(v) / len(v) for v in bins.values())
+    out.append(
+        f'<path class="avail" d="{d}"><title>{_e(f"availability per {width:.3g}s, lowest {low:.0%}")}</title></path>'
+    )
     return out

@@ -1,57 +1,95 @@
-"""report.json: the machine-readable record of a run, versioned by its `schema` field."""
+"""report.json: the machine-readable record of a run, versioned by its `schema` field.
+
+`to_json` writes everything the renderers need; `from_json` rebuilds the Report from it, so a
+report can be rendered again (`drillctl report`) or compared (`drillctl compare`) from the file alone.
+Its JSON Schema is in `report_schema.py`.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from orchestrator.reporting.report import SCHEMA, Report
-from orchestrator.runbooks import RunbookLink
+from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, Timeline
+from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
+from orchestrator.reporting.report import SCHEMA, DrillInfo, Report, RunbookSection, RunFacts
+from orchestrator.stop_conditions import Stop
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 SAMPLE_COLUMNS = ["probe", "at", "phase", "ok", "latency", "lag", "error"]
 
 
-def _link(link: RunbookLink | None) -> dict[str, str] | None:
-    if link is None:
+class ReportFormatError(ValueError):
+    """report.json is missing, not JSON, of another schema, or not shaped as this version writes it."""
+
+
+def _link(section: RunbookSection | None) -> dict[str, str] | None:
+    if section is None:
         return None
-    return {"ref": link.ref, "heading": link.heading, "path": str(link.path)}
+    return {"ref": section.ref, "heading": section.heading, "path": str(section.path)}
 
 
 def _r(value: float | None) -> float | None:
+    """Figures to the nanosecond: float noise goes, and a re-rendered report shows the same digits."""
+    return None if value is None else round(value, 9)
+
+
+def _us(value: float | None) -> float | None:
+    """Sample times and latencies to the microsecond, which keeps report.json small."""
     return None if value is None else round(value, 6)
 
 
 def to_json(report: Report) -> dict[str, Any]:
-    facts, spec, timeline = report.facts, report.drill.spec, report.timeline
+    facts, drill, timeline = report.facts, report.drill, report.timeline
+    verdict = report.verdict
     return {
         "schema": SCHEMA,
         "drill": {
-            "name": spec.name,
-            "file": str(report.drill.path),
-            "description": spec.metadata.description,
-            "runbook": _link(report.runbook(spec.metadata.runbook)),
+            "name": drill.name,
+            "file": str(drill.file),
+            "description": drill.description,
+            "runbook": _link(report.runbook(drill.runbook)),
+            "seed": drill.seed,
+            "slas_declared": drill.slas_declared,
         },
         "run": {
             "id": facts.run_id,
             "status": report.status,
+            "verdict": verdict.outcome,
+            "failed_slas": list(verdict.failed),
+            "marginal_slas": list(verdict.marginal),
             "reason": facts.reason,
+            "stopped_by": None if facts.stopped_by is None else facts.stopped_by.to_json(),
             "exit_code": report.exit_code,
-            "seed": spec.spec.seed,
+            "injected": facts.injected,
+            "seed": drill.seed,
             "started_at": facts.started_at.isoformat(),
             "finished_at": facts.finished_at.isoformat(),
             "interval": timeline.interval,
+            "end": _r(timeline.end),
             "clock": "monotonic seconds since the first sample was scheduled",
+            "percentiles": "exact, nearest rank over every completed sample",
         },
-        "environment": report.environment(),
+        "environment": dict(report.environment),
+        "probes": list(timeline.probes),
         "phases": [{"name": p.name, "start": _r(p.start), "end": _r(p.end)} for p in timeline.phases],
         "faults": [
             {
                 "name": f.name,
                 "type": f.type,
                 "params": dict(f.params),
+                "scheduled_start": _r(f.scheduled_start),
+                "scheduled_end": _r(f.scheduled_end),
                 "injected_at": _r(f.injected_at),
                 "reverted_at": _r(f.reverted_at),
+                "ended_at": _r(f.ended_at),
                 "error": f.error,
                 "runbook": _link(report.runbook(f.runbook)),
             }
@@ -62,11 +100,19 @@ def to_json(report: Report) -> dict[str, Any]:
                 "name": v.name,
                 "type": v.type,
                 "passed": v.passed,
+                "result": v.result,
+                "marginal": v.marginal,
                 "measured": _r(v.measured),
                 "threshold": v.threshold,
                 "margin": _r(v.margin),
+                "resolution": _r(v.resolution),
                 "unit": v.unit,
                 "detail": v.detail,
+                "probes": list(v.probes),
+                "phase": v.phase,
+                "window_from": _r(v.window_from),
+                "window_to": _r(v.window_to),
+                "reference": v.reference,
                 "runbook": _link(report.runbook(v.runbook)),
             }
             for v in report.verdicts
@@ -77,7 +123,12 @@ def to_json(report: Report) -> dict[str, Any]:
                 "time_to_impact": _r(w.time_to_impact),
                 "time_to_recover": _r(w.time_to_recover),
                 "unavailability": _r(w.unavailability),
-                "resolution": w.resolution,
+                "longest_outage": _r(w.longest_outage),
+                "recovered_at": _r(w.recovered_at),
+                "recovery": w.recovery,
+                "failing_at_injection": w.failing_at_injection,
+                "resolution": _r(w.resolution),
+                "sampler_lag": _r(w.sampler_lag),
             }
             for w in report.windows
         ],
@@ -85,24 +136,151 @@ def to_json(report: Report) -> dict[str, Any]:
             {
                 "probe": s.probe,
                 "phase": s.phase,
+                "fault": s.fault,
                 "samples": s.samples,
                 "failures": s.failures,
-                "error_rate": round(s.error_rate, 6),
+                "error_rate": _r(s.error_rate),
+                "availability": _r(s.availability),
                 "p50": _r(s.p50),
                 "p90": _r(s.p90),
                 "p99": _r(s.p99),
+                "p999": _r(s.p999),
                 "max": _r(s.max),
+                "lag_p50": _r(s.lag_p50),
+                "lag_p99": _r(s.lag_p99),
+                "lag_max": _r(s.lag_max),
+                "jitter": _r(s.jitter),
             }
             for s in report.stats
         ],
+        "runbooks": {
+            ref: {"heading": s.heading, "anchor": s.anchor, "path": str(s.path), "text": s.text}
+            for ref, s in report.runbooks.items()
+        },
         "rollback": {"reverted": facts.reverted, "failed": facts.revert_failures},
         "process_restarts": facts.process_restarts,
         "samples": {
             "columns": SAMPLE_COLUMNS,
-            "rows": [[s.probe, _r(s.at), s.phase, s.ok, _r(s.latency), _r(s.lag), s.error] for s in timeline.samples],
+            "rows": [
+                [s.probe, _us(s.at), s.phase, s.ok, _us(s.latency), _us(s.lag), s.error] for s in timeline.samples
+            ],
         },
     }
 
 
+def render_json(report: Report) -> str:
+    return json.dumps(to_json(report), indent=1) + "\n"
+
+
 def write_json(report: Report, path: Path) -> None:
-    path.write_text(json.dumps(to_json(report), indent=1) + "\n", encoding="utf-8")
+    path.write_text(render_json(report), encoding="utf-8")
+
+
+def _ref(link: dict[str, Any] | None) -> str | None:
+    return None if link is None else str(link["ref"])
+
+
+def _rebuild(cls: type[T], row: dict[str, Any], **converted: Any) -> T:
+    """The dataclass `to_json` wrote as `row`: each field from its key, or from `converted` where JSON
+    holds it another way (a runbook link for its ref, a list for a tuple). A field added since the report
+    was written keeps its default."""
+    taken = {f.name: row[f.name] for f in fields(cls) if f.name in row and f.name not in converted}
+    return cls(**taken, **converted)
+
+
+def from_json(document: dict[str, Any], run_dir: Path) -> Report:
+    """The Report that `to_json` wrote. `run_dir` is where the report now lives (links are relative to it)."""
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        found = document.get("schema") if isinstance(document, dict) else type(document).__name__
+        raise ReportFormatError(f"not a {SCHEMA} report (schema: {found!r})")
+    try:
+        return _from_json(document, run_dir)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ReportFormatError(f"malformed {SCHEMA} report: {type(e).__name__}: {e}") from e
+
+
+def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
+    run, drill = doc["run"], doc["drill"]
+    columns = doc["samples"]["columns"]
+    rows = [dict(zip(columns, row, strict=True)) for row in doc["samples"]["rows"]]
+    timeline = Timeline(
+        interval=float(run["interval"]),
+        probes=tuple(doc["probes"]),
+        samples=tuple(_rebuild(Sample, r, ok=bool(r["ok"])) for r in rows),
+        phases=tuple(_rebuild(PhaseMark, p) for p in doc["phases"]),
+        faults=tuple(
+            _rebuild(FaultMark, f, params=dict(f["params"]), runbook=_ref(f["runbook"])) for f in doc["faults"]
+        ),
+        end=float(run["end"]),
+    )
+    status = run["status"]
+    facts = RunFacts(
+        run_id=run["id"],
+        run_dir=run_dir,
+        started_at=datetime.fromisoformat(run["started_at"]),
+        finished_at=datetime.fromisoformat(run["finished_at"]),
+        status="completed" if status in ("passed", "failed") else status,
+        reason=run["reason"],
+        stopped_by=None if run["stopped_by"] is None else Stop(**run["stopped_by"]),
+        injected=bool(run["injected"]),
+        reverted=list(doc["rollback"]["reverted"]),
+        revert_failures=list(doc["rollback"]["failed"]),
+        toxiproxy_url=doc["environment"].get("toxiproxy_url"),
+        process_restarts={str(k): int(n) for k, n in doc["process_restarts"].items()},
+    )
+    verdicts = [
+        _rebuild(
+            SlaVerdict,
+            v,
+            passed=bool(v["passed"]),
+            threshold=float(v["threshold"]),
+            unit="ratio" if v["unit"] == "ratio" else "s",
+            runbook=_ref(v["runbook"]),
+            probes=tuple(v["probes"]),
+        )
+        for v in doc["slas"]
+    ]
+    windows = [
+        _rebuild(
+            RecoveryWindow,
+            w,
+            unavailability=float(w["unavailability"]),
+            resolution=float(w["resolution"]),
+            longest_outage=float(w["longest_outage"]),
+            failing_at_injection=bool(w["failing_at_injection"]),
+            sampler_lag=float(w["sampler_lag"]),
+        )
+        for w in doc["recovery_windows"]
+    ]
+    stats = [
+        _rebuild(ProbeStats, s, samples=int(s["samples"]), failures=int(s["failures"])) for s in doc["probe_stats"]
+    ]
+    runbooks = {ref: _rebuild(RunbookSection, r, ref=ref, path=Path(r["path"])) for ref, r in doc["runbooks"].items()}
+    return Report(
+        drill=_rebuild(
+            DrillInfo,
+            drill,
+            file=Path(drill["file"]),
+            runbook=_ref(drill["runbook"]),
+            slas_declared=int(drill["slas_declared"]),
+        ),
+        facts=facts,
+        timeline=timeline,
+        verdicts=verdicts,
+        windows=windows,
+        stats=stats,
+        runbooks=runbooks,
+        environment=dict(doc["environment"]),
+    )
+
+
+def read_report(run_dir: Path) -> Report:
+    """The Report of a run directory (or of a report.json file), from report.json alone."""
+    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ReportFormatError(f"cannot read {path}: {e.strerror or e}") from e
+    except ValueError as e:
+        raise ReportFormatError(f"{path} is not JSON: {e}") from e
+    return from_json(document, path.parent)

@@ -1,102 +1,115 @@
-"""report.md: the summary an on-call reads first. Every breach and every fault links to its runbook."""
+"""report.md: a short summary fit for a pull-request comment; details fold away.
+
+Every breach and every fault links to its runbook section. Text from the drill or the run is
+put in code spans or escaped, so it cannot turn into Markdown or HTML of its own.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from orchestrator.model.durations import format_duration
-from orchestrator.reporting.formats import runbook_href, seconds, sla_value
-from orchestrator.reporting.report import Report
-from orchestrator.runbooks import RunbookLink
+from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
+from orchestrator.reporting.report import Report, RunbookSection
+
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#|!~&])")
 
 
-def _link(link: RunbookLink | None, run_dir: Path) -> str:
+def text(value: object) -> str:
+    """Plain text: Markdown and HTML characters backslash-escaped, newlines flattened."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def code(value: object) -> str:
+    """A code span that no backtick, pipe or newline inside can break out of."""
+    flat = " ".join(str(value).split()).replace("|", "\\|")
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def _link(link: RunbookSection | None, run_dir: Path) -> str:
     if link is None:
         return "—"
-    return f"[{link.heading}]({runbook_href(link, run_dir)})"
+    return f"[{text(link.heading)}]({runbook_href(link, run_dir)})"
 
 
 def render_markdown(report: Report) -> str:
-    facts, spec, timeline = report.facts, report.drill.spec, report.timeline
+    facts, drill, timeline = report.facts, report.drill, report.timeline
     run_dir = facts.run_dir
-    status = report.status.upper()
-    out = [
-        f"# Drill `{spec.name}`: {status}",
-        "",
-        spec.metadata.description,
-        "",
-        f"- Run: `{facts.run_id}` (exit code {report.exit_code})",
-        f"- Started: {facts.started_at.isoformat()}; finished: {facts.finished_at.isoformat()}",
-        f"- Drill file: `{report.drill.path}`",
-        f"- Sampling interval: {format_duration(timeline.interval)} (the resolution of every window below)",
-    ]
+    verdict = report.verdict
+    out = [f"## Drill {code(drill.name)}: {verdict.outcome}", ""]
+    if verdict.failed:
+        out.append(f"Failed: {', '.join(code(n) for n in verdict.failed)}.")
+    if verdict.marginal:
+        out.append(f"Within resolution (could flip): {', '.join(code(n) for n in verdict.marginal)}.")
     if facts.reason:
-        out.append(f"- Stopped because: {facts.reason}")
-    drill_book = report.runbook(spec.metadata.runbook)
-    if drill_book:
-        out.append(f"- Runbook: {_link(drill_book, run_dir)}")
-
-    out += ["", "## SLAs", ""]
-    if report.verdicts:
-        out += ["| SLA | Result | Measured | Threshold | Margin | Runbook |", "|---|---|---|---|---|---|"]
-        for v in report.verdicts:
-            result = "PASS" if v.passed else "**FAIL**"
-            margin = "—" if v.margin is None else sla_value(v, v.margin)
-            out.append(
-                f"| `{v.name}` ({v.type}) | {result} | {sla_value(v, v.measured)} | {sla_value(v, v.threshold)} "
-                f"| {margin} | {_link(report.runbook(v.runbook), run_dir)} |"
-            )
-        out.append("")
-        out += [f"- `{v.name}`: {v.detail}" for v in report.verdicts]
-    else:
-        out.append("Not judged: the run did not complete." if spec.spec.slas else "This drill declares no SLA.")
-
-    out += ["", "## Fault timeline", ""]
-    out += ["| Fault | Type | Parameters | Injected at | Reverted at | Runbook |", "|---|---|---|---|---|---|"]
-    for f in timeline.faults:
-        params = ", ".join(f"{k}={v}" for k, v in f.params.items())
-        out.append(
-            f"| `{f.name}` | {f.type} | {params} | {seconds(f.injected_at)} | {seconds(f.reverted_at)} "
-            f"| {_link(report.runbook(f.runbook), run_dir)} |"
-        )
-    errors = [f for f in timeline.faults if f.error]
-    out += [f"- `{f.name}`: {f.error}" for f in errors]
-
-    out += ["", "## Recovery windows", ""]
-    out += ["| Fault | Time to impact | Time to recover | Unavailability |", "|---|---|---|---|"]
-    for w in report.windows:
-        out.append(
-            f"| `{w.fault}` | {seconds(w.time_to_impact)} | {seconds(w.time_to_recover)} "
-            f"| {seconds(w.unavailability)} |"
-        )
-
-    out += ["", "## Probes by phase", ""]
-    out += ["| Probe | Phase | Samples | Error rate | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|---|---|"]
-    for s in report.stats:
-        out.append(
-            f"| `{s.probe}` | {s.phase} | {s.samples} | {s.error_rate:.2%} | {seconds(s.p50)} | {seconds(s.p90)} "
-            f"| {seconds(s.p99)} | {seconds(s.max)} |"
-        )
-
-    out += ["", "## Phases", ""]
-    out += [f"- {p.name}: {p.start:.3f}s to {p.end:.3f}s" for p in timeline.phases]
-
-    out += ["", "## Rollback", ""]
+        out.append(f"Stopped because: {text(facts.reason)}")
     if facts.revert_failures:
-        out += [f"- **REVERT FAILED** {failure}" for failure in facts.revert_failures]
-    out += [f"- reverted `{step}`" for step in facts.reverted]
-    if not facts.reverted and not facts.revert_failures:
-        out.append("Nothing was injected, so nothing needed reverting.")
+        out += [f"- **REVERT FAILED** {text(failure)}" for failure in facts.revert_failures]
+    out.append(
+        f"Run {code(facts.run_id)}, exit code {report.exit_code}; sampling every "
+        f"{format_duration(timeline.interval)} (monotonic clock, exact nearest-rank percentiles)."
+    )
 
-    breached = [v for v in report.verdicts if not v.passed and v.runbook]
+    out += [
+        "",
+        "| SLA | Result | Measured | Threshold | Margin | Resolution | Runbook |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in report.verdicts:
+        result = v.result if v.passed else f"**{v.result}**"
+        margin = "—" if v.margin is None else sla_value(v, v.margin)
+        out.append(
+            f"| {code(v.name)} | {result} | {sla_value(v, v.measured)} | {sla_value(v, v.threshold)} | {margin} "
+            f"| {resolution(v)} | {_link(report.runbook(v.runbook), run_dir)} |"
+        )
+    if not report.verdicts:
+        out.append(
+            f"| — | {'not judged: the run did not complete' if drill.slas_declared else 'no SLA declared'} | | | | | |"
+        )
+
+    if timeline.faults:
+        out += [
+            "",
+            "| Fault | Impact after | Recovered | After fault end | Unavailable | Longest outage | Runbook |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        windows = {w.fault: w for w in report.windows}
+        for f in timeline.faults:
+            w = windows.get(f.name)
+            if w is None:
+                cells = ["not injected" + (f": {text(f.error)}" if f.error else ""), "", "", "", ""]
+            else:
+                cells = [seconds(w.time_to_impact), recovered(w), seconds(w.time_to_recover)]
+                cells += [seconds(w.unavailability), seconds(w.longest_outage)]
+            book = _link(report.runbook(f.runbook), run_dir)
+            out.append(f"| {code(f.name)} ({text(f.type)}) | {' | '.join(cells)} | {book} |")
+
+    breached = [v for v in report.verdicts if not v.passed and report.runbook(v.runbook)]
     if breached:
-        out += ["", "## What to do", ""]
+        out += ["", "### What to do", ""]
         for v in breached:
             link = report.runbook(v.runbook)
             assert link is not None
-            out.append(f"- `{v.name}` breached: follow {_link(link, run_dir)} ({link.heading})")
+            out.append(f"- {code(v.name)}: {_link(link, run_dir)}")
+            out += [f"  > {text(line)}" if line.strip() else "  >" for line in link.text.splitlines()[:8]]
+
+    out += ["", "<details><summary>Probes per phase and fault window</summary>", ""]
+    out += [
+        "| Probe | Window | Samples | Availability | p50 | p90 | p99 | p99.9 | max | sampler lag p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in report.stats:
+        out.append(
+            f"| {code(s.probe)} | {text(s.window)} | {s.samples} | {s.availability:.2%} | {seconds(s.p50)} "
+            f"| {seconds(s.p90)} | {seconds(s.p99)} | {seconds(s.p999)} | {seconds(s.max)} | {seconds(s.lag_p99)} |"
+        )
+    rolled = [f"- reverted {code(step)}" for step in facts.reverted]
+    out += ["", *rolled, "", "</details>"]
     return "\n".join(out) + "\n"
 
 
 def write_markdown(report: Report, path: Path) -> None:
-    path.write_text(render_markdown(report), encoding="utf-8")
+    path.write_text(render_markdown(report), encoding="utf-8", errors="replace")

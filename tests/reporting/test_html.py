@@ -208,7 +208,7 @@ def make_report(
         toxiproxy_url="http://127.0.0.1:8474",
         process_restarts={},
     )
-    end = max(s.at for s in samples) + 0.1
+    end = max((s.at for s in samples), default=0.0) + 0.1
     timeline = Timeline(0.1, ("api", "db-port"), samples, PHASES, faults, end=end)
     return build_report(drill, facts, timeline)
 
@@ -239,7 +239,9 @@ def test_sections_come_in_the_order_an_on_call_reads(report: Report) -> None:
     order = ["<h1>", 'id="slas"', 'id="charts"', 'id="faults"', 'id="recovery"', 'id="probes"', 'id="rollback"']
     positions = [html.index(marker) for marker in [*order, 'id="run"']]
     assert positions == sorted(positions)
-    assert "FAILED" in html.split('id="slas"')[0] and "exit code 1" in html
+    header = html.split('id="slas"')[0]
+    assert '<span class="badge failed">FAIL</span>' in header and "exit code 1" in header
+    assert "Failed: <code>api-latency</code>" in header
 
 
 def test_charts_label_phases_faults_and_the_recovery(report: Report) -> None:
@@ -264,19 +266,21 @@ def test_failed_samples_are_drawn_in_the_failure_band(report: Report) -> None:
 def test_sla_rows_say_pass_or_fail_and_link_their_runbook_section(report: Report) -> None:
     page = parse(render_html(report))
     head, *rows = page.tables[0]
-    assert head == ["SLA", "Result", "Measured", "Threshold", "Margin", "Runbook"]
+    assert head == ["SLA", "Result", "Measured", "Threshold", "Margin", "Resolution", "Runbook"]
     by_name = {row[0].split()[0]: row for row in rows}
-    assert by_name["api-recovers"][1:5] == ["PASS", "0.100s", "1.000s", "0.900s"]
+    assert by_name["api-recovers"][1:6] == ["PASS", "0.100s", "1.000s", "0.900s", "±100ms"]
     assert by_name["api-latency"][1] == "FAIL" and by_name["api-latency"][4] == "-0.400s"
-    assert by_name["db-errors"][1:5] == ["PASS", "0.00%", "1.00%", "1.00%"]
-    assert by_name["api-recovers"][5] == "Slow recovery" and by_name["db-errors"][5] == "—"
+    assert by_name["api-latency"][5] == "exact"
+    # 0 of 10 baseline samples failed against a 1% limit: one failure (10%) would breach it
+    assert by_name["db-errors"][1:6] == ["PASS (within resolution)", "0.00%", "1.00%", "1.00%", "±10.00%"]
+    assert by_name["api-recovers"][6] == "Slow recovery" and by_name["db-errors"][6] == "—"
 
     run_dir = report.facts.run_dir
     for heading, anchor in [("Slow recovery", "slow-recovery"), ("Latency spike", "latency-spike")]:
         href = page.hrefs[heading]
         assert href == f"../../runbooks/x.md#{anchor}"
         target, _, _ = href.partition("#")
-        assert (run_dir / target).resolve() == (report.drill.folder.parent / "runbooks" / "x.md").resolve()
+        assert (run_dir / target).resolve() == (report.drill.file.parent.parent / "runbooks" / "x.md").resolve()
     assert page.hrefs["Overview"] == "../../runbooks/x.md#overview"
 
 
@@ -289,7 +293,7 @@ def test_fault_table_and_run_facts(report: Report) -> None:
     text = "".join(page.text)
     assert "Checks & balances" in text
     assert "100ms (the resolution of every window in this report)" in text
-    assert str(report.drill.path) in text and "html-drill-1" in text
+    assert str(report.drill.file) in text and "html-drill-1" in text
 
 
 def test_text_from_the_drill_and_the_run_is_escaped(drill: LoadedDrill) -> None:
@@ -311,7 +315,8 @@ def test_text_from_the_drill_and_the_run_is_escaped(drill: LoadedDrill) -> None:
     assert html.count(EVIL_ESCAPED) >= 5  # reason, fault error and parameter, revert failure, sample errors
     assert f"received SIGINT &amp; {EVIL_ESCAPED}" in html
     assert f'<li class="bad">REVERT FAILED: db-outage: {EVIL_ESCAPED}</li>' in html
-    assert "ABORTED" in html and "exit code 4" in html and "Not judged: the run did not complete." in html
+    assert '<span class="badge other">ABORTED</span>' in html and "exit code 4" in html
+    assert "Not judged: the run did not complete." in html
 
 
 def test_downsampling_caps_points_but_keeps_every_failure_and_every_spike(drill: LoadedDrill) -> None:
@@ -361,5 +366,13 @@ def test_a_run_writes_report_html_beside_report_md(tmp_path: Path, listener: int
     assert (run_dir / "report.md").is_file()
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     page = parse(html)
-    assert page.starts.count("svg") == 1 and "PASSED" in html
+    assert page.starts.count("svg") == 1 and '<span class="badge passed">PASS</span>' in html
     assert page.svg_texts.count("baseline") == 1 and page.svg_texts.count("recovery") == 1
+
+
+def test_a_run_stopped_before_any_sample_or_verdict_still_renders(drill: LoadedDrill) -> None:
+    report = make_report(drill, (), status="baseline_failed", reason="steady state did not hold", faults=())
+    html = render_html(report)
+    page = parse(html)
+    assert page.starts.count("svg") == 2 and page.svg_texts.count("no samples") == 2
+    assert '<span class="badge other">ERROR</span>' in html and "steady state did not hold" in html

@@ -1,0 +1,191 @@
+"""The published JSON Schema of report.json (`drillctl schema --report`).
+
+Written by hand, beside `json_report.to_json`, because the schema is a promise to CI pipelines
+and dashboards: a change here is a visible change of that promise. A test checks that a real
+run's report.json validates against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.reporting.report import SCHEMA
+
+_NUM = {"type": "number"}
+_OPT_NUM = {"type": ["number", "null"]}
+_STR = {"type": "string"}
+_OPT_STR = {"type": ["string", "null"]}
+_BOOL = {"type": "boolean"}
+_STRS = {"type": "array", "items": _STR}
+
+
+def _obj(properties: dict[str, Any], *, extra: bool = False) -> dict[str, Any]:
+    """Every listed property required; unknown ones refused unless `extra`."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": extra,
+    }
+
+
+_LINK = {
+    "oneOf": [
+        {"type": "null"},
+        _obj({"ref": _STR, "heading": _STR, "path": _STR}),
+    ],
+    "description": "a runbook section: runbooks/<file>.md#<anchor>, its heading and the file it was read from",
+}
+
+REPORT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://drillctl.dev/schemas/report-v1.json",
+    "title": f"drillctl run report ({SCHEMA})",
+    "description": "report.json of one drill run. Times are monotonic seconds since the first sample was "
+    "scheduled; durations in seconds; ratios between 0 and 1.",
+    **_obj(
+        {
+            "schema": {"const": SCHEMA},
+            "drill": _obj(
+                {
+                    "name": _STR,
+                    "file": _STR,
+                    "description": _STR,
+                    "runbook": _LINK,
+                    "seed": {"type": ["integer", "null"]},
+                    "slas_declared": {"type": "integer", "minimum": 0},
+                }
+            ),
+            "run": _obj(
+                {
+                    "id": _STR,
+                    "status": {"enum": ["passed", "failed", "aborted", "baseline_failed", "preflight_failed", "error"]},
+                    "verdict": {"enum": ["PASS", "FAIL", "ABORTED", "ERROR"]},
+                    "failed_slas": _STRS,
+                    "marginal_slas": _STRS,
+                    "reason": _OPT_STR,
+                    "stopped_by": {
+                        "oneOf": [
+                            {"type": "null"},
+                            _obj(
+                                {
+                                    "kind": {"enum": ["stop_condition", "abort", "signal"]},
+                                    "name": _STR,
+                                    "at": _OPT_NUM,
+                                    "evidence": _STR,
+                                }
+                            ),
+                        ],
+                        "description": "what stopped the run early, with its evidence",
+                    },
+                    "exit_code": {"type": "integer"},
+                    "injected": _BOOL,
+                    "seed": {"type": ["integer", "null"]},
+                    "started_at": {"type": "string", "format": "date-time"},
+                    "finished_at": {"type": "string", "format": "date-time"},
+                    "interval": {"type": "number", "exclusiveMinimum": 0},
+                    "end": _NUM,
+                    "clock": _STR,
+                    "percentiles": _STR,
+                }
+            ),
+            "environment": {"type": "object"},
+            "probes": _STRS,
+            "phases": {"type": "array", "items": _obj({"name": _STR, "start": _NUM, "end": _NUM})},
+            "faults": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "name": _STR,
+                        "type": _STR,
+                        "params": {"type": "object"},
+                        "scheduled_start": _NUM,
+                        "scheduled_end": _NUM,
+                        "injected_at": _OPT_NUM,
+                        "reverted_at": _OPT_NUM,
+                        "ended_at": _OPT_NUM,
+                        "error": _OPT_STR,
+                        "runbook": _LINK,
+                    }
+                ),
+            },
+            "slas": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "name": _STR,
+                        "type": _STR,
+                        "passed": _BOOL,
+                        "result": {"enum": ["PASS", "FAIL", "PASS (within resolution)", "FAIL (within resolution)"]},
+                        "marginal": _BOOL,
+                        "measured": _OPT_NUM,
+                        "threshold": _NUM,
+                        "margin": _OPT_NUM,
+                        "resolution": _OPT_NUM,
+                        "unit": {"enum": ["s", "ratio"]},
+                        "detail": _STR,
+                        "probes": _STRS,
+                        "phase": _OPT_STR,
+                        "window_from": _OPT_NUM,
+                        "window_to": _OPT_NUM,
+                        "reference": _OPT_STR,
+                        "runbook": _LINK,
+                    }
+                ),
+            },
+            "recovery_windows": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "fault": _STR,
+                        "time_to_impact": _OPT_NUM,
+                        "time_to_recover": _OPT_NUM,
+                        "unavailability": _NUM,
+                        "longest_outage": _NUM,
+                        "recovered_at": _OPT_NUM,
+                        "recovery": {"enum": ["before_revert", "after_revert", "not_recovered", "not_impacted"]},
+                        "failing_at_injection": _BOOL,
+                        "resolution": _NUM,
+                        "sampler_lag": _NUM,
+                    }
+                ),
+            },
+            "probe_stats": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "probe": _STR,
+                        "phase": _STR,
+                        "fault": _OPT_STR,
+                        "samples": {"type": "integer", "minimum": 0},
+                        "failures": {"type": "integer", "minimum": 0},
+                        "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                        "availability": {"type": "number", "minimum": 0, "maximum": 1},
+                        **{k: _OPT_NUM for k in ("p50", "p90", "p99", "p999", "max")},
+                        **{k: _OPT_NUM for k in ("lag_p50", "lag_p99", "lag_max", "jitter")},
+                    }
+                ),
+            },
+            "runbooks": {
+                "type": "object",
+                "additionalProperties": _obj({"heading": _STR, "anchor": _STR, "path": _STR, "text": _STR}),
+            },
+            "rollback": _obj({"reverted": _STRS, "failed": _STRS}),
+            "process_restarts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "samples": _obj(
+                {
+                    "columns": {"const": ["probe", "at", "phase", "ok", "latency", "lag", "error"]},
+                    "rows": {
+                        "type": "array",
+                        "items": {
+                            "type": "array",
+                            "prefixItems": [_STR, _NUM, _STR, _BOOL, _OPT_NUM, _OPT_NUM, _OPT_STR],
+                            "minItems": 7,
+                            "maxItems": 7,
+                        },
+                    },
+                }
+            ),
+        }
+    ),
+}

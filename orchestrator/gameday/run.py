@@ -1,0 +1,221 @@
+"""Runs a game day: window, lease, each drill through `run_drill`, cool-downs, stop policy, report, webhook.
+
+Drills run one after another in the main thread (each drill owns its event loop and its signal
+handlers); the lease is renewed from a worker thread meanwhile. A drill that cannot start
+(`run_drill` exits with code 3 on preflight) is recorded as such and the game day goes on as its
+stop policy says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from orchestrator.console import LiveView
+from orchestrator.exit_codes import EXIT_ABORTED, EXIT_PREFLIGHT
+from orchestrator.gameday.lease import LeaseHolder
+from orchestrator.gameday.plan import LoadedGameDay, outside_window
+from orchestrator.gameday.report import (
+    DrillResult,
+    GameDayResult,
+    RecoveryFigure,
+    to_json,
+    with_webhook,
+    write_all,
+)
+from orchestrator.gameday.webhook import deliver
+from orchestrator.kube.access import KubeAccess
+from orchestrator.loading import LoadedDrill
+from orchestrator.reporting.junit import render_junit
+from orchestrator.reporting.report import Report
+from orchestrator.runner import kube_access, new_run_dir, run_drill
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT between two drills (during a drill, the drill itself handles them)."""
+
+
+@dataclass(frozen=True)
+class GameDayOptions:
+    runs_dir: Path
+    toxiproxy_url: str | None
+    kube: KubeAccess
+    confirmed: bool
+    forced: bool
+
+
+def run_gameday(
+    gameday: LoadedGameDay, options: GameDayOptions, view: LiveView, lease: LeaseHolder | None
+) -> GameDayResult:
+    """Run every drill as the stop policy allows; the lease (already acquired) is released by the caller."""
+    body = gameday.spec.spec
+    started = datetime.now(UTC)
+    options.runs_dir.mkdir(parents=True, exist_ok=True)
+    report_dir = new_run_dir(options.runs_dir, f"gameday-{gameday.spec.name}", started)
+    results: list[DrillResult] = []
+    stop_reason: str | None = None
+    policy_stop = False
+    lost = lease.lost if lease is not None else threading.Event()
+    for index, drill in enumerate(gameday.drills):
+        try:
+            with _interruptible():
+                stop_reason = _reason_not_to_start(gameday, index, options, view, lease, lost)
+        except Interrupted as e:
+            stop_reason = str(e)
+        if stop_reason is not None:
+            break
+        view.event("phase", name=f"drill {index + 1}/{len(gameday.drills)}: {drill.spec.name}")
+        outcome = _run_one(drill, options, view)
+        results.append(outcome)
+        if (outcome.reason or "").startswith("received SIG"):
+            stop_reason = f"drill {drill.spec.name} was stopped: {outcome.reason}"
+            break
+        if _policy_stops(body.stop, outcome):
+            if index + 1 < len(gameday.drills):
+                stop_reason = f"stop policy {body.stop}: drill {drill.spec.name} {outcome.status}"
+                policy_stop = True
+            break
+    for drill in gameday.drills[len(results) :]:
+        results.append(
+            DrillResult(name=drill.spec.name, file=drill.path, status="skipped", exit_code=0, reason=stop_reason)
+        )
+    cfg = None if lease is None else lease.lease.config
+    result = GameDayResult(
+        name=gameday.spec.name,
+        file=gameday.path,
+        report_dir=report_dir,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        drills=results,
+        stop_reason=stop_reason,
+        policy_stop=policy_stop,
+        forced=options.forced,
+        lease=None if cfg is None else {"name": cfg.name, "namespace": cfg.namespace, "identity": cfg.identity},
+    )
+    hook = body.webhook
+    if hook is not None:
+        result = with_webhook(result, deliver(hook.url, to_json(result), hook.timeout))
+    write_all(result)
+    return result
+
+
+def _reason_not_to_start(
+    gameday: LoadedGameDay,
+    index: int,
+    options: GameDayOptions,
+    view: LiveView,
+    lease: LeaseHolder | None,
+    lost: threading.Event,
+) -> str | None:
+    """The cool-down before drill `index` (cut short if the lease is lost), then why it must not start, if so."""
+    cooldown = gameday.spec.spec.cooldown
+    if index > 0 and cooldown > 0:
+        view.event("phase", name=f"cool-down before {gameday.drills[index].spec.name}", seconds=cooldown)
+        lost.wait(cooldown)
+    if lost.is_set():
+        return (lease.lost_reason if lease is not None else None) or "the lease was lost"
+    if not options.forced and (why := outside_window(gameday, datetime.now(UTC))) is not None:
+        return f"the window closed: {why}"
+    return None
+
+
+def _policy_stops(policy: str, result: DrillResult) -> bool:
+    if policy == "never":
+        return False
+    if policy == "first_failure":
+        return result.status != "passed"
+    return result.status not in ("passed", "failed")
+
+
+def _run_one(drill: LoadedDrill, options: GameDayOptions, view: LiveView) -> DrillResult:
+    """One drill through `run_drill`; its exit on preflight is caught and recorded with what it printed."""
+    started = datetime.now(UTC)
+    errors = _Tee(sys.stderr)
+    try:
+        with contextlib.redirect_stderr(errors):
+            access = kube_access(drill, options.kube, options.confirmed)
+            report = run_drill(drill, options.runs_dir, options.toxiproxy_url, view, access)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else EXIT_PREFLIGHT
+        return DrillResult(
+            name=drill.spec.name,
+            file=drill.path,
+            status="preflight" if code == EXIT_PREFLIGHT else "error",
+            exit_code=code,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            reason=errors.last_error() or f"drillctl exited with code {code}",
+        )
+    except Exception as e:  # a bug or a backend failure outside the engine: recorded, the game day goes on
+        return DrillResult(
+            name=drill.spec.name,
+            file=drill.path,
+            status="error",
+            exit_code=EXIT_ABORTED,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            reason=f"{type(e).__name__}: {e}",
+        )
+    return from_report(drill, report)
+
+
+def from_report(drill: LoadedDrill, report: Report) -> DrillResult:
+    return DrillResult(
+        name=drill.spec.name,
+        file=drill.path,
+        status=report.status,
+        exit_code=report.exit_code,
+        run_dir=report.facts.run_dir,
+        started_at=report.facts.started_at,
+        finished_at=report.facts.finished_at,
+        reason=report.facts.reason,
+        slas_passed=sum(v.passed for v in report.verdicts),
+        slas_failed=[v.name for v in report.verdicts if not v.passed],
+        recovery=[
+            RecoveryFigure(w.fault, w.time_to_impact, w.time_to_recover, w.unavailability) for w in report.windows
+        ],
+        junit=render_junit(report),
+    )
+
+
+class _Tee(io.TextIOBase):
+    """Passes writes through to the real stderr and keeps the last `error:` line, for the game-day report."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        self.lines += [line.removeprefix("error: ") for line in text.splitlines() if line.startswith("error: ")]
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def last_error(self) -> str | None:
+        return self.lines[-1] if self.lines else None
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT/SIGTERM raise Interrupted while between drills (each drill's event loop resets the handlers)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(f"received {signal.Signals(signum).name} between drills")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

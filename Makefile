@@ -25,6 +25,10 @@ typecheck:
 bench: setup ## Benchmarks (figures printed, nothing asserted)
 	@$(PY) bench/sampler_cadence.py
 	@$(PY) bench/cli_startup.py
+	@$(PY) bench/sampler_scale.py
+	@$(PY) bench/accuracy.py
+	@$(PY) bench/fault_latency.py
+	@$(PY) bench/vs_chaostoolkit.py
 
 k8s-up: ## A real Kubernetes control plane on loopback (etcd, apiserver, controllers, KWOK)
 	@bash scripts/k8s/up.sh

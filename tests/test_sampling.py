@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import math
 import socket
 import statistics
 from collections.abc import Iterator
@@ -13,9 +15,11 @@ import pytest
 
 from orchestrator.analysis import percentile
 from orchestrator.model.spec import HttpProbe as HttpSpec
+from orchestrator.model.spec import TcpProbe as TcpSpec
 from orchestrator.model.timeline import Sample
 from orchestrator.probes.http import HttpProbe
-from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
+from orchestrator.probes.tcp import TcpProbe
+from orchestrator.sampling import Recorder, SampleLog, Sampler, default_max_in_flight
 from tests.fixtures.toxiproxy import free_port
 from tests.support import drill, report_of, run, upstream_process, write
 
@@ -89,3 +93,80 @@ def test_a_hung_target_shows_as_failures_at_full_cadence(silent_listener: int) -
     timeouts = [s for s in samples if not s.ok and s.error and "timeout" in s.error]
     assert len(timeouts) >= 0.9 * len(samples), {s.error for s in samples}
     assert all(s.latency is not None and s.latency >= 0.29 for s in timeouts)
+
+
+SAMPLES = [
+    Sample("api", 0.0, "baseline", True, 0.0012, 0.0003),
+    Sample("db", 0.0, "baseline", False, 1.0, 0.0, "timeout after 1s"),
+    Sample("api", 0.02, "fault", False, None, None, "not started: 5 samples already in flight"),
+    Sample("db", 0.02, "recovery", True, 0.0, -0.0),
+]
+
+
+def test_sample_log_reads_back_every_field_as_written() -> None:
+    log = SampleLog()
+    for sample in SAMPLES:
+        log.append(sample)
+    assert list(log) == SAMPLES
+    assert len(log) == 4
+    assert log[1] == SAMPLES[1] and log[-1] == SAMPLES[-1]
+    assert log[1:3] == SAMPLES[1:3] and log[::-1] == SAMPLES[::-1]
+    assert tuple(log) == tuple(SAMPLES)
+    with pytest.raises(IndexError):
+        log[4]
+    with pytest.raises(IndexError):
+        log[-5]
+
+
+def test_sample_log_gives_the_garbage_collector_nothing_to_walk() -> None:
+    """The point of the columns: a list of Sample objects adds tracked objects with every sample."""
+    log = SampleLog()
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(20_000):
+        log.append(Sample(f"p{i % 7}", i * 0.01, "fault", i % 3 != 0, 0.001 * (i % 5), 0.0, f"e{i % 11}"))
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100
+    assert math.isclose(log[19_999].at, 199.99) and log[19_999].error == f"e{19_999 % 11}"
+
+
+def test_recorder_keeps_what_its_listeners_saw_from_a_real_sampler(silent_listener: int) -> None:
+    """Two TCP probes on real sockets (one port answers, one is closed): stored samples equal the live ones.
+
+    The heap that existed before sampling stays out of the collector's way while it runs, and only then.
+    """
+    closed_port = free_port()
+
+    frozen: list[int] = []
+
+    async def scenario() -> tuple[list[Sample], list[Sample]]:
+        recorder = Recorder()
+        live: list[Sample] = []
+        recorder.listeners.append(live.append)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        probes = [
+            TcpProbe(
+                TcpSpec.model_validate({"type": "tcp", "name": n, "host": "127.0.0.1", "port": p, "timeout": "1s"})
+            )
+            for n, p in (("up", silent_listener), ("down", closed_port))
+        ]
+        tasks = [asyncio.create_task(Sampler(p, 0.01, t0, 10, recorder).run()) for p in probes]
+        await asyncio.sleep(0.3)
+        recorder.phase = "fault"
+        frozen.append(gc.get_freeze_count())
+        await asyncio.sleep(0.2)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        frozen.append(gc.get_freeze_count())
+        return live, list(recorder.samples)
+
+    live, stored = asyncio.run(scenario())
+    assert frozen[0] > 1000 and frozen[1] == 0, f"heap frozen while sampling, back after: {frozen}"
+    assert stored == live
+    assert {s.phase for s in stored} == {"baseline", "fault"}
+    up = [s for s in stored if s.probe == "up"]
+    down = [s for s in stored if s.probe == "down"]
+    assert len(up) >= 25 and all(s.ok and s.error is None for s in up)
+    assert len(down) >= 25 and not any(s.ok for s in down) and all(s.error for s in down)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import BackendError
-from orchestrator.toxiproxy_client import ToxiproxyClient
+from orchestrator.toxiproxy_client import ToxiproxyClient, ToxiproxyNotFound
 from orchestrator.toxiproxy_server import LocalToxiproxy
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 
@@ -90,3 +91,59 @@ def test_local_server_stops_with_the_run(tmp_path: Path, toxiproxy_binary: Path)
     url = asyncio.run(scenario())
     with pytest.raises(BackendError):
         asyncio.run(ToxiproxyClient(url, timeout=1).version())
+
+
+def test_a_hundred_concurrent_toxics_land_and_go(toxiproxy: ToxiproxyServer) -> None:
+    """Concurrency the old worker-thread client could only queue: every call must still land once."""
+
+    async def scenario() -> tuple[int, int, list[bool]]:
+        client = ToxiproxyClient(toxiproxy.url)
+        proxies = [f"p{i}" for i in range(10)]
+        await asyncio.gather(*(client.create_proxy(p, "127.0.0.1:0", "127.0.0.1:1") for p in proxies))
+        await asyncio.gather(
+            *(
+                client.add_toxic(proxies[i % 10], f"t{i}", "latency", "downstream", 1.0, {"latency": i})
+                for i in range(100)
+            )
+        )
+        landed = sum(map(len, await asyncio.gather(*(client.toxics(p) for p in proxies))))
+        removed = await asyncio.gather(*(client.remove_toxic(proxies[i % 10], f"t{i}") for i in range(100)))
+        left = sum(map(len, await asyncio.gather(*(client.toxics(p) for p in proxies))))
+        return landed, left, removed
+
+    landed, left, removed = asyncio.run(scenario())
+    assert landed == 100 and left == 0 and all(removed)
+    assert all(toxiproxy.get(f"/proxies/p{p}/toxics").json() == [] for p in range(10))
+
+
+def test_refusals_and_server_errors_carry_status_and_reason(toxiproxy: ToxiproxyServer) -> None:
+    async def scenario() -> list[str]:
+        client = ToxiproxyClient(toxiproxy.url)
+        taken = await client.create_proxy("first", "127.0.0.1:0", "127.0.0.1:1")
+        messages = []
+        for call in (
+            client.add_toxic("first", "t", "no-such-toxic", "downstream", 1.0, {}),  # 400
+            client.create_proxy("second", taken["listen"], "127.0.0.1:1"),  # 500: the port is in use
+        ):
+            with pytest.raises(BackendError) as caught:
+                await call
+            messages.append(str(caught.value))
+        with pytest.raises(ToxiproxyNotFound):
+            await client.toxics("nope")
+        return messages
+
+    bad_type, port_in_use = asyncio.run(scenario())
+    assert "refused" in bad_type and "invalid toxic type" in bad_type
+    assert "-> 500" in port_in_use and "POST /proxies" in port_in_use
+
+
+def test_one_client_serves_several_event_loops_without_leaks(
+    toxiproxy: ToxiproxyServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`drillctl recover` and tests run one client under several asyncio.run calls: nothing may dangle."""
+    client = ToxiproxyClient(toxiproxy.url)
+    asyncio.run(client.create_proxy("p", "127.0.0.1:0", "127.0.0.1:1"))
+    asyncio.run(client.add_toxic("p", "t", "latency", "downstream", 1.0, {"latency": 1}))
+    assert [t["name"] for t in asyncio.run(client.toxics("p"))] == ["t"]
+    gc.collect()
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from orchestrator import __version__
-from orchestrator.exit_codes import EXIT_INVALID
+from orchestrator.exit_codes import EXIT_INVALID, EXIT_PREFLIGHT
 
 F = TypeVar("F", bound=Callable[..., Any])
+L = TypeVar("L")
 
 if TYPE_CHECKING:
     from orchestrator.console import LiveView
+    from orchestrator.faults.base import DriverRegistry
+    from orchestrator.gameday.lease import LeaseHolder
+    from orchestrator.gameday.plan import LoadedGameDay
+    from orchestrator.kube.access import KubeAccess
+    from orchestrator.kube.leftovers import Leftover
+    from orchestrator.kube.plan import FaultPlan
     from orchestrator.loading import LoadedDrill
+    from orchestrator.model.spec import FaultSpec
     from orchestrator.reporting.report import Report
 
 
@@ -45,6 +53,19 @@ OUTPUT = click.option(
     show_default=True,
     help="json prints one machine-readable document on stdout",
 )
+
+
+def kube_options(f: F) -> F:
+    """kubectl's flags, with kubectl's precedence: flag, then the drill, then the kubeconfig."""
+    f = click.option("--namespace", "-n", help="namespace for pod selections that name none (default: the drill's)")(f)
+    f = click.option("--context", help="kubeconfig context (default: the drill's, else the current context)")(f)
+    return click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False),
+        envvar="KUBECONFIG",
+        help="kubeconfig file(s), colon-separated (default: $KUBECONFIG, else ~/.kube/config; in a pod: "
+        "its service account)",
+    )(f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -116,11 +137,17 @@ def validate(paths: tuple[Path, ...], output: str) -> None:
 
 
 def _load_or_exit(path: Path) -> LoadedDrill:
-    from orchestrator.errors import SpecError
     from orchestrator.loading import load_drill
 
+    return _valid_or_exit(load_drill, path)
+
+
+def _valid_or_exit(load: Callable[[Path], L], path: Path) -> L:
+    """What `load` reads from a drill or game-day file, or exit 2 with every problem in it on stderr."""
+    from orchestrator.errors import SpecError
+
     try:
-        return load_drill(path)
+        return load(path)
     except SpecError as e:
         for issue in e.issues:
             click.echo(f"error: {issue}", err=True)
@@ -131,7 +158,8 @@ def _load_or_exit(path: Path) -> LoadedDrill:
 
 
 @cli.command()
-def schema() -> None:
+@click.option("--report", "of_report", is_flag=True, help="the schema of report.json (drillctl.report/v1) instead")
+def schema(of_report: bool) -> None:
     """Print the JSON Schema of drill files, for editor completion and CI checks.
 
     \b
@@ -139,6 +167,11 @@ def schema() -> None:
       drillctl schema > drill.schema.json
       # yaml-language-server: $schema=./drill.schema.json
     """
+    if of_report:
+        from orchestrator.reporting.report_schema import REPORT_SCHEMA
+
+        click.echo(json.dumps(REPORT_SCHEMA, indent=1))
+        return
     from orchestrator.model.spec import DrillSpec
 
     document = DrillSpec.model_json_schema(by_alias=True)
@@ -153,13 +186,22 @@ def schema() -> None:
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--toxiproxy-url", help="Toxiproxy API to use instead of the drill's toxiproxy.url")
+@kube_options
 @OUTPUT
-def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
+def plan(
+    file: Path,
+    toxiproxy_url: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    output: str,
+) -> None:
     """Print the schedule and every object a run would touch. Touches nothing."""
     from orchestrator.faults.registry import build_registry
+    from orchestrator.kube.access import KubeAccess
     from orchestrator.logs import silence
     from orchestrator.model.durations import format_duration
-    from orchestrator.runner import UNUSED_TOXIPROXY
+    from orchestrator.runner import UNUSED_TOXIPROXY, kube_access
     from orchestrator.targets.local import LocalFleet
     from orchestrator.toxiproxy_client import ToxiproxyClient
 
@@ -168,7 +210,8 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
     spec = drill.spec.spec
     url = toxiproxy_url or spec.toxiproxy.url
     fleet = LocalFleet(spec.targets.local, drill.folder, Path("runs") / "plan")
-    registry = build_registry(ToxiproxyClient(url if url != "auto" else UNUSED_TOXIPROXY), fleet)
+    kube = kube_access(drill, KubeAccess(kubeconfig, context, namespace))
+    registry = build_registry(ToxiproxyClient(url if url != "auto" else UNUSED_TOXIPROXY), fleet, spec.seed, kube)
     baseline = spec.phases.baseline
     fault_len = drill.spec.fault_phase_length()
     steps: list[dict[str, Any]] = [
@@ -214,9 +257,13 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
         "nodes": [{"name": n.name, "processes": n.processes, "proxies": n.proxies} for n in spec.targets.local.nodes],
         "probes": [p.model_dump(mode="json") for p in spec.steady_state.probes],
     }
+    kube_plans = _kube_plans(registry, spec.faults)
+    if kube_plans:
+        touches["kubernetes"] = [kp.to_json() for kp in kube_plans]
+    refused = any(kp.refusals for kp in kube_plans)
     if output == "json":
         click.echo(json.dumps({"drill": drill.spec.name, "schedule": steps, "touches": touches}, indent=1))
-        return
+        sys.exit(EXIT_PREFLIGHT if refused else 0)
     click.echo(f"Drill {drill.spec.name} ({file})")
     click.echo(f"  longest run: about {format_duration(baseline + fault_len + spec.phases.recovery)} after setup")
     click.echo("Schedule (offsets from the first sample):")
@@ -238,6 +285,23 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
         click.echo(f"  node {n['name']}: processes {', '.join(n['processes'])}{proxies}")
     for p in spec.steady_state.probes:
         click.echo(f"  probe {p.name} ({p.type}) every {format_duration(spec.steady_state.interval)}")
+    if kube_plans:
+        seed = "" if spec.seed is not None else " (the drill has no seed: a run picks its own, and may choose others)"
+        click.echo(f"Kubernetes objects, resolved in the cluster now{seed}:")
+        click.echo("".join(f"  {line}\n" for kp in kube_plans for line in kp.lines()), nl=False)
+    if refused:
+        click.echo("error: a run would stop in preflight (see REFUSED above); nothing was touched", err=True)
+        sys.exit(EXIT_PREFLIGHT)
+
+
+def _kube_plans(registry: DriverRegistry, faults: Sequence[FaultSpec]) -> list[FaultPlan]:
+    """The exact objects each Kubernetes fault would touch now, read-only."""
+    import asyncio
+
+    from orchestrator.kube.plan import plan_faults
+
+    kube_faults = [f for f in faults if f.backend != "local"]
+    return asyncio.run(plan_faults(registry, kube_faults)) if kube_faults else []
 
 
 # --- run ----------------------------------------------------------------------------------------
@@ -247,9 +311,32 @@ def plan(file: Path, toxiproxy_url: str | None, output: str) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--toxiproxy-url", help="Toxiproxy API to use instead of the drill's toxiproxy.url ('auto' starts one)")
 @runs_dir_option("where run directories are created")
+@kube_options
+@click.option("--yes", is_flag=True, help="confirm a run in a protected Kubernetes context (e.g. one matching *prod*)")
 @click.option("--quiet", "-q", is_flag=True, help="no live view on stderr")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="serve Prometheus metrics of the run on this port")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="address the metrics endpoint binds")
+@click.option(
+    "--metrics-linger",
+    default="0s",
+    show_default=True,
+    help="keep serving metrics this long after the run, so a last scrape sees the SLA verdicts",
+)
 @OUTPUT
-def run(file: Path, toxiproxy_url: str | None, runs_dir: Path, quiet: bool, output: str) -> None:
+def run(
+    file: Path,
+    toxiproxy_url: str | None,
+    runs_dir: Path,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    yes: bool,
+    quiet: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_linger: str,
+    output: str,
+) -> None:
     """Run a drill end to end and write its report.
 
     \b
@@ -260,11 +347,32 @@ def run(file: Path, toxiproxy_url: str | None, runs_dir: Path, quiet: bool, outp
     (undo records, written before each injection), drill.log.jsonl and process logs.
     """
     from orchestrator.console import LiveView
-    from orchestrator.runner import run_drill
+    from orchestrator.kube.access import KubeAccess
+    from orchestrator.runner import kube_access, run_drill
 
     drill = _load_or_exit(file)
     view = LiveView(quiet=quiet or output == "json")
-    report = run_drill(drill, runs_dir, toxiproxy_url, view)
+    metrics = None
+    if metrics_port is not None:
+        import time
+
+        from orchestrator.metrics import DrillMetrics, MeteredView
+        from orchestrator.model.durations import parse_duration
+
+        try:
+            linger = parse_duration(metrics_linger)
+        except ValueError as e:
+            raise click.UsageError(f"--metrics-linger: {e}") from e
+        metrics = DrillMetrics(drill.spec.name)
+        try:
+            server = metrics.serve(metrics_port, metrics_host)
+        except OSError as e:
+            raise click.UsageError(f"--metrics-port {metrics_port}: {e.strerror or e}") from e
+        view = MeteredView(metrics, quiet=view.quiet)
+    kube = kube_access(drill, KubeAccess(kubeconfig, context, namespace), confirmed=yes)
+    report = run_drill(drill, runs_dir, toxiproxy_url, view, kube)
+    if metrics is not None:
+        metrics.judged(report.verdicts, report.verdict)
     if output == "json":
         from orchestrator.reporting.json_report import to_json
 
@@ -274,6 +382,10 @@ def run(file: Path, toxiproxy_url: str | None, runs_dir: Path, quiet: bool, outp
         click.echo(json.dumps(document, indent=1))
     else:
         _summary(report, view)
+    if metrics is not None:
+        sys.stdout.flush()
+        time.sleep(linger)  # a fixed hold for the last scrape, nothing to wait on
+        server.shutdown()
     sys.exit(report.exit_code)
 
 
@@ -283,15 +395,25 @@ def run(file: Path, toxiproxy_url: str | None, runs_dir: Path, quiet: bool, outp
 @cli.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path, file_okay=False, exists=True))
 @runs_dir_option("without RUN_DIRS: settle every run under this folder that left faults behind")
+@click.option(
+    "--cluster",
+    is_flag=True,
+    help="also restore Kubernetes objects marked by runs that are dead (their journal under --runs-dir is not "
+    "held) or expired, found in the cluster itself",
+)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), envvar="KUBECONFIG", help="with --cluster")
+@click.option("--context", help="with --cluster: kubeconfig context (default: the current context)")
 @OUTPUT
-def recover(run_dirs: tuple[Path, ...], runs_dir: Path, output: str) -> None:
+def recover(
+    run_dirs: tuple[Path, ...], runs_dir: Path, cluster: bool, kubeconfig: str | None, context: str | None, output: str
+) -> None:
     """Revert faults that a run left behind, from its journal alone.
 
     A run reverts its own faults on success, error, Ctrl-C and SIGTERM, and its watchdog does
     so if the run is killed with SIGKILL. This is for what is still left: a host that crashed,
     a revert that failed. Each journal's undo records are reverted newest first, and the
     outcome is written back to the journal. A run that is still alive is left alone.
-    Exit 0 when everything is settled, 1 when a revert failed or a run is still alive.
+    Exit 0 when everything is settled, 1 when a revert (or a cluster restore) failed or a run is still alive.
     """
     import asyncio
 
@@ -301,20 +423,21 @@ def recover(run_dirs: tuple[Path, ...], runs_dir: Path, output: str) -> None:
     silence()
     journals = [d / JOURNAL for d in run_dirs] if run_dirs else unsettled(runs_dir)
     results = [asyncio.run(settle(path)) for path in journals if path.exists()]
+    leftovers = _cluster_leftovers(runs_dir, kubeconfig, context) if cluster else None
     if output == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "journals": [
-                        {"journal": str(r.journal), "reverted": r.reverted, "failed": r.failed, "busy": r.busy}
-                        for r in results
-                    ]
-                },
-                indent=1,
-            )
-        )
+        document: dict[str, Any] = {
+            "journals": [
+                {"journal": str(r.journal), "reverted": r.reverted, "failed": r.failed, "busy": r.busy} for r in results
+            ]
+        }
+        if leftovers is not None:
+            document["cluster"] = [leftover.to_json() for leftover in leftovers]
+        click.echo(json.dumps(document, indent=1))
     else:
-        if not results:
+        for leftover in leftovers or []:
+            click.echo(f"{leftover.kind} {leftover.name} (run {leftover.run_id}, fault {leftover.fault}):")
+            click.echo(f"  {leftover.verdict}: {leftover.action}")
+        if not results and not leftovers:
             click.echo("nothing to recover")
         for r in results:
             click.echo(f"{r.journal.parent}:")
@@ -324,26 +447,261 @@ def recover(run_dirs: tuple[Path, ...], runs_dir: Path, output: str) -> None:
             click.echo("".join(f"  REVERT FAILED {failure}\n" for failure in r.failed), nl=False)
             if not (r.busy or r.reverted or r.failed):
                 click.echo("  nothing left to revert")
-    sys.exit(1 if any(r.failed or r.busy for r in results) else 0)
+    failed = any(r.failed or r.busy for r in results) or any(leftover.failed for leftover in leftovers or [])
+    sys.exit(1 if failed else 0)
+
+
+def _cluster_leftovers(runs_dir: Path, kubeconfig: str | None, context: str | None) -> list[Leftover]:
+    """`recover --cluster`: exit 3 when the cluster cannot be reached (nothing was touched)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from orchestrator.errors import BackendError, PreflightError
+    from orchestrator.kube.access import KubeAccess, connect
+    from orchestrator.kube.leftovers import recover_cluster
+
+    try:
+        conn = connect(KubeAccess(kubeconfig, context))
+        return asyncio.run(recover_cluster(conn, runs_dir, datetime.now(UTC)))
+    except (BackendError, PreflightError) as e:
+        click.echo(f"error: cluster leftovers: {e}", err=True)
+        sys.exit(EXIT_PREFLIGHT)
+
+
+# --- abort --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--reason", default="aborted by hand", show_default=True, help="recorded in the run's report")
+@click.option(
+    "--wait", "wait_seconds", type=float, default=120.0, show_default=True, help="seconds to wait for the run to end"
+)
+@runs_dir_option("where RUN is looked up when it is a run id")
+def abort(run: str, reason: str, wait_seconds: float, runs_dir: Path) -> None:
+    """Stop a live run (RUN: its directory or id): every fault reverted at once, exit 4.
+
+    Waits until the run has rolled back and written its report, then prints its status.
+    Exit 0 when the run ended, 1 when it is not running or did not end within --wait.
+    """
+    from orchestrator.abort import AbortFailed, find_run, request_abort
+
+    try:
+        sent = request_abort(find_run(run, runs_dir), reason, wait_seconds)
+    except AbortFailed as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    if not sent.ended:
+        click.echo(f"abort sent to {sent.run_dir}; it has not ended within {wait_seconds:g}s", err=True)
+        sys.exit(1)
+    report = sent.run_dir / "report.json"
+    status = json.loads(report.read_text())["run"]["status"] if report.exists() else "ended without a report"
+    click.echo(f"{sent.run_dir}: {status} after {sent.waited:.3f}s")
 
 
 def _summary(report: Report, view: LiveView) -> None:
-    status = report.status.upper()
-    color = "green" if report.status == "passed" else "red"
-    click.echo(view.paint(f"drill {report.drill.spec.name}: {status}", color))
-    if report.facts.reason:
-        click.echo(f"  reason: {report.facts.reason}")
-    for v in report.verdicts:
-        mark = view.paint("PASS", "green") if v.passed else view.paint("FAIL", "red")
-        measured = "—" if v.measured is None else (f"{v.measured:.3f}s" if v.unit == "s" else f"{v.measured:.2%}")
-        limit = f"{v.threshold:.3f}s" if v.unit == "s" else f"{v.threshold:.2%}"
-        line = f"  {mark} {v.name}: {measured} (limit {limit})"
-        link = report.runbook(v.runbook)
-        if not v.passed and link is not None:
-            line += f" -> {link.ref} ({link.heading})"
-        click.echo(line)
-    for step in report.facts.reverted:
-        click.echo(f"  reverted {step}")
-    for failure in report.facts.revert_failures:
-        click.echo(view.paint(f"  REVERT FAILED {failure}", "red"))
-    click.echo(f"report: {report.facts.run_dir / 'report.md'}")
+    from orchestrator.reporting.terminal import run_summary
+
+    click.echo("\n".join(run_summary(report, view.paint)))
+
+
+# --- report and compare -------------------------------------------------------------------------
+
+FORMATS = {"html": "report.html", "md": "report.md", "junit": "report.junit.xml", "json": "report.json"}
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--format", "fmt", type=click.Choice(list(FORMATS)), default="html", show_default=True, help="what to render"
+)
+@click.option(
+    "--write", "write_to", type=click.Path(path_type=Path, dir_okay=False), help="write to this file, not stdout"
+)
+def report(run_dir: Path, fmt: str, write_to: Path | None) -> None:
+    """Render a run's report again from its report.json alone (RUN_DIR or the file itself).
+
+    Runbook sections were quoted into report.json when the run ended, so this works on a copied
+    run directory, on another machine, and after the runbook changed. Exit 2 if report.json is
+    missing or not a drillctl.report/v1 document.
+    """
+    from orchestrator.reporting.html import render_html
+    from orchestrator.reporting.json_report import ReportFormatError, read_report, render_json
+    from orchestrator.reporting.junit import render_junit
+    from orchestrator.reporting.markdown import render_markdown
+
+    try:
+        loaded = read_report(run_dir)
+    except ReportFormatError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    renderers: dict[str, Callable[[Report], str]] = {
+        "html": render_html,
+        "md": render_markdown,
+        "junit": render_junit,
+        "json": render_json,
+    }
+    text = renderers[fmt](loaded)
+    if write_to is None:
+        click.echo(text, nl=False)
+    else:
+        write_to.write_text(text, encoding="utf-8", errors="replace")
+
+
+@cli.command()
+@click.argument("baseline_run", type=click.Path(path_type=Path))
+@click.argument("new_run", type=click.Path(path_type=Path))
+@click.option("--tolerance", default="20%", show_default=True, help="how much worse a figure may get, relative")
+@click.option("--floor", default="100ms", show_default=True, help="smallest regression of a window or outage")
+@click.option("--latency-floor", default="10ms", show_default=True, help="smallest regression of a latency")
+@click.option("--rate-floor", default="1%", show_default=True, help="smallest regression of an error rate")
+@OUTPUT
+def compare(
+    baseline_run: Path, new_run: Path, tolerance: str, floor: str, latency_floor: str, rate_floor: str, output: str
+) -> None:
+    """Compare two runs of one drill: per SLA, fault and probe, what changed and whether it regressed.
+
+    A figure regresses when it got worse by more than the largest of --tolerance (relative to the
+    baseline), its floor, and the resolution of the measurement. An SLA that passed and now fails,
+    or a fault that no longer recovers, always regresses. Exit 1 on a regression, 0 otherwise,
+    2 when a report cannot be read or the runs are of different drills.
+    """
+    from orchestrator.comparison import Tolerance
+    from orchestrator.comparison import compare as compare_runs
+    from orchestrator.model.durations import parse_duration
+    from orchestrator.reporting.json_report import ReportFormatError, read_report
+    from orchestrator.reporting.terminal import comparison_json, comparison_lines
+
+    def share(text: str) -> float:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+
+    try:
+        limits = Tolerance(share(tolerance), parse_duration(floor), parse_duration(latency_floor), share(rate_floor))
+    except ValueError as e:
+        raise click.UsageError(f"bad tolerance: {e}") from e
+    try:
+        before, after = read_report(baseline_run), read_report(new_run)
+    except ReportFormatError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    if before.drill.name != after.drill.name:
+        click.echo(f"error: runs of different drills ({before.drill.name} and {after.drill.name})", err=True)
+        sys.exit(EXIT_INVALID)
+    result = compare_runs(before, after, limits)
+    if output == "json":
+        click.echo(json.dumps(comparison_json(result, before, after, limits), indent=1))
+    else:
+        click.echo("\n".join(comparison_lines(result, before, after)))
+    sys.exit(1 if result.regressed else 0)
+
+
+# --- gameday ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def gameday() -> None:
+    """Game days: a suite of drills run in order, one report for all of them.
+
+    \b
+    A GameDay file (kind: GameDay) names drills (paths and globs), their order, a cool-down,
+    a stop policy, an allowed window, a cron schedule (for the Helm chart) and a webhook.
+    Only one game day runs against a cluster at a time (a coordination.k8s.io Lease).
+      drillctl gameday plan drills/gamedays/release-rehearsal.yaml
+      drillctl gameday run  drills/gamedays/release-rehearsal.yaml
+    """
+
+
+@gameday.command("plan")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@OUTPUT
+def gameday_plan(file: Path, output: str) -> None:
+    """Check the game day and every drill in it, and print what a run would do. Touches nothing."""
+    from datetime import UTC, datetime
+
+    from orchestrator.gameday.plan import load_gameday, plan_document, plan_lines
+    from orchestrator.logs import silence
+
+    silence()
+    document = plan_document(_valid_or_exit(load_gameday, file), datetime.now(UTC))
+    click.echo(json.dumps(document, indent=1) if output == "json" else "\n".join(plan_lines(document)))
+
+
+@gameday.command("run")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="start even outside the game day's allowed window")
+@click.option(
+    "--wait", "wait_for", metavar="DURATION", help="wait up to this long (e.g. 10m) for another game day's lease"
+)
+@click.option("--lease-namespace", help="namespace of the Lease (default: the game day's lease.namespace)")
+@click.option("--toxiproxy-url", help="Toxiproxy API for every drill instead of its toxiproxy.url ('auto' starts one)")
+@runs_dir_option("where the game-day folder and each drill's run directory are created")
+@kube_options
+@click.option("--yes", is_flag=True, help="confirm drills in a protected Kubernetes context (e.g. one matching *prod*)")
+@click.option("--quiet", "-q", is_flag=True, help="no live view on stderr")
+@OUTPUT
+def gameday_run(
+    file: Path,
+    force: bool,
+    wait_for: str | None,
+    lease_namespace: str | None,
+    toxiproxy_url: str | None,
+    runs_dir: Path,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    yes: bool,
+    quiet: bool,
+    output: str,
+) -> None:
+    """Run every drill of a game day and write the game-day report.
+
+    \b
+    The report folder (<runs-dir>/gameday-<name>-<time>/) holds index.html and index.md (each
+    drill's verdict, recovery figures and a link to its own report), junit.xml (one testsuite
+    per drill) and gameday.json (also POSTed to the webhook). Exit code: the most severe
+    drill's (1 an SLA failed, 3 a drill could not start, 4 a drill was aborted); 3 when the
+    game day is refused (outside its window, lease held) or stopped early.
+    """
+    from datetime import UTC, datetime
+
+    from orchestrator.console import LiveView
+    from orchestrator.gameday.plan import load_gameday, outside_window
+    from orchestrator.gameday.report import summary_lines, to_json
+    from orchestrator.gameday.run import GameDayOptions, run_gameday
+    from orchestrator.kube.access import KubeAccess
+
+    loaded = _valid_or_exit(load_gameday, file)
+    refused = outside_window(loaded, datetime.now(UTC))
+    if refused is not None and not force:
+        click.echo(f"error: game day {loaded.spec.name} refused: {refused}; --force starts it anyway", err=True)
+        sys.exit(EXIT_PREFLIGHT)
+    view = LiveView(quiet=quiet or output == "json")
+    kube = KubeAccess(kubeconfig, context, namespace)
+    holder = _gameday_lease(loaded, kube, lease_namespace, wait_for) if loaded.lease_enabled else None
+    try:
+        options = GameDayOptions(runs_dir, toxiproxy_url, kube, confirmed=yes, forced=force)
+        result = run_gameday(loaded, options, view, holder)
+    finally:
+        if holder is not None:
+            holder.release()
+    click.echo(
+        json.dumps(to_json(result), indent=1) if output == "json" else "\n".join(summary_lines(result, view.paint))
+    )
+    sys.exit(result.exit_code)
+
+
+def _gameday_lease(loaded: LoadedGameDay, kube: KubeAccess, namespace: str | None, wait_for: str | None) -> LeaseHolder:
+    """The cluster lock, or exit 3 saying who holds it."""
+    from orchestrator.errors import BackendError, PreflightError
+    from orchestrator.gameday.lease import hold_lease
+    from orchestrator.model.durations import parse_duration
+
+    try:
+        wait = None if wait_for is None else parse_duration(wait_for)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--wait") from e
+    try:
+        return hold_lease(loaded.spec.spec.lease, loaded.spec.name, kube, namespace, wait)
+    except (PreflightError, BackendError) as e:
+        click.echo(f"error: game day {loaded.spec.name}: {e}", err=True)
+        sys.exit(EXIT_PREFLIGHT)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import SpecError, SpecIssue
 from orchestrator.model.sizes import size_bytes
@@ -17,18 +18,23 @@ from orchestrator.model.spec import (
     ClockSkewFault,
     DownFault,
     DrillSpec,
+    ErrorRateStop,
     FaultSpec,
     GcFullFault,
     GcPauseFault,
+    KubernetesTargets,
     LatencySla,
     MemoryPressureFault,
     NetworkFault,
     NodeLossFault,
+    PodKillFault,
     RecoveryWindowSla,
 )
 from orchestrator.runbooks import RunbookIndex
 
 Path_ = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+_GAMEDAY_KIND = re.compile(r"^kind:\s*GameDay\s*(#.*)?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -47,15 +53,8 @@ class LoadedDrill:
 def load_drill(path: Path) -> LoadedDrill:
     """Load and fully check one drill file; raise SpecError listing every problem found."""
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise SpecError([SpecIssue(file, None, "", f"cannot read: {e.strerror}")]) from e
-    data, lines = _parse_yaml(text, file)
-    try:
-        spec = DrillSpec.model_validate(data)
-    except ValidationError as e:
-        raise SpecError([_issue_from_pydantic(err, file, data, lines) for err in e.errors()]) from e
+    data, lines = read_yaml(path)
+    spec = validate_model(DrillSpec, data, lines, file)
     runbooks = RunbookIndex.for_drill(path)
     issues = [SpecIssue(file, _line(lines, loc), _field(loc), msg) for loc, msg in _cross_checks(spec)]
     issues += [
@@ -68,31 +67,80 @@ def load_drill(path: Path) -> LoadedDrill:
     return LoadedDrill(spec=spec, path=path, runbooks=runbooks)
 
 
+def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
+    """A YAML file as Python data, with the line of every key and item (for GameDay files too)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError([SpecIssue(str(path), None, "", f"cannot read: {e.strerror}")]) from e
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            [SpecIssue(str(path), None, "", f"not UTF-8 text: byte {e.object[e.start]:#04x} at offset {e.start}")]
+        ) from e
+    return _parse_yaml(text, str(path))
+
+
+def validate_model(model: type[M], data: Any, lines: dict[Path_, int], file: str) -> M:
+    """Check `data` against a strict pydantic model; every error located at what the user wrote."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise SpecError([_issue_from_pydantic(err, file, data, lines) for err in e.errors()]) from e
+
+
+def issue_at(file: str, lines: dict[Path_, int], loc: Path_, message: str) -> SpecIssue:
+    return SpecIssue(file, _line(lines, loc), _field(loc), message)
+
+
 def find_drills(paths: list[Path]) -> list[Path]:
-    """Expand folders into the drill files they hold, so `validate drills/` checks them all."""
+    """Expand folders into the drill files they hold, so `validate drills/` checks them all.
+
+    GameDay files in a folder are skipped: they are not drills (`drillctl gameday plan` checks them).
+    """
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml"))
+            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and not is_gameday(q))
         else:
             found.append(p)
     return found
 
 
+def is_gameday(path: Path) -> bool:
+    """A quick look at the top-level `kind`, to tell GameDay files from drills in folders and globs."""
+    try:
+        return _GAMEDAY_KIND.search(path.read_text(encoding="utf-8")) is not None
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 # --- YAML with positions ------------------------------------------------------------------------
+
+
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's parser keeps node marks too and composes ~14x faster (bench/cli_startup.py: validate 100 drills)."""
 
 
 def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """Compose the YAML ourselves to keep the line of every key and item (1-based)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as e:
         raise SpecError([_yaml_issue(e, text, file)]) from e
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (NUL, most control characters)
+        line = text[: e.position].count("\n") + 1
+        issue = SpecIssue(file, line, "", f"malformed YAML: character #x{e.character:04x} is not allowed")
+        raise SpecError([issue]) from e
+    except RecursionError as e:
+        raise SpecError([SpecIssue(file, None, "", "malformed YAML: nested too deeply")]) from e
     if node is None:
         raise SpecError([SpecIssue(file, 1, "", "the file is empty")])
     lines: dict[Path_, int] = {}
     issues: list[SpecIssue] = []
-    data = _to_python(node, (), _Scalars(), lines, issues, file)
+    try:
+        data = _to_python(node, (), _Scalars(), lines, issues, file)
+    except RecursionError as e:
+        raise SpecError([SpecIssue(file, None, "", "malformed YAML: nested too deeply")]) from e
     if issues:
         raise SpecError(issues)
     return data, lines
@@ -186,7 +234,8 @@ def _issue_from_pydantic(err: Any, file: str, data: Any, lines: dict[Path_, int]
     elif err["type"] == "missing":
         message = "required field is missing"
     elif err["type"] == "union_tag_invalid":
-        message = f"unknown type {err['ctx']['tag']!r}; expected one of {err['ctx']['expected_tags']}"
+        tag = err["ctx"]["discriminator"].strip("'")  # `type`, or a nested union's own tag (`check`)
+        message = f"unknown {tag} {err['ctx']['tag']!r}; expected one of {err['ctx']['expected_tags']}"
     elif err["type"] == "union_tag_not_found":
         message = "required field is missing"
     elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "runbook":
@@ -205,6 +254,7 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
     yield from _unique("steady_state.probes", [p.name for p in body.steady_state.probes])
     yield from _unique("faults", [f.name for f in body.faults])
     yield from _unique("slas", [s.name for s in body.slas])
+    yield from _stop_condition_checks(spec)
     yield from _unique("targets.local.processes", [p.name for p in body.targets.local.processes])
 
     proxies = {p.name for p in body.proxies}
@@ -222,6 +272,8 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
             )
     yield from _overlapping(spec)
     yield from _local_target_checks(spec)
+    yield from _kube_skew_and_pod_checks(spec)
+    yield from _kube_blast_radius_checks(spec)
 
     for i, s in enumerate(body.slas):
         at = ("spec", "slas", i)
@@ -239,6 +291,21 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 yield (*at, "type"), "a recovery_window SLA needs at least one fault"
         if isinstance(s, LatencySla) and not s.thresholds():
             yield (*at, "type"), "a latency SLA needs at least one of p50, p90, p99, max"
+
+
+def _stop_condition_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    body = spec.spec
+    yield from _unique("stop_conditions", [c.name for c in body.stop_conditions])
+    probes = {p.name for p in body.steady_state.probes}
+    for i, c in enumerate(body.stop_conditions):
+        at: Path_ = ("spec", "stop_conditions", i)
+        if c.probe not in probes:
+            yield (*at, "probe"), f"names unknown probe {c.probe!r}"
+        if isinstance(c, ErrorRateStop) and c.window < body.steady_state.interval:
+            yield (
+                (*at, "window"),
+                f"a window of {c.window:g}s is shorter than the sampling interval ({body.steady_state.interval:g}s)",
+            )
 
 
 def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
@@ -259,6 +326,8 @@ def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 yield (*at, "proxies", k), f"names proxy {name!r}, which spec.proxies does not declare"
     for i, f in enumerate(spec.spec.faults):
         at = ("spec", "faults", i)
+        if f.backend != "local":
+            continue
         if isinstance(f, NodeLossFault):
             if f.node not in nodes:
                 yield (*at, "node"), f"names node {f.node!r}, which targets.local.nodes does not declare"
@@ -270,7 +339,7 @@ def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
             what = "process or node" if isinstance(f, GcPauseFault) else "process"
             yield (*at, "target"), f"names {what} {f.target!r}, which targets.local does not declare"
             continue
-        if isinstance(f, ClockSkewFault) and processes[f.target].clock != "faketime":
+        if isinstance(f, ClockSkewFault) and processes[f.local_target].clock != "faketime":
             yield (
                 (*at, "target"),
                 (f"process {f.target!r} was not started under libfaketime: set clock: faketime on it"),
@@ -281,7 +350,49 @@ def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 (f"a pause of {f.pause:g}s (+{f.jitter:g}s jitter) does not fit in its period of {f.every:g}s"),
             )
         if isinstance(f, MemoryPressureFault):
-            yield from _memory_check(at, f, processes[f.target].memory_limit)
+            yield from _memory_check(at, f, processes[f.local_target].memory_limit)
+
+
+def _kube_skew_and_pod_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    """clock.skew on nodes is opt-in; node skews take no drift; a pod pause fits its period."""
+    kube = spec.spec.targets.kubernetes
+    for i, f in enumerate(spec.spec.faults):
+        at: Path_ = ("spec", "faults", i)
+        if isinstance(f, ClockSkewFault) and f.scope == "node":
+            if kube is None or not kube.allow_node_clock_change:
+                yield (
+                    (*at, "scope"),
+                    "scope node changes the clock of real nodes: opt in with "
+                    "targets.kubernetes.allow_node_clock_change: true",
+                )
+            if f.drift is not None:
+                yield (*at, "drift"), "drift applies to scope workload (libfaketime) only, not to a node's clock"
+        if isinstance(f, ClockSkewFault) and f.library is not None and f.scope != "workload":
+            yield (*at, "library"), "library (libfaketime in the image) applies to scope workload only"
+        if isinstance(f, GcPauseFault) and f.backend == "kubernetes" and f.pause + f.jitter >= f.every:
+            yield (
+                (*at, "pause"),
+                (f"a pause of {f.pause:g}s (+{f.jitter:g}s jitter) does not fit in its period of {f.every:g}s"),
+            )
+
+
+def _kube_blast_radius_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    """What the drill alone shows to be over its limits (the cluster is judged again in preflight)."""
+    kube = spec.spec.targets.kubernetes or KubernetesTargets()
+    allowed = kube.allowed_namespaces or ([kube.namespace] if kube.namespace else [])
+    for i, f in enumerate(spec.spec.faults):
+        at: Path_ = ("spec", "faults", i)
+        if isinstance(f, NodeLossFault) and f.nodes is not None and (n := f.nodes.count or 1) > kube.max_nodes:
+            yield (*at, "nodes", "count"), f"{n} nodes is over targets.kubernetes.max_nodes ({kube.max_nodes})"
+        if not isinstance(f, PodKillFault):
+            continue
+        if (n := f.pods.count or 1) > kube.max_pods:
+            yield (*at, "pods", "count"), f"{n} pods is over targets.kubernetes.max_pods ({kube.max_pods})"
+        namespace = f.pods.namespace
+        if namespace == "kube-system" and "kube-system" not in kube.allowed_namespaces:
+            yield (*at, "pods", "namespace"), "kube-system needs naming in targets.kubernetes.allowed_namespaces"
+        elif namespace is not None and allowed and namespace not in allowed:
+            yield (*at, "pods", "namespace"), f"{namespace} is outside the allowed namespaces ({', '.join(allowed)})"
 
 
 def _memory_check(at: Path_, f: MemoryPressureFault, limit_text: str | None) -> Iterator[tuple[Path_, str]]:
@@ -305,6 +416,8 @@ def _exclusive_target(fault: FaultSpec) -> str | None:
     """What a fault takes over while it runs, as a phrase; two faults on one thing would undo each other."""
     if isinstance(fault, DownFault):
         return f"take proxy {fault.proxy!r} down"
+    if fault.backend != "local":
+        return None
     if isinstance(fault, ClockSkewFault):
         return f"skew the clock of {fault.target!r}"
     if isinstance(fault, GcPauseFault):

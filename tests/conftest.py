@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.toxiproxy", "tests.fixtures.kube"]
+pytest_plugins = ["tests.fixtures.toxiproxy", "tests.fixtures.kube", "tests.fixtures.prometheus"]

@@ -15,6 +15,7 @@ import yaml
 
 from orchestrator.faults.base import FaultDriver
 from orchestrator.model.undo import Undo
+from tests.fixtures.toxiproxy import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DRILLCTL = str(Path(sys.executable).parent / "drillctl")
@@ -34,6 +35,29 @@ def drill(name: str = "test-drill", **spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"phases": {"baseline": "1s", "recovery": "10s"}}
     body.update(spec)
     return {"apiVersion": "drillctl.dev/v1", "kind": "Drill", "metadata": {"name": name}, "spec": body}
+
+
+def proxied_upstream_drill(
+    name: str,
+    *,
+    interval: str,
+    probe_timeout: str,
+    phases: dict[str, str],
+    faults: list[dict[str, Any]],
+    slas: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The demo upstream behind Toxiproxy proxy `up`, sampled through it by the http probe `stock` (free ports)."""
+    upstream, proxy = free_port(), free_port()
+    probe = {"type": "http", "name": "stock", "url": f"http://127.0.0.1:{proxy}/stock", "timeout": probe_timeout}
+    return drill(
+        name,
+        targets={"local": {"processes": [upstream_process("upstream", upstream)]}},
+        proxies=[{"name": "up", "listen": f"127.0.0.1:{proxy}", "upstream": f"127.0.0.1:{upstream}"}],
+        steady_state={"interval": interval, "probes": [probe]},
+        phases=phases,
+        faults=faults,
+        slas=slas,
+    )
 
 
 def write(tmp_path: Path, document: dict[str, Any], name: str = "drill.yaml") -> Path:

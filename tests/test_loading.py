@@ -113,7 +113,7 @@ CASES = [
         "malformed-yaml",
         "apiVersion: drillctl.dev/v1\nkind: Drill\nmetadata:\n  name: small\n   runbook: x  # <-\nspec: {}\n",
         "",
-        "malformed YAML: mapping values are not allowed here",
+        "malformed YAML: mapping values are not allowed",
     ),
     Case(
         "malformed-yaml-unterminated-quote",

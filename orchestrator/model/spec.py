@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.model.durations import NonNegativeDuration, PositiveDuration, SignedDuration
 from orchestrator.model.sizes import ByteSize, MemorySize
@@ -74,7 +74,98 @@ class CommandProbe(Strict):
         return _check_regex(value)
 
 
-ProbeSpec = Annotated[HttpProbe | TcpProbe | CommandProbe, Field(discriminator="type")]
+class KubernetesProbeBase(Strict):
+    """Answered from a watch-fed cache shared by every probe of one kind and namespace (no API call per sample)."""
+
+    type: Literal["kubernetes"]
+    name: Name
+    timeout: PositiveDuration = Field(default=2.0, description="how long a sample waits for the cache's first sync")
+
+
+class WorkloadAvailableProbe(KubernetesProbeBase):
+    check: Literal["available_replicas"]
+    kind: Literal["Deployment", "StatefulSet"]
+    workload: str = Field(description="name of the Deployment or StatefulSet")
+    namespace: str | None = Field(default=None, description="default: the run's namespace")
+    min: Annotated[int, Field(ge=1)] = Field(description="passes while status.availableReplicas >= min")
+
+
+class PodsReadyProbe(KubernetesProbeBase):
+    check: Literal["ready_pods"]
+    label_selector: str = Field(description="kubectl syntax: app=web,tier in (a,b),!canary")
+    namespace: str | None = Field(default=None, description="default: the run's namespace")
+    min: Annotated[int, Field(ge=1)] = Field(description="passes while at least min matching pods are Ready")
+
+    @field_validator("label_selector")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_label_selector(value)
+        return value
+
+
+class NodeReadyProbe(KubernetesProbeBase):
+    check: Literal["node_ready"]
+    node: str
+    allow_unschedulable: bool = Field(default=False, description="a cordoned node that is Ready still passes")
+
+
+KubernetesProbe = Annotated[WorkloadAvailableProbe | PodsReadyProbe | NodeReadyProbe, Field(discriminator="check")]
+
+
+class PrometheusProbe(Strict):
+    """A PromQL instant query: passes when it returns series and every value satisfies `op threshold`."""
+
+    type: Literal["prometheus"]
+    name: Name
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", description="Prometheus base URL")]
+    query: Annotated[str, Field(min_length=1, description="PromQL instant query")]
+    op: Literal["<", "<=", ">", ">=", "==", "!="]
+    threshold: float
+    empty: Literal["pass", "fail"] = Field(default="fail", description="verdict when the query returns no series")
+    timeout: PositiveDuration = 2.0
+
+
+ProbeSpec = Annotated[
+    HttpProbe | TcpProbe | CommandProbe | KubernetesProbe | PrometheusProbe, Field(discriminator="type")
+]
+
+
+LabelOp = Literal["=", "!=", "in", "notin", "exists", "!"]
+_LABEL_KEY = r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_LABEL_VALUE = r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+_EXISTS = re.compile(rf"^(!?)\s*({_LABEL_KEY})$")
+_EQUALS = re.compile(rf"^({_LABEL_KEY})\s*(==|=|!=)\s*({_LABEL_VALUE})$")
+_SET = re.compile(rf"^({_LABEL_KEY})\s+(in|notin)\s*\(\s*({_LABEL_VALUE}(?:\s*,\s*{_LABEL_VALUE})*)\s*\)$")
+
+
+def parse_label_selector(selector: str) -> tuple[tuple[str, LabelOp, frozenset[str]], ...]:
+    """kubectl's label selector syntax as (key, op, values) requirements; ValueError names the bad term.
+
+    Parsed here (pure) so a probe can match pods from a shared cache without one watch per selector.
+    """
+    terms, depth, start = [], 0, 0
+    for i, char in enumerate(selector):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(selector[start:i])
+            start = i + 1
+    terms.append(selector[start:])
+    out: list[tuple[str, LabelOp, frozenset[str]]] = []
+    for raw in terms:
+        term = raw.strip()
+        if not term and len(terms) == 1:
+            break
+        if m := _EXISTS.match(term):
+            out.append((m[2], "!" if m[1] else "exists", frozenset()))
+        elif m := _EQUALS.match(term):
+            out.append((m[1], "!=" if m[2] == "!=" else "=", frozenset([m[3]])))
+        elif m := _SET.match(term):
+            op: LabelOp = "in" if m[2] == "in" else "notin"
+            out.append((m[1], op, frozenset(v.strip() for v in m[3].split(","))))
+        else:
+            expected = "k, !k, k=v, k!=v, k in (a,b), k notin (a)"
+            raise ValueError(f"not a label selector term: {term!r} (expected {expected})")
+    return tuple(out)
 
 
 def _check_regex(value: str | None) -> str | None:
@@ -151,8 +242,34 @@ class LocalTargets(Strict):
     nodes: list[NodeSpec] = Field(default_factory=list)
 
 
+class KubernetesTargets(Strict):
+    """The cluster a drill may touch, and how much of it. Flags (--context, --namespace) win over these."""
+
+    context: str | None = Field(default=None, description="kubeconfig context; default: --context, else current")
+    namespace: str | None = Field(
+        default=None, description="default namespace of pod selections; default: --namespace, else the context's"
+    )
+    allowed_namespaces: list[str] = Field(
+        default_factory=list, description="namespaces faults may touch; default: only the drill's namespace"
+    )
+    max_pods: Annotated[int, Field(ge=0)] = Field(default=10, description="most pods one fault may touch")
+    max_nodes: Annotated[int, Field(ge=0)] = Field(default=1, description="most nodes one fault may touch")
+    protected_contexts: list[str] = Field(
+        default_factory=lambda: ["*prod*"], description="context name patterns that need --yes or allow_protected"
+    )
+    allow_protected: bool = Field(default=False, description="this drill may run in a protected context")
+    allow_node_clock_change: bool = Field(
+        default=False, description="clock.skew with scope: node changes a real node's clock; off unless said"
+    )
+    helper_image: str = Field(
+        default="busybox:1.37", description="image of helper pods and ephemeral containers (pause loops, ballast)"
+    )
+    request_timeout: PositiveDuration = Field(default=10.0, description="deadline of every Kubernetes API call")
+
+
 class Targets(Strict):
     local: LocalTargets = Field(default_factory=LocalTargets)
+    kubernetes: KubernetesTargets | None = None
 
 
 # --- Toxiproxy ----------------------------------------------------------------------------------
@@ -182,6 +299,45 @@ class ProxySpec(Strict):
 # --- faults -------------------------------------------------------------------------------------
 
 
+class Selection(Strict):
+    """Kubernetes objects chosen by selectors, then `count` or `percent` of them in a seeded random order."""
+
+    label_selector: str | None = None
+    field_selector: str | None = None
+    names: list[str] = Field(default_factory=list, description="only these objects (by name)")
+    count: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="how many; default 1 (not with percent)"
+    )
+    percent: Annotated[float, Field(gt=0.0, le=100.0)] | None = Field(
+        default=None, description="share of the matching objects, rounded up"
+    )
+
+    @model_validator(mode="after")
+    def _count_or_percent(self) -> Selection:
+        if self.count is not None and self.percent is not None:
+            raise ValueError("give count or percent, not both")
+        return self
+
+
+class NodeSelection(Selection):
+    pass
+
+
+class PodSelection(Selection):
+    namespace: str | None = Field(default=None, description="default: the drill's namespace")
+    container: str | None = Field(default=None, description="container of the pod; default: the first")
+
+
+class WorkloadRef(Strict):
+    kind: Literal["Deployment", "StatefulSet"]
+    name: str
+    namespace: str | None = Field(default=None, description="default: the drill's namespace")
+    container: str | None = Field(default=None, description="container whose clock moves; default: every one")
+
+
+Backend = Literal["local", "kubernetes"]
+
+
 class FaultBase(Strict):
     name: Name
     start: NonNegativeDuration = Field(default=0.0, description="offset from the start of the fault phase")
@@ -192,6 +348,11 @@ class FaultBase(Strict):
     def reverts_on_schedule(self) -> bool:
         """False for a fault left in place after its duration; the final rollback still reverts it."""
         return True
+
+    @property
+    def backend(self) -> Backend:
+        """Where the fault acts; with its type, it picks the driver (`faults/registry.py`)."""
+        return "local"
 
 
 class NetworkFault(FaultBase):
@@ -245,24 +406,85 @@ class DownFault(FaultBase):
 
 class ClockSkewFault(FaultBase):
     type: Literal["clock.skew"]
-    target: Name = Field(description="a local process started with clock: faketime")
+    scope: Literal["process", "node", "workload"] = Field(
+        default="process", description="process: a local faketime process; node: Kubernetes nodes; workload: pods"
+    )
+    target: Name | None = Field(default=None, description="scope process: a local process started with clock: faketime")
+    nodes: NodeSelection | None = Field(default=None, description="scope node: the Kubernetes nodes to skew")
+    workload: WorkloadRef | None = Field(default=None, description="scope workload: a Deployment or StatefulSet")
     offset: SignedDuration = Field(description="shift of its wall clock, e.g. +90s or -5m")
     drift: Annotated[float, Field(gt=0)] | None = Field(
         default=None, description="clock rate while skewed, e.g. 1.01 runs 1% fast; default 1 (no drift)"
     )
+    library: str | None = Field(
+        default=None,
+        description="scope workload: path of libfaketime inside the image (LD_PRELOAD); "
+        "default /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ClockSkewFault:
+        wanted = {"process": "target", "node": "nodes", "workload": "workload"}[self.scope]
+        _one_of(self, ("target", "nodes", "workload"), wanted, f"scope {self.scope}")
+        return self
+
+    @property
+    def backend(self) -> Backend:
+        return "local" if self.scope == "process" else "kubernetes"
+
+    @property
+    def local_target(self) -> str:
+        """The local process or node; set whenever `backend` is local (the validator above makes sure)."""
+        if self.target is None:
+            raise ValueError(f"{self.name} has no local target")
+        return self.target
 
 
-class GcPauseFault(FaultBase):
+def _one_of(fault: FaultBase, fields: tuple[str, ...], wanted: str | None, context: str) -> None:
+    """Exactly one target field is set (`wanted`, when the context decides which)."""
+    given = [f for f in fields if getattr(fault, f) is not None]
+    if wanted is not None and wanted not in given:
+        raise ValueError(f"{context} needs `{wanted}`")
+    if len(given) != 1:
+        if not given:
+            raise ValueError(f"give one of {', '.join(f'`{f}`' for f in fields)}")
+        raise ValueError(f"give only one of {', '.join(f'`{f}`' for f in given)}")
+
+
+class PodTargeted(FaultBase):
+    """A fault on a local process (`target`) or on Kubernetes pods (`pods`)."""
+
+    target: Name | None = None
+    pods: PodSelection | None = Field(default=None, description="Kubernetes pods, through an ephemeral container")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PodTargeted:
+        _one_of(self, ("target", "pods"), None, self.__class__.__name__)
+        return self
+
+    @property
+    def backend(self) -> Backend:
+        return "kubernetes" if self.pods is not None else "local"
+
+    @property
+    def local_target(self) -> str:
+        """The local process or node; set whenever `backend` is local (the validator above makes sure)."""
+        if self.target is None:
+            raise ValueError(f"{self.name} has no local target")
+        return self.target
+
+
+class GcPauseFault(PodTargeted):
     type: Literal["gc.pause"]
-    target: Name = Field(description="a local process or node; all its processes freeze together")
+    target: Name | None = Field(default=None, description="a local process or node; all its processes freeze together")
     pause: PositiveDuration
     every: PositiveDuration
     jitter: NonNegativeDuration = Field(default=0.0, description="each period varies by up to this much")
 
 
-class MemoryPressureFault(FaultBase):
+class MemoryPressureFault(PodTargeted):
     type: Literal["memory.pressure"]
-    target: Name = Field(description="a local process; inside its cgroup when it has a memory_limit")
+    target: Name | None = Field(default=None, description="a local process; inside its cgroup with a memory_limit")
     size: MemorySize
     ramp: NonNegativeDuration = Field(default=0.0, description="reach `size` gradually over this long")
     force: bool = Field(default=False, description="allow more than the limit or 90% of free memory")
@@ -274,20 +496,69 @@ class GcFullFault(FaultBase):
     every: PositiveDuration
 
 
+LOCAL_NODE_MODES = ("crash", "stop", "freeze", "isolate")
+KUBE_NODE_MODES = ("crash", "drain", "delete")
+DRAIN_TIMEOUT_LIMIT = 25.0
+"""A drain runs inside one inject, which the engine bounds at 30s (`engine.DRIVER_DEADLINE`)."""
+
+
 class NodeLossFault(FaultBase):
     type: Literal["node.loss"]
-    node: Name
-    mode: Literal["crash", "stop", "freeze", "isolate"] = "crash"
+    node: Name | None = Field(default=None, description="a local node (group of processes)")
+    nodes: NodeSelection | None = Field(default=None, description="Kubernetes nodes")
+    mode: Literal["crash", "stop", "freeze", "isolate", "drain", "delete"] = Field(
+        default="crash",
+        description="local: crash, stop, freeze, isolate; Kubernetes: crash (cordon + NoExecute taint), "
+        "drain (cordon + evictions honouring PDBs), delete (the Node object; recreated on revert)",
+    )
     grace: PositiveDuration = Field(default=5.0, description="mode stop: SIGTERM, then SIGKILL after this long")
+    drain_timeout: PositiveDuration = Field(
+        default=20.0, description=f"mode drain: longest wait for evictions (at most {DRAIN_TIMEOUT_LIMIT:g}s)"
+    )
     restore: bool = Field(
         default=True,
         description="bring the node back after `duration`; false leaves recovery to the system under test "
         "(the drill still restores it when it ends)",
     )
 
+    @model_validator(mode="after")
+    def _target_and_mode(self) -> NodeLossFault:
+        _one_of(self, ("node", "nodes"), None, "node.loss")
+        modes = KUBE_NODE_MODES if self.nodes is not None else LOCAL_NODE_MODES
+        if self.mode not in modes:
+            where = "Kubernetes nodes" if self.nodes is not None else "local nodes"
+            raise ValueError(f"mode {self.mode} does not apply to {where}; choose one of {', '.join(modes)}")
+        if self.drain_timeout > DRAIN_TIMEOUT_LIMIT:
+            raise ValueError(f"drain_timeout is at most {DRAIN_TIMEOUT_LIMIT:g}s (a drain is one inject step)")
+        return self
+
     @property
     def reverts_on_schedule(self) -> bool:
         return self.restore
+
+    @property
+    def backend(self) -> Backend:
+        return "kubernetes" if self.nodes is not None else "local"
+
+    @property
+    def local_target(self) -> str:
+        """The local process or node; set whenever `backend` is local (the validator above makes sure)."""
+        if self.node is None:
+            raise ValueError(f"{self.name} has no local target")
+        return self.node
+
+
+class PodKillFault(FaultBase):
+    type: Literal["pod.kill"]
+    pods: PodSelection
+    grace_period: NonNegativeDuration | None = Field(
+        default=None, description="deletion grace period; 0 kills at once; default: each pod's own"
+    )
+    duration: PositiveDuration = Field(default=1.0, description="length of the fault window in the report")
+
+    @property
+    def backend(self) -> Backend:
+        return "kubernetes"
 
 
 FaultSpec = Annotated[
@@ -303,7 +574,8 @@ FaultSpec = Annotated[
     | GcPauseFault
     | MemoryPressureFault
     | GcFullFault
-    | NodeLossFault,
+    | NodeLossFault
+    | PodKillFault,
     Field(discriminator="type"),
 ]
 
@@ -361,6 +633,38 @@ class LatencySla(SlaBase):
 
 SlaSpec = Annotated[RecoveryWindowSla | ErrorRateSla | LatencySla, Field(discriminator="type")]
 
+# --- stop conditions ----------------------------------------------------------------------------
+
+
+def _from_the_faults_on() -> list[Phase]:
+    return ["fault", "recovery"]
+
+
+class StopConditionBase(Strict):
+    """Checked as each sample of `probe` lands; when one trips, every fault is reverted at once."""
+
+    name: Name
+    probe: Name
+    phases: Annotated[list[Phase], Field(min_length=1)] = Field(
+        default_factory=_from_the_faults_on, description="phases whose samples count; default: fault and recovery"
+    )
+
+
+class ErrorRateStop(StopConditionBase):
+    type: Literal["error_rate"]
+    max: Annotated[float, Field(ge=0.0, lt=1.0, description="trips when the share of failed samples is above this")]
+    window: PositiveDuration = Field(description="sliding window of samples the share is taken over")
+
+
+class ProbeFailingStop(StopConditionBase):
+    type: Literal["probe_failing"]
+    consecutive: Annotated[int, Field(ge=1, le=100000)] = Field(
+        default=3, description="trips after this many failed samples in a row"
+    )
+
+
+StopConditionSpec = Annotated[ErrorRateStop | ProbeFailingStop, Field(discriminator="type")]
+
 # --- the drill ----------------------------------------------------------------------------------
 
 
@@ -380,6 +684,7 @@ class DrillBody(Strict):
     phases: Phases = Field(default_factory=Phases)
     faults: list[FaultSpec] = Field(default_factory=list)
     slas: list[SlaSpec] = Field(default_factory=list)
+    stop_conditions: list[StopConditionSpec] = Field(default_factory=list)
 
 
 class DrillSpec(Strict):

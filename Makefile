@@ -29,6 +29,7 @@ bench: setup ## Benchmarks (figures printed, nothing asserted)
 	@$(PY) bench/accuracy.py
 	@$(PY) bench/fault_latency.py
 	@$(PY) bench/vs_chaostoolkit.py
+	@$(PY) bench/long_gameday.py
 
 k8s-up: ## A real Kubernetes control plane on loopback (etcd, apiserver, controllers, KWOK)
 	@bash scripts/k8s/up.sh

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from orchestrator.kube.leftovers import Leftover
     from orchestrator.kube.plan import FaultPlan
     from orchestrator.loading import LoadedDrill
+    from orchestrator.metrics import PushTarget
     from orchestrator.model.spec import FaultSpec
     from orchestrator.reporting.report import Report
 
@@ -66,6 +67,32 @@ def kube_options(f: F) -> F:
         help="kubeconfig file(s), colon-separated (default: $KUBECONFIG, else ~/.kube/config; in a pod: "
         "its service account)",
     )(f)
+
+
+def push_options(f: F) -> F:
+    f = click.option("--push-every", default="10s", show_default=True, help="with --pushgateway: push this often")(f)
+    return click.option(
+        "--pushgateway",
+        metavar="URL",
+        envvar="DRILLCTL_PUSHGATEWAY",
+        help="push each run's metrics to this Prometheus Pushgateway (job drillctl, grouped by drill and run "
+        "id) during the run and at its end; a failed push is logged and never changes the verdict",
+    )(f)
+
+
+def _push_target(pushgateway: str | None, push_every: str) -> PushTarget | None:
+    from orchestrator.metrics import PushTarget
+    from orchestrator.model.durations import parse_duration
+
+    if not pushgateway:
+        return None
+    try:
+        every = parse_duration(push_every)
+    except ValueError as e:
+        raise click.UsageError(f"--push-every: {e}") from e
+    if every <= 0:
+        raise click.UsageError("--push-every must be longer than 0s")
+    return PushTarget(pushgateway, every)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -199,7 +226,7 @@ def plan(
     """Print the schedule and every object a run would touch. Touches nothing."""
     from orchestrator.faults.registry import build_registry
     from orchestrator.kube.access import KubeAccess
-    from orchestrator.logs import silence
+    from orchestrator.logs import redact, silence
     from orchestrator.model.durations import format_duration
     from orchestrator.runner import UNUSED_TOXIPROXY, kube_access
     from orchestrator.targets.local import LocalFleet
@@ -248,6 +275,7 @@ def plan(
             {
                 "name": p.name,
                 "argv": p.argv,
+                "env": dict(p.env),
                 "cwd": p.cwd or ".",
                 "libfaketime": p.clock == "faketime",
                 "cgroup_memory_limit": p.memory_limit,
@@ -261,6 +289,8 @@ def plan(
     if kube_plans:
         touches["kubernetes"] = [kp.to_json() for kp in kube_plans]
     refused = any(kp.refusals for kp in kube_plans)
+    # A plan is pasted into tickets and chats: credentials in URLs, argv and env are hidden as in logs and reports.
+    steps, touches = redact(steps), redact(touches)
     if output == "json":
         click.echo(json.dumps({"drill": drill.spec.name, "schedule": steps, "touches": touches}, indent=1))
         sys.exit(EXIT_PREFLIGHT if refused else 0)
@@ -278,6 +308,7 @@ def plan(
         extras = ["under libfaketime, its wall clock from an offset file"] if p["libfaketime"] else []
         if p["cgroup_memory_limit"]:
             extras.append(f"in a cgroup of its own, memory limit {p['cgroup_memory_limit']}")
+        extras += [f"env {', '.join(f'{k}={v}' for k, v in p['env'].items())}"] if p["env"] else []
         extra = "; " + "; ".join(extras) if extras else ""
         click.echo(f"  process {p['name']}: {' '.join(p['argv'])} (cwd {p['cwd']}{extra})")
     for n in touches["nodes"]:
@@ -288,7 +319,7 @@ def plan(
     if kube_plans:
         seed = "" if spec.seed is not None else " (the drill has no seed: a run picks its own, and may choose others)"
         click.echo(f"Kubernetes objects, resolved in the cluster now{seed}:")
-        click.echo("".join(f"  {line}\n" for kp in kube_plans for line in kp.lines()), nl=False)
+        click.echo("".join(f"  {redact(line)}\n" for kp in kube_plans for line in kp.lines()), nl=False)
     if refused:
         click.echo("error: a run would stop in preflight (see REFUSED above); nothing was touched", err=True)
         sys.exit(EXIT_PREFLIGHT)
@@ -322,6 +353,7 @@ def _kube_plans(registry: DriverRegistry, faults: Sequence[FaultSpec]) -> list[F
     show_default=True,
     help="keep serving metrics this long after the run, so a last scrape sees the SLA verdicts",
 )
+@push_options
 @OUTPUT
 def run(
     file: Path,
@@ -335,6 +367,8 @@ def run(
     metrics_port: int | None,
     metrics_host: str,
     metrics_linger: str,
+    pushgateway: str | None,
+    push_every: str,
     output: str,
 ) -> None:
     """Run a drill end to end and write its report.
@@ -352,27 +386,27 @@ def run(
 
     drill = _load_or_exit(file)
     view = LiveView(quiet=quiet or output == "json")
-    metrics = None
-    if metrics_port is not None:
-        import time
-
+    metrics = push = server = None
+    if metrics_port is not None or pushgateway:
         from orchestrator.metrics import DrillMetrics, MeteredView
         from orchestrator.model.durations import parse_duration
+
+        metrics = DrillMetrics(drill.spec.name)
+        view = MeteredView(metrics, quiet=view.quiet)
+        push = _push_target(pushgateway, push_every)
+    if metrics is not None and metrics_port is not None:
+        import time
 
         try:
             linger = parse_duration(metrics_linger)
         except ValueError as e:
             raise click.UsageError(f"--metrics-linger: {e}") from e
-        metrics = DrillMetrics(drill.spec.name)
         try:
             server = metrics.serve(metrics_port, metrics_host)
         except OSError as e:
             raise click.UsageError(f"--metrics-port {metrics_port}: {e.strerror or e}") from e
-        view = MeteredView(metrics, quiet=view.quiet)
     kube = kube_access(drill, KubeAccess(kubeconfig, context, namespace), confirmed=yes)
-    report = run_drill(drill, runs_dir, toxiproxy_url, view, kube)
-    if metrics is not None:
-        metrics.judged(report.verdicts, report.verdict)
+    report = run_drill(drill, runs_dir, toxiproxy_url, view, kube, metrics, push)
     if output == "json":
         from orchestrator.reporting.json_report import to_json
 
@@ -382,7 +416,7 @@ def run(
         click.echo(json.dumps(document, indent=1))
     else:
         _summary(report, view)
-    if metrics is not None:
+    if server is not None:
         sys.stdout.flush()
         time.sleep(linger)  # a fixed hold for the last scrape, nothing to wait on
         server.shutdown()
@@ -638,6 +672,7 @@ def gameday_plan(file: Path, output: str) -> None:
 @kube_options
 @click.option("--yes", is_flag=True, help="confirm drills in a protected Kubernetes context (e.g. one matching *prod*)")
 @click.option("--quiet", "-q", is_flag=True, help="no live view on stderr")
+@push_options
 @OUTPUT
 def gameday_run(
     file: Path,
@@ -651,6 +686,8 @@ def gameday_run(
     namespace: str | None,
     yes: bool,
     quiet: bool,
+    pushgateway: str | None,
+    push_every: str,
     output: str,
 ) -> None:
     """Run every drill of a game day and write the game-day report.
@@ -679,7 +716,8 @@ def gameday_run(
     kube = KubeAccess(kubeconfig, context, namespace)
     holder = _gameday_lease(loaded, kube, lease_namespace, wait_for) if loaded.lease_enabled else None
     try:
-        options = GameDayOptions(runs_dir, toxiproxy_url, kube, confirmed=yes, forced=force)
+        push = _push_target(pushgateway, push_every)
+        options = GameDayOptions(runs_dir, toxiproxy_url, kube, confirmed=yes, forced=force, push=push)
         result = run_gameday(loaded, options, view, holder)
     finally:
         if holder is not None:

@@ -19,16 +19,17 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from orchestrator.analysis import recovery_decided
 from orchestrator.errors import BackendError, DrillError, PreflightError, RevertFailed
-from orchestrator.faults.base import DriverRegistry
+from orchestrator.faults.base import DriverRegistry, Touched, touched
 from orchestrator.journal import Journal
 from orchestrator.kube.access import KubeAccess
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import redact
 from orchestrator.model.spec import FaultSpec
-from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, Timeline
+from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, SampleFile, Timeline
 from orchestrator.model.undo import Undo
 from orchestrator.probes.base import Probe
 from orchestrator.probes.registry import build_probe
+from orchestrator.sample_store import FILE_NAME as SAMPLES_FILE
 from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
 from orchestrator.stop_conditions import Stop, check, insert
 from orchestrator.targets.local import LocalFleet
@@ -54,11 +55,6 @@ class Guardian(Protocol):
     def deadline(self, step_id: str, monotonic: float) -> None: ...
 
     def settled(self, step_id: str) -> None: ...
-
-
-def _redacted(sample: Sample) -> Sample:
-    """Probe errors can quote what they were given (a URL with a password): reports get them redacted."""
-    return sample if sample.error is None else replace(sample, error=redact(sample.error))
 
 
 class InjectedFailure(DrillError):
@@ -94,6 +90,8 @@ class _Step:
     ended_at: float | None = None
     error: str | None = None
     revert: asyncio.Task[None] | None = None
+    touched: Touched = field(default_factory=Touched)
+    revert_notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,7 +117,8 @@ class Engine:
         self.spec = self.drill.spec
         self.log = structlog.get_logger().bind(run_id=self.run_id, drill=self.spec.name)
         self.journal = Journal(self.run_dir / "journal.jsonl")
-        self.recorder = Recorder()
+        self.recorder = Recorder(self.run_dir / SAMPLES_FILE, clean=redact)  # errors redacted once, on disk too
+        self.samples_file: SampleFile | None = None
         self.steps = {f.name: _Step(f) for f in self.spec.spec.faults}
         self.processes = list(self.fleet.processes.values())
         self.phases: list[PhaseMark] = []
@@ -179,6 +178,7 @@ class Engine:
         finally:
             await self._rollback()
             await self._stop_sampling()
+            self.samples_file = self.recorder.close()
             await self._teardown()
             self.journal.close()
         if status == "completed" and self.revert_failures:
@@ -188,7 +188,7 @@ class Engine:
         return RunResult(
             status=status,
             reason=None if reason is None else redact(reason),
-            timeline=replace(timeline, samples=tuple(_redacted(s) for s in timeline.samples)),
+            timeline=timeline,
             injected=self.injected,
             reverted=self.reverted,
             revert_failures=self.revert_failures,
@@ -351,6 +351,7 @@ class Engine:
         undo = await self._deadline(driver.prepare(spec, f"{self.run_id}/{spec.name}"), f"prepare {spec.name}")
         self.journal.record("prepared", undo)
         step.undo = undo
+        step.touched = touched(driver, undo)
         step.injected_at = self.now()
         if self.guardian is not None:
             self.guardian.deadline(undo.step_id, time.monotonic() + self._lifetime(spec, phase_start))
@@ -401,7 +402,7 @@ class Engine:
             ):
                 with attempt:
                     await self._checkpoint(f"revert:{step.spec.name}")
-                    await self._deadline(driver.revert(undo), f"revert {step.spec.name}")
+                    notes = await self._deadline(driver.revert(undo), f"revert {step.spec.name}")
         except Exception as e:
             message = f"{step.spec.name}: {e}"
             step.error = f"revert failed: {e}"
@@ -411,11 +412,12 @@ class Engine:
             self.observer.event("revert_failed", name=step.spec.name, error=str(e))
             raise RevertFailed(message) from e
         step.reverted_at = self.now()
+        step.revert_notes = tuple(redact(str(note)) for note in notes or ())
         self.journal.record("reverted", undo)
         if self.guardian is not None:
             self.guardian.settled(undo.step_id)
         self.reverted.append(undo.step_id)
-        self.log.info("fault_reverted", fault=step.spec.name)
+        self.log.info("fault_reverted", fault=step.spec.name, notes=step.revert_notes)
         self.observer.event("fault_reverted", name=step.spec.name)
 
     async def _rollback(self, final: bool = True) -> None:
@@ -498,7 +500,7 @@ class Engine:
         return Timeline(
             interval=steady.interval,
             probes=tuple(p.name for p in steady.probes),
-            samples=tuple(self.recorder.samples),
+            samples=self.recorder.samples,
             phases=tuple(self.phases),
             faults=tuple(
                 FaultMark(
@@ -516,8 +518,12 @@ class Engine:
                     ended_at=s.ended_at,
                     runbook=s.spec.runbook,
                     error=s.error,
+                    touched=tuple(redact(target) for target in s.touched.targets),
+                    seed=s.touched.seed,
+                    revert_notes=s.revert_notes,
                 )
                 for s in self.steps.values()
             ),
             end=self.end if self.end is not None else self.now(),
+            samples_file=self.samples_file,
         )

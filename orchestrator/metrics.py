@@ -1,5 +1,6 @@
-"""Live Prometheus metrics of a running drill (`drillctl run --metrics-port`), so a game day can be
-watched on the dashboards a team already has.
+"""Live Prometheus metrics of a running drill, so a game day can be watched on the dashboards a team
+already has: served for scraping (`drillctl run --metrics-port`) or pushed to a Pushgateway
+(`--pushgateway`, for runs that live too briefly or too deep in a cluster to be scraped).
 
 Fed through the same two hooks as the live view: every sample the recorder takes, and every event
 the engine reports (phases, faults injected and reverted). The SLA verdicts are set once the report
@@ -8,18 +9,24 @@ is judged. Each drill gets a registry of its own: nothing leaks into the process
 
 from __future__ import annotations
 
+import http.client
 import sys
 import threading
+from dataclasses import dataclass
 from typing import Any, TextIO
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway, start_http_server
 
 from orchestrator.console import LiveView
 from orchestrator.model.timeline import Sample
 from orchestrator.model.verdict import DrillVerdict, SlaVerdict
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PUSH_JOB = "drillctl"
+PUSH_TIMEOUT = 5.0
+"""Longest one push may take; a Pushgateway that does not answer costs a run no more than this."""
 
 
 class DrillMetrics:
@@ -112,3 +119,64 @@ class MeteredView(LiveView):
     def sample(self, sample: Sample) -> None:
         self.metrics.sample(sample)
         super().sample(sample)
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Where and how often a run pushes its metrics (`--pushgateway`, `--push-every`)."""
+
+    url: str
+    every: float
+    timeout: float = PUSH_TIMEOUT
+
+
+class Pusher:
+    """Pushes a run's metrics to a Pushgateway every `every` seconds from a daemon thread, and once more at the
+    end with the verdicts (`push`).
+
+    Job `drillctl`, grouping key drill and run id: each run is a group of its own, so two runs never
+    overwrite each other, and each push replaces its run's group whole (PUT). A failed push is logged and
+    changes nothing else: the metrics are for watching, the report is the record.
+    """
+
+    def __init__(self, metrics: DrillMetrics, target: PushTarget, run_id: str) -> None:
+        self.metrics = metrics
+        self.target = target
+        self.grouping = {"drill": metrics.drill, "run_id": run_id}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def push(self) -> None:
+        """One push under the timeout; a failure is logged."""
+        try:
+            push_to_gateway(
+                self.target.url,
+                job=PUSH_JOB,
+                registry=self.metrics.registry,
+                grouping_key=self.grouping,
+                timeout=self.target.timeout,
+            )
+        except (OSError, ValueError, http.client.HTTPException) as e:  # refused, timed out, HTTP >= 400, bad URL
+            structlog.get_logger().warning(  # the logger as configured now: the run's log, also for the last push
+                "pushgateway_push_failed",
+                pushgateway=self.target.url,
+                run_id=self.grouping["run_id"],
+                error=str(e) or type(e).__name__,
+            )
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._every, name="drillctl-pushgateway", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the periodic pushes; a push under way finishes first (it is bounded by the timeout)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.target.timeout + 1.0)
+
+    def _every(self) -> None:
+        """At once (a dashboard sees the run start), then every `every` seconds until stopped."""
+        while True:
+            self.push()
+            if self._stop.wait(self.target.every):
+                return

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -35,6 +36,9 @@ from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 from orchestrator.toxiproxy_server import LocalToxiproxy
 from orchestrator.watchdog import RUN_MARKER, Link, heartbeat
+
+if TYPE_CHECKING:
+    from orchestrator.metrics import DrillMetrics, Pusher, PushTarget
 
 TEST_FAIL_AT = "DRILLCTL_TEST_FAIL_AT"
 """Test-only: the engine checkpoint at which to inject a failure (see Engine.fail_at)."""
@@ -81,8 +85,16 @@ def seeded(drill: LoadedDrill) -> LoadedDrill:
 
 
 def run_drill(
-    drill: LoadedDrill, runs_dir: Path, toxiproxy_url: str | None, view: LiveView, kube: KubeAccess | None = None
+    drill: LoadedDrill,
+    runs_dir: Path,
+    toxiproxy_url: str | None,
+    view: LiveView,
+    kube: KubeAccess | None = None,
+    metrics: DrillMetrics | None = None,
+    push: PushTarget | None = None,
 ) -> Report:
+    """`metrics` (fed by the view) get the verdicts once judged; with `push`, they also go to a Pushgateway
+    during the run and once more at its end."""
     left = unsettled(runs_dir)
     if left:
         where = ", ".join(str(p.parent) for p in left)
@@ -102,23 +114,30 @@ def run_drill(
     previous = {sig: signal.signal(sig, signals) for sig in (signal.SIGINT, signal.SIGTERM)}
     clean = False
     os.environ[RUN_MARKER] = str(run_dir.resolve())  # inherited by every process the run starts
+    pusher = _pusher(metrics, push, run_id)
     try:
         try:
             with (run_dir / "drill.log.jsonl").open("a", encoding="utf-8") as log_file:
                 log_to(log_file)
-                result, url = asyncio.run(
-                    _run(
-                        drill,
-                        run_id,
-                        run_dir,
-                        toxiproxy_url,
-                        view,
-                        Link(watchdog.stdin),
-                        kube or KubeAccess(),
-                        control,
-                        signals,
+                if pusher is not None:
+                    pusher.start()
+                try:
+                    result, url = asyncio.run(
+                        _run(
+                            drill,
+                            run_id,
+                            run_dir,
+                            toxiproxy_url,
+                            view,
+                            Link(watchdog.stdin),
+                            kube or KubeAccess(),
+                            control,
+                            signals,
+                        )
                     )
-                )
+                finally:
+                    if pusher is not None:
+                        pusher.stop()  # before the log closes: the periodic pushes log their failures there
             clean = True
         except SystemExit:
             clean = True  # a preflight failure: nothing injected, said and exited on purpose
@@ -144,12 +163,28 @@ def run_drill(
         write_markdown(report, run_dir / "report.md")
         write_html(report, run_dir / "report.html")
         write_junit(report, run_dir / "report.junit.xml")
+        if metrics is not None:
+            metrics.judged(report.verdicts, report.verdict)
+        if pusher is not None:
+            with (run_dir / "drill.log.jsonl").open("a", encoding="utf-8") as log_file:
+                log_to(log_file)
+                pusher.push()  # the last push, with the verdicts; a failure is logged, the verdict stands
         return report
     finally:
         os.environ.pop(RUN_MARKER, None)
         control.close()  # a waiting `drillctl abort` learns the run is over, report written
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _pusher(metrics: DrillMetrics | None, push: PushTarget | None, run_id: str) -> Pusher | None:
+    if push is None:
+        return None
+    if metrics is None:
+        raise ValueError("pushing to a Pushgateway needs the run's metrics")
+    from orchestrator.metrics import Pusher  # prometheus-client, only for runs that push
+
+    return Pusher(metrics, push, run_id)
 
 
 class _Signals:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
-from array import array
-from collections.abc import Callable, Iterator, Sequence
-from typing import overload
+from collections.abc import Callable
+from pathlib import Path
 
-from orchestrator.model.timeline import Sample
+from orchestrator.model.timeline import Sample, SampleFile, SampleLog
 from orchestrator.probes.base import Probe
+from orchestrator.sample_store import SampleStream
 
 
 def default_max_in_flight(timeout: float, interval: float) -> int:
@@ -23,90 +23,29 @@ def default_max_in_flight(timeout: float, interval: float) -> int:
     return min(10000, math.ceil(timeout / interval) + 1)
 
 
-class SampleLog(Sequence[Sample]):
-    """Samples in columns of machine numbers, read back as `Sample` objects.
+class Recorder:
+    """Collects samples; tells waiters each time one lands.
 
-    Why not a list of `Sample`s: every dataclass instance (and its floats) is an object the
-    cyclic garbage collector tracks, so each full collection walked every sample taken so far:
-    at 5,000 samples/s those pauses were the p99 cadence lag (bench/sampler_scale.py). Arrays
-    and a dict of str hold nothing the collector tracks, and take about 30 bytes a sample.
-    Readers iterate, index or slice it like the list it replaces.
+    Samples stay in memory (a compact `SampleLog`, the source of analysis) and, given a file,
+    stream to it in batches as they land (`sample_store.py`), so that a long run's report.json
+    can refer to them instead of holding them all. Error texts go through `clean` once each.
     """
 
-    def __init__(self) -> None:
-        self._names: list[str] = []
-        self._name_ids: dict[str, int] = {}
-        self._probe = array("I")
-        self._phase = array("I")
-        self._at = array("d")
-        self._ok = bytearray()
-        self._latency = array("d")
-        self._lag = array("d")
-        self._errors: dict[int, str] = {}
-
-    def _id(self, name: str) -> int:
-        found = self._name_ids.get(name)
-        if found is None:
-            found = self._name_ids[name] = len(self._names)
-            self._names.append(name)
-        return found
-
-    def append(self, sample: Sample) -> None:
-        i = len(self._at)
-        self._probe.append(self._id(sample.probe))
-        self._phase.append(self._id(sample.phase))
-        self._at.append(sample.at)
-        self._ok.append(sample.ok)
-        self._latency.append(math.nan if sample.latency is None else sample.latency)
-        self._lag.append(math.nan if sample.lag is None else sample.lag)
-        if sample.error is not None:
-            self._errors[i] = sample.error
-
-    def __len__(self) -> int:
-        return len(self._at)
-
-    def _sample(self, i: int) -> Sample:
-        latency, lag = self._latency[i], self._lag[i]
-        return Sample(
-            self._names[self._probe[i]],
-            self._at[i],
-            self._names[self._phase[i]],
-            bool(self._ok[i]),
-            None if math.isnan(latency) else latency,
-            None if math.isnan(lag) else lag,
-            self._errors.get(i),
-        )
-
-    @overload
-    def __getitem__(self, index: int) -> Sample: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Sample]: ...
-
-    def __getitem__(self, index: int | slice) -> Sample | list[Sample]:
-        if isinstance(index, slice):
-            return [self._sample(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("sample index out of range")
-        return self._sample(index)
-
-    def __iter__(self) -> Iterator[Sample]:
-        return (self._sample(i) for i in range(len(self)))
-
-
-class Recorder:
-    """Collects samples; tells waiters each time one lands. Samples stay in memory for the report."""
-
-    def __init__(self) -> None:
-        self.samples = SampleLog()
+    def __init__(self, stream_to: Path | None = None, clean: Callable[[str], str] | None = None) -> None:
+        self.samples = SampleLog(clean)
+        self.stream = None if stream_to is None else SampleStream(stream_to, self.samples)
         self.phase = "baseline"
         self.landed = asyncio.Event()
         self.listeners: list[Callable[[Sample], None]] = []
 
+    def close(self) -> SampleFile | None:
+        """Writes the samples not yet on disk; where they are, or None without a (working) stream."""
+        return None if self.stream is None else self.stream.close()
+
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)
+        if self.stream is not None:
+            self.stream.landed()
         for listener in self.listeners:
             listener(sample)
         self.landed.set()

@@ -16,10 +16,11 @@ import pytest
 from orchestrator.analysis import percentile
 from orchestrator.model.spec import HttpProbe as HttpSpec
 from orchestrator.model.spec import TcpProbe as TcpSpec
-from orchestrator.model.timeline import Sample
+from orchestrator.model.timeline import ERROR_OVERFLOW, MAX_ERROR_CHARS, MAX_ERROR_TEXTS, Sample, SampleLog
 from orchestrator.probes.http import HttpProbe
 from orchestrator.probes.tcp import TcpProbe
-from orchestrator.sampling import Recorder, SampleLog, Sampler, default_max_in_flight
+from orchestrator.sample_store import read_samples
+from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
 from tests.fixtures.toxiproxy import free_port
 from tests.support import drill, report_of, run, upstream_process, write
 
@@ -130,8 +131,30 @@ def test_sample_log_gives_the_garbage_collector_nothing_to_walk() -> None:
     assert math.isclose(log[19_999].at, 199.99) and log[19_999].error == f"e{19_999 % 11}"
 
 
-def test_recorder_keeps_what_its_listeners_saw_from_a_real_sampler(silent_listener: int) -> None:
-    """Two TCP probes on real sockets (one port answers, one is closed): stored samples equal the live ones.
+def test_error_texts_are_cleaned_once_each_cut_and_bounded() -> None:
+    """Errors that quote ports or times must not grow the log without end; each text is redacted once."""
+    seen: list[str] = []
+
+    def clean(text: str) -> str:
+        seen.append(text)
+        return text.replace("secret", "***")
+
+    log = SampleLog(clean)
+    for i in range(3):
+        log.append(Sample("api", i * 0.1, "fault", False, None, 0.0, "refused by secret host"))
+    log.append(Sample("api", 0.3, "fault", False, None, 0.0, "y" * 5000))
+    for i in range(MAX_ERROR_TEXTS + 50):
+        log.append(Sample("api", 1.0 + i, "fault", False, None, 0.0, f"connect to port {i} failed"))
+    assert seen.count("refused by secret host") == 1 and log[0].error == log[2].error == "refused by *** host"
+    cut = log[3].error
+    assert cut is not None and len(cut) == MAX_ERROR_CHARS and cut.endswith("…")
+    assert len(log.errors) == MAX_ERROR_TEXTS + 2  # "" (no error), the kept texts, the overflow text
+    assert log[-1].error == ERROR_OVERFLOW and log[4].error == "connect to port 0 failed"
+
+
+def test_recorder_keeps_what_its_listeners_saw_from_a_real_sampler(silent_listener: int, tmp_path: Path) -> None:
+    """Two TCP probes on real sockets (one port answers, one is closed): stored samples equal the live ones,
+    in memory and in the samples.bin the recorder streamed them to.
 
     The heap that existed before sampling stays out of the collector's way while it runs, and only then.
     """
@@ -140,7 +163,7 @@ def test_recorder_keeps_what_its_listeners_saw_from_a_real_sampler(silent_listen
     frozen: list[int] = []
 
     async def scenario() -> tuple[list[Sample], list[Sample]]:
-        recorder = Recorder()
+        recorder = Recorder(tmp_path / "samples.bin")
         live: list[Sample] = []
         recorder.listeners.append(live.append)
         loop = asyncio.get_running_loop()
@@ -160,11 +183,16 @@ def test_recorder_keeps_what_its_listeners_saw_from_a_real_sampler(silent_listen
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         frozen.append(gc.get_freeze_count())
+        assert recorder.close() is not None
         return live, list(recorder.samples)
 
     live, stored = asyncio.run(scenario())
     assert frozen[0] > 1000 and frozen[1] == 0, f"heap frozen while sampling, back after: {frozen}"
     assert stored == live
+    on_disk = read_samples(tmp_path / "samples.bin")
+    assert [(s.probe, s.phase, s.ok, s.error, round(s.at, 6)) for s in stored] == [
+        (s.probe, s.phase, s.ok, s.error, s.at) for s in on_disk
+    ]
     assert {s.phase for s in stored} == {"baseline", "fault"}
     up = [s for s in stored if s.probe == "up"]
     down = [s for s in stored if s.probe == "down"]

@@ -22,6 +22,7 @@ from typing import Any
 from kubernetes import client
 
 from orchestrator.errors import FaultError, PreflightError
+from orchestrator.faults.base import Touched
 from orchestrator.kube import workloads
 from orchestrator.kube.access import KubeConnection, reconnect, recorded
 from orchestrator.kube.clock_helper import GONE_TIMEOUT, HELPER_MARGIN, helper_pod
@@ -131,11 +132,19 @@ class KubeClockSkewDriver(KubeDriver[Resolution]):
         else:
             await self._inject_workload(spec, undo)
 
-    async def revert(self, undo: Undo) -> None:
+    async def revert(self, undo: Undo) -> list[str]:
         if undo.state["scope"] == "node":
-            await self._revert_node(undo)
-        else:
-            await self._revert_workload(undo)
+            return await self._revert_node(undo)
+        return await self._revert_workload(undo)
+
+    def touched(self, undo: Undo) -> Touched:
+        """The workload, or each node with its helper pod (and the seed that chose the nodes)."""
+        state = undo.state
+        if state["scope"] == "node":
+            helpers = state["helpers"]
+            targets = [t for h in helpers for t in (f"node/{h['node']}", f"pod/{state['namespace']}/{h['pod']}")]
+            return Touched(tuple(targets), state["seed"])
+        return Touched((f"{state['kind'].lower()}/{state['namespace']}/{state['name']}",))
 
     def describe(self, spec: ClockSkewFault) -> str:
         sign = "+" if spec.offset > 0 else "-"
@@ -168,7 +177,7 @@ class KubeClockSkewDriver(KubeDriver[Resolution]):
         except FaultError as e:
             raise FaultError(f"clock.skew {spec.name}: {e}") from e
 
-    async def _revert_workload(self, undo: Undo) -> None:
+    async def _revert_workload(self, undo: Undo) -> list[str]:
         """Put back the recorded env lists; keep (and report) variables someone else changed meanwhile."""
         state = undo.state
         what = f"{state['kind']} {state['namespace']}/{state['name']}"
@@ -184,11 +193,12 @@ class KubeClockSkewDriver(KubeDriver[Resolution]):
         )
         if restored.outcome == "vanished":
             self._log.warning("revert_target_vanished", step=undo.step_id, workload=what)
-            return
+            return [restored.note(what)]
         if restored.conflicts:
             self._log.warning("revert_conflict", step=undo.step_id, workload=what, conflicts=restored.conflicts)
         if restored.outcome == "restored":
             self._log.info("workload_restored", step=undo.step_id, workload=what, conflicts=restored.conflicts)
+        return [restored.note(what)]
 
     # --- scope node -----------------------------------------------------------------------------
 
@@ -203,11 +213,12 @@ class KubeClockSkewDriver(KubeDriver[Resolution]):
             await conn.call(core.create_namespaced_pod, undo.state["namespace"], manifest)
             self._log.info("clock_helper_created", step=undo.step_id, pod=helper["pod"], node=helper["node"])
 
-    async def _revert_node(self, undo: Undo) -> None:
+    async def _revert_node(self, undo: Undo) -> list[str]:
         """Delete each helper (its TERM trap steps the clock back) and wait until it is gone."""
         pods = [h["pod"] for h in undo.state["helpers"]]
         await delete_pods(reconnect(undo.state), undo.state["namespace"], pods, GONE_TIMEOUT)
         self._log.info("clock_helpers_gone", step=undo.step_id, pods=pods)
+        return []
 
 
 # --- pure helpers -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.errors import PreflightError
+from orchestrator.faults.base import Touched
 from orchestrator.kube import nodes
 from orchestrator.kube.access import KubeConnection, reconnect, recorded
 from orchestrator.kube.driver import KubeDriver
@@ -105,10 +106,11 @@ class KubeNodeLossDriver(KubeDriver[Resolution]):
                 evicted = await nodes.drain(conn, record["name"], state["allowed_namespaces"], state["drain_timeout"])
                 self._log.info("kube_node_drained", node=record["name"], evicted=evicted)
 
-    async def revert(self, undo: Undo) -> None:
-        """Idempotent; a node that changed or vanished meanwhile is logged as found, never an error."""
+    async def revert(self, undo: Undo) -> list[str]:
+        """Idempotent; a node that changed or vanished meanwhile is noted as found (log and report), never an error."""
         state = undo.state
         conn = reconnect(state)
+        notes = []
         for record in state["nodes"]:
             if state["mode"] == "delete":
                 tombstone = (record["tombstone"][0], record["tombstone"][1])
@@ -116,6 +118,15 @@ class KubeNodeLossDriver(KubeDriver[Resolution]):
             else:
                 note = await nodes.restore_node(conn, record["name"], record["uid"], record["prior"], state["run_id"])
             self._log.info("kube_node_reverted", step=undo.step_id, node=record["name"], note=note)
+            notes.append(note)
+        return notes
+
+    def touched(self, undo: Undo) -> Touched:
+        """The chosen nodes (and, for `delete`, the ConfigMaps that keep their manifests), and the seed."""
+        records = undo.state["nodes"]
+        targets = [f"node/{r['name']}" for r in records]
+        targets += [f"configmap/{r['tombstone'][0]}/{r['tombstone'][1]}" for r in records if "tombstone" in r]
+        return Touched(tuple(targets), undo.state["seed"])
 
     def describe(self, spec: NodeLossFault) -> str:
         assert spec.nodes is not None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
+from orchestrator.faults.base import Touched
 from orchestrator.kube.access import KubeApiError, KubeConnection, reconnect, recorded
 from orchestrator.kube.driver import KubeDriver
 from orchestrator.kube.plan import FaultPlan
@@ -79,6 +80,11 @@ class KubePodKillDriver(KubeDriver[Resolution]):
         self._log.info(
             "kube_pod_kill_reverted", step=undo.step_id, note="nothing to restore", pods=undo.state["chosen"]
         )
+
+    def touched(self, undo: Undo) -> Touched:
+        """The pods deleted (those still there when prepared), and the seed that chose them."""
+        namespace = undo.state["pod_namespace"]
+        return Touched(tuple(f"pod/{namespace}/{p['name']}" for p in undo.state["pods"]), undo.state["seed"])
 
     def describe(self, spec: PodKillFault) -> str:
         grace = "each pod's own grace period" if spec.grace_period is None else f"grace period {spec.grace_period:g}s"

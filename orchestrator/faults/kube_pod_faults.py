@@ -25,6 +25,7 @@ from kubernetes import client
 from kubernetes.utils import parse_quantity
 
 from orchestrator.errors import BackendError, PreflightError
+from orchestrator.faults.base import Touched
 from orchestrator.kube import ephemeral
 from orchestrator.kube.access import KubeConnection, reconnect, recorded
 from orchestrator.kube.driver import KubeDriver
@@ -235,18 +236,20 @@ class _EphemeralDriver(KubeDriver[Resolution]):
             )
             self._log.info("ephemeral_container_added", step=undo.step_id, pod=entry["pod"], name=entry["ephemeral"])
 
-    async def revert(self, undo: Undo) -> None:
-        """Stop each loop through exec; where that cannot be confirmed, its own deadline ends it."""
+    async def revert(self, undo: Undo) -> list[str]:
+        """Stop each loop through exec; where that cannot be confirmed, its own deadline ends it (noted)."""
         conn = reconnect(undo.state)
         core = client.CoreV1Api(conn.api)
         namespace = undo.state["namespace"]
         run_id = split_step(undo.step_id)[0]
+        notes = []
         for entry in undo.state["pods"]:
             pod = await read_object(conn, core.read_namespaced_pod, entry["pod"], namespace)
             if pod is None or pod["metadata"]["uid"] != entry["uid"]:
                 self._log.warning(
                     "revert_pod_vanished", step=undo.step_id, pod=entry["pod"], outcome="loop gone with it"
                 )
+                notes.append(f"pod {namespace}/{entry['pod']} vanished meanwhile: its loop went with it")
                 continue
             deadline = f"it ends by itself {format_duration(entry['lifetime'])} after it started"
             outcome = await ephemeral.stop_loop(conn, pod, entry["ephemeral"], deadline)
@@ -258,8 +261,15 @@ class _EphemeralDriver(KubeDriver[Resolution]):
                 container=entry["ephemeral"],
                 outcome=outcome,
             )
+            notes.append(f"pod {namespace}/{entry['pod']}, loop {entry['ephemeral']}: {outcome}")
             if ops := unmark(pod, entry["annotations"], run_id):
                 await patch_pod(conn, namespace, entry["pod"], entry["uid"], ops)
+        return notes
+
+    def touched(self, undo: Undo) -> Touched:
+        """The pods that got an ephemeral container, and the seed that chose them."""
+        namespace = undo.state["namespace"]
+        return Touched(tuple(f"pod/{namespace}/{e['pod']}" for e in undo.state["pods"]), undo.state["seed"])
 
 
 class KubeGcPauseDriver(_EphemeralDriver):

@@ -21,6 +21,8 @@ from orchestrator.exit_codes import EXIT_PASSED, EXIT_PREFLIGHT
 from orchestrator.gameday.webhook import WebhookOutcome
 from orchestrator.reporting.formats import relative_href, seconds
 from orchestrator.reporting.html import page, table
+from orchestrator.reporting.markdown import code
+from orchestrator.reporting.markdown import text as md_text
 
 SCHEMA = "drillctl.gameday/v1"
 DrillStatus = str
@@ -145,28 +147,33 @@ def _facts(result: GameDayResult) -> list[str]:
 
 
 def render_markdown(result: GameDayResult) -> str:
-    lines = [f"# Game day {result.name}: {result.status.upper()}", "", f"- file: `{result.file}`"]
-    lines += [f"- {fact}" for fact in _facts(result)]
+    """Names in code spans, reasons and figures escaped: a `|`, a backtick or HTML in a drill's name or a
+    reason cannot break the table or become markup (the drill report's own `code` and `text`)."""
+    lines = [f"# Game day {code(result.name)}: {result.status.upper()}", "", f"- file: {code(result.file)}"]
+    lines += [f"- {md_text(fact)}" for fact in _facts(result)]
     lines += ["", "| # | drill | verdict | SLAs | recovery | time | report |", "|---|---|---|---|---|---|---|"]
     for i, d in enumerate(result.drills, 1):
         report = f"[report]({relative_href(d.run_dir / 'report.md', result.report_dir)})" if d.run_dir else "—"
-        verdict = d.status.upper() + (f": {d.reason}" if d.reason else "")
-        row = f"| {i} | {d.name} | {verdict} | {_slas(d)} | {_recovery(d)} | {seconds(d.seconds)} | {report} |"
-        lines.append(row.replace("\n", " "))
+        verdict = d.status.upper() + (f": {md_text(d.reason)}" if d.reason else "")
+        cells = [str(i), code(d.name), verdict, _slas(d, code), _recovery(d), seconds(d.seconds), report]
+        lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
-def _slas(d: DrillResult) -> str:
+def _slas(d: DrillResult, name: Callable[[str], str] = str) -> str:
+    """`name` renders an SLA's name for the format (a code span in Markdown)."""
     total = d.slas_passed + len(d.slas_failed)
     if not total:
         return "—"
-    failed = f" (failed: {', '.join(d.slas_failed)})" if d.slas_failed else ""
+    failed = f" (failed: {', '.join(name(s) for s in d.slas_failed)})" if d.slas_failed else ""
     return f"{d.slas_passed}/{total} passed{failed}"
 
 
 def _recovery(d: DrillResult) -> str:
     parts = [
-        f"{r.fault}: recovered in {seconds(r.time_to_recover)}" for r in d.recovery if r.time_to_recover is not None
+        f"{code(r.fault)}: recovered in {seconds(r.time_to_recover)}"
+        for r in d.recovery
+        if r.time_to_recover is not None
     ]
     return "; ".join(parts) or "—"
 

@@ -35,6 +35,7 @@ from orchestrator.gameday.report import (
 from orchestrator.gameday.webhook import deliver
 from orchestrator.kube.access import KubeAccess
 from orchestrator.loading import LoadedDrill
+from orchestrator.metrics import DrillMetrics, MeteredView, PushTarget
 from orchestrator.reporting.junit import render_junit
 from orchestrator.reporting.report import Report
 from orchestrator.runner import kube_access, new_run_dir, run_drill
@@ -51,6 +52,8 @@ class GameDayOptions:
     kube: KubeAccess
     confirmed: bool
     forced: bool
+    push: PushTarget | None = None
+    """Each drill pushes its metrics to this Pushgateway (`--pushgateway`, `DRILLCTL_PUSHGATEWAY` in the chart)."""
 
 
 def run_gameday(
@@ -143,7 +146,11 @@ def _run_one(drill: LoadedDrill, options: GameDayOptions, view: LiveView) -> Dri
     try:
         with contextlib.redirect_stderr(errors):
             access = kube_access(drill, options.kube, options.confirmed)
-            report = run_drill(drill, options.runs_dir, options.toxiproxy_url, view, access)
+            metrics = None
+            if options.push is not None:
+                metrics = DrillMetrics(drill.spec.name)
+                view = MeteredView(metrics, quiet=view.quiet)
+            report = run_drill(drill, options.runs_dir, options.toxiproxy_url, view, access, metrics, options.push)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else EXIT_PREFLIGHT
         return DrillResult(

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 
 from orchestrator.model.durations import format_duration
-from orchestrator.model.timeline import FaultMark, Sample, Timeline
+from orchestrator.model.timeline import FaultMark, Sample, SampleSeries, Timeline
 from orchestrator.model.verdict import SlaVerdict
 from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
 from orchestrator.reporting.report import Report, RunbookSection
@@ -91,6 +91,8 @@ svg.chart .phase-recovery { fill: var(--recovery); }
 svg.chart .band { fill: var(--fail); opacity: .07; }
 svg.chart .ok { fill: var(--ok); }
 svg.chart .fail { stroke: var(--fail); stroke-width: 1.6; fill: none; }
+svg.chart .range { stroke: var(--ok); stroke-width: 1.2; fill: none; }
+svg.chart .p99 { stroke: var(--warn); stroke-width: 1; fill: none; }
 svg.chart text.fail-label { fill: var(--fail); }
 svg.chart .fault-bar { fill: var(--bar); }
 svg.chart .fault-tail { fill: var(--bar); opacity: .35; }
@@ -255,24 +257,25 @@ def _slas(report: Report) -> str:
 
 
 def _faults(report: Report) -> str:
+    """Touched objects and revert notes get columns only when some fault has them (Kubernetes faults do)."""
+    faults = report.timeline.faults
+    touched, noted = any(f.touched for f in faults), any(f.revert_notes for f in faults)
     rows = []
-    for f in report.timeline.faults:
+    for f in faults:
         name = f"<code>{_e(f.name)}</code>"
         if f.error:
             name += f'<div class="bad">{_e(f.error)}</div>'
         params = ", ".join(f"{k}={v}" for k, v in f.params.items())
         ended = "" if f.ended_at is None or f.ended_at == f.reverted_at else f" (ended {seconds(f.ended_at)})"
-        rows.append(
-            [
-                name,
-                _e(f.type),
-                f"<code>{_e(params)}</code>",
-                seconds(f.injected_at),
-                seconds(f.reverted_at) + ended,
-                _link(report.runbook(f.runbook), report.facts.run_dir),
-            ]
-        )
-    head = ["Fault", "Type", "Parameters", "Injected at", "Reverted at", "Runbook"]
+        row = [name, _e(f.type), f"<code>{_e(params)}</code>", seconds(f.injected_at), seconds(f.reverted_at) + ended]
+        if touched:
+            seed = "" if f.seed is None else f'<div class="muted">seed {f.seed}</div>'
+            row.append("".join(f"<div><code>{_e(t)}</code></div>" for t in f.touched) + seed)
+        if noted:
+            row.append("".join(f"<div>{_e(note)}</div>" for note in f.revert_notes))
+        rows.append([*row, _link(report.runbook(f.runbook), report.facts.run_dir)])
+    head = ["Fault", "Type", "Parameters", "Injected at", "Reverted at"]
+    head += (["Touched"] if touched else []) + (["Revert notes"] if noted else []) + ["Runbook"]
     listing = table(head, rows, numeric={3, 4}) if rows else "<p>This drill injects no fault.</p>"
     return f'<section id="faults">\n<h2>Fault timeline</h2>\n{listing}\n</section>'
 
@@ -461,9 +464,12 @@ def _fault_until(f: FaultMark, x_max: float) -> float:
     return max(ends) if ends else x_max
 
 
-def _x_max(timeline: Timeline) -> float:
+def _x_max(timeline: Timeline, series: SampleSeries | None) -> float:
     candidates = [timeline.end, *(p.end for p in timeline.phases)]
-    candidates += [s.at + timeline.interval for s in timeline.samples]
+    if series is None:
+        candidates += [s.at + timeline.interval for s in timeline.samples]
+    elif series.buckets:
+        candidates.append(series.until + timeline.interval)
     candidates += [t for f in timeline.faults for t in (f.injected_at, f.reverted_at, f.ended_at) if t is not None]
     return max(max(candidates, default=0.0), 1e-3)
 
@@ -551,7 +557,7 @@ def _downsample(points: Sequence[Sample], column: Callable[[float], int]) -> lis
 def _charts(report: Report) -> str:
     timeline = report.timeline
     thresholds = _thresholds(report)
-    x_max = max([_x_max(timeline), *(t.deadline * 1.02 for t in thresholds if t.deadline is not None)])
+    x_max = max([_x_max(timeline, report.series), *(t.deadline * 1.02 for t in thresholds if t.deadline is not None)])
     lanes = _lanes(timeline.faults, x_max)
     recoveries = _recoveries(report)
     figures = [_probe_chart(report, probe, x_max, lanes, recoveries, thresholds) for probe in timeline.probes]
@@ -573,6 +579,8 @@ def _probe_chart(
     thresholds: list[_Threshold],
 ) -> str:
     timeline = report.timeline
+    if report.series is not None:
+        return _series_chart(report, report.series, probe, x_max, lanes, recoveries, thresholds)
     samples = [s for s in timeline.samples if s.probe == probe]
     failed = [s for s in samples if not s.ok]
     passed = [s for s in samples if s.ok and s.latency is not None]
@@ -585,15 +593,7 @@ def _probe_chart(
     frame = _Frame(x_max=x_max, lo=lo, hi=max(hi, lo + 1), rows=len(lanes) + len(mine))
     drawn = _downsample(passed, frame.column)
 
-    svg = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {_f(frame.height)}" role="img" '
-        f'aria-label="{_e(f"Latency of {probe} over time")}" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    svg += _phase_bands(timeline, frame)
-    svg += _axes(frame)
-    svg += _fault_rows(lanes, frame)
-    svg += _recovery_rows(mine, frame, first_row=len(lanes))
-    svg += _threshold_marks(limits, frame)
+    svg = _scaffold(timeline, probe, frame, lanes, mine, limits)
     svg += _availability(samples, frame, timeline.interval)
     svg.append('<g class="ok">')
     svg += [f'<circle cx="{_f(frame.x(s.at))}" cy="{_f(frame.y(s.latency or 0.0))}" r="1.8"/>' for s in drawn]
@@ -623,6 +623,92 @@ def _probe_chart(
         f"<figcaption><b>{_e(probe)}</b>: {len(samples)} sample{'' if len(samples) == 1 else 's'}, "
         f"{len(failed)} failed.{shown} "
         '<span class="key ok"></span> passed sample · <span class="key fail">&times;</span> failed sample · '
+        '<span class="key bar"></span> fault injected · dashed: SLA limit</figcaption>'
+    )
+    return "\n".join(["<figure>", *svg, caption, "</figure>"])
+
+
+def _scaffold(
+    timeline: Timeline,
+    probe: str,
+    frame: _Frame,
+    lanes: list[list[FaultMark]],
+    mine: list[_Recovery],
+    limits: list[_Threshold],
+) -> list[str]:
+    """What every chart draws whatever its samples: phases, axes, faults, recoveries and SLA limits."""
+    svg = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {_f(frame.height)}" role="img" '
+        f'aria-label="{_e(f"Latency of {probe} over time")}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    svg += _phase_bands(timeline, frame)
+    svg += _axes(frame)
+    svg += _fault_rows(lanes, frame)
+    svg += _recovery_rows(mine, frame, first_row=len(lanes))
+    svg += _threshold_marks(limits, frame)
+    return svg
+
+
+def _series_chart(
+    report: Report,
+    series: SampleSeries,
+    probe: str,
+    x_max: float,
+    lanes: list[list[FaultMark]],
+    recoveries: list[_Recovery],
+    thresholds: list[_Threshold],
+) -> str:
+    """A long run's chart from its buckets: per bucket, the range of passing latencies with its p99, and a
+    mark in the failure band for every bucket with at least one failed sample."""
+    timeline = report.timeline
+    buckets = [b for b in series.buckets if b.probe == probe]
+    mine = [r for r in recoveries if probe in r.probes]
+    limits = [t for t in thresholds if probe in t.probes]
+    latencies = [max(v, 1e-6) for b in buckets for v in (b.min, b.max) if v is not None]
+    latencies += [t.latency for t in limits if t.latency is not None]
+    lo = math.floor(math.log10(min(latencies))) if latencies else -3
+    hi = math.ceil(math.log10(max(latencies))) if latencies else 0
+    frame = _Frame(x_max=x_max, lo=lo, hi=max(hi, lo + 1), rows=len(lanes) + len(mine))
+    svg = _scaffold(timeline, probe, frame, lanes, mine, limits)
+    bins: dict[int, list[int]] = {}
+    width = _avail_width(frame, timeline.interval)
+    for b in buckets:
+        counts = bins.setdefault(int(b.start / width), [0, 0])
+        counts[0] += b.samples - b.failures
+        counts[1] += b.samples
+    svg += _availability_bins({k: (ok, n) for k, (ok, n) in bins.items()}, width, frame)
+    drawn = [b for b in buckets if b.min is not None and b.max is not None]
+    middle = [(frame.x(b.start + series.width / 2), b) for b in drawn]
+    ranges = "".join(f"M{_f(x)} {_f(frame.y(b.max or 0.0))}V{_f(frame.y(b.min or 0.0))}" for x, b in middle)
+    p99 = "".join(f"{'M' if k == 0 else 'L'}{_f(x)} {_f(frame.y(b.p99 or 0.0))}" for k, (x, b) in enumerate(middle))
+    if drawn:
+        svg.append(f'<path class="range" d="{ranges}"/>')
+        svg.append(f'<path class="p99" d="{p99}"/>')
+    band_y = frame.band_top + FAIL_BAND / 2
+    for b in buckets:
+        if not b.failures:
+            continue
+        x = frame.x(b.failed_at if b.failed_at is not None else b.start)
+        title = (
+            f"{b.failures} of {b.samples} failed in {b.start:.3f}s to {b.start + series.width:.3f}s; "
+            f"first at {b.failed_at or b.start:.3f}s: {b.error or 'failed'}"
+        )
+        svg.append(
+            f'<path class="fail" d="M{_f(x - 3)} {_f(band_y - 3)}l6 6m0-6l-6 6"><title>{_e(title)}</title></path>'
+        )
+    if not buckets:
+        svg.append(
+            f'<text x="{_f(LEFT + PLOT_W / 2)}" y="{_f(frame.plot_top + PLOT_H / 2)}" '
+            'text-anchor="middle" class="tick">no samples</text>'
+        )
+    svg.append("</svg>")
+    total, failed = sum(b.samples for b in buckets), sum(b.failures for b in buckets)
+    caption = (
+        f"<figcaption><b>{_e(probe)}</b>: {total} sample{'' if total == 1 else 's'}, {failed} failed. "
+        f"A long run: per {_e(format_duration(series.width))} bucket, the lowest to highest latency of passing "
+        "samples and their p99 (line); every bucket with a failure is marked. Every sample is in "
+        f"<code>{_e(timeline.samples_file.path if timeline.samples_file else 'samples.bin')}</code>. "
+        '<span class="key ok"></span> passing range · <span class="key fail">&times;</span> failed samples · '
         '<span class="key bar"></span> fault injected · dashed: SLA limit</figcaption>'
     )
     return "\n".join(["<figure>", *svg, caption, "</figure>"])
@@ -759,6 +845,19 @@ def _threshold_marks(limits: list[_Threshold], frame: _Frame) -> list[str]:
 
 def _availability(samples: Sequence[Sample], frame: _Frame, interval: float) -> list[str]:
     """Share of passing samples per bin as a step line; bins without samples leave a gap."""
+    width = _avail_width(frame, interval)
+    bins: dict[int, list[bool]] = {}
+    for s in samples:
+        bins.setdefault(int(s.at / width), []).append(s.ok)
+    return _availability_bins({k: (sum(v), len(v)) for k, v in bins.items()}, width, frame)
+
+
+def _avail_width(frame: _Frame, interval: float) -> float:
+    return max(2 * interval, frame.x_max / AVAIL_BINS)  # two intervals: regular sampling leaves no bin empty
+
+
+def _availability_bins(bins: dict[int, tuple[int, int]], width: float, frame: _Frame) -> list[str]:
+    """The strip from (passing, all) sample counts per bin of `width` seconds."""
     top, bottom = frame.avail_top, frame.avail_top + AVAIL_H
     out = [
         f'<rect class="avail-band" x="{LEFT}" y="{_f(top)}" width="{PLOT_W}" height="{AVAIL_H}"/>',
@@ -766,22 +865,18 @@ def _availability(samples: Sequence[Sample], frame: _Frame, interval: float) -> 
         f'<text class="tick" x="{LEFT - 6}" y="{_f(bottom)}" text-anchor="end">0%</text>',
         f'<text class="tick" x="{LEFT + 4}" y="{_f(top + 11)}">availability</text>',
     ]
-    width = max(2 * interval, frame.x_max / AVAIL_BINS)  # two intervals: regular sampling leaves no bin empty
-    bins: dict[int, list[bool]] = {}
-    for s in samples:
-        bins.setdefault(int(s.at / width), []).append(s.ok)
     if not bins:
         return out
     path: list[str] = []
     last = None
     for k in sorted(bins):
-        share = sum(bins[k]) / len(bins[k])
+        share = bins[k][0] / bins[k][1]
         y = bottom - (AVAIL_H - 2) * share
         x0, x1 = frame.x(k * width), frame.x((k + 1) * width)
         path.append(f"{'L' if last == k - 1 else 'M'}{_f(x0)} {_f(y)}H{_f(x1)}")
         last = k
     d = "".join(path)
-    low = min(sum(v) / len(v) for v in bins.values())
+    low = min(ok / n for ok, n in bins.values())
     out.append(
         f'<path class="avail" d="{d}"><title>{_e(f"availability per {width:.3g}s, lowest {low:.0%}")}</title></path>'
     )

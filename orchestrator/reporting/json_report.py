@@ -8,14 +8,16 @@ Its JSON Schema is in `report_schema.py`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, Timeline
+from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
 from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
 from orchestrator.reporting.report import SCHEMA, DrillInfo, Report, RunbookSection, RunFacts
+from orchestrator.sample_store import StoredSamples
 from orchestrator.stop_conditions import Stop
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="DataclassInstance")
 
 SAMPLE_COLUMNS = ["probe", "at", "phase", "ok", "latency", "lag", "error"]
+BUCKET_COLUMNS = [f.name for f in fields(Bucket)]
 
 
 class ReportFormatError(ValueError):
@@ -92,6 +95,9 @@ def to_json(report: Report) -> dict[str, Any]:
                 "ended_at": _r(f.ended_at),
                 "error": f.error,
                 "runbook": _link(report.runbook(f.runbook)),
+                "touched": list(f.touched),
+                "seed": f.seed,
+                "revert_notes": list(f.revert_notes),
             }
             for f in timeline.faults
         ],
@@ -159,12 +165,23 @@ def to_json(report: Report) -> dict[str, Any]:
         },
         "rollback": {"reverted": facts.reverted, "failed": facts.revert_failures},
         "process_restarts": facts.process_restarts,
-        "samples": {
-            "columns": SAMPLE_COLUMNS,
-            "rows": [
-                [s.probe, _us(s.at), s.phase, s.ok, _us(s.latency), _us(s.lag), s.error] for s in timeline.samples
-            ],
-        },
+        "samples": _samples(report),
+    }
+
+
+def _samples(report: Report) -> dict[str, Any]:
+    """Every sample (columnar) for a short run; for a long one, its SampleSeries and where samples.bin is."""
+    timeline, series = report.timeline, report.series
+    ref = timeline.samples_file
+    file = None if ref is None else {"path": ref.path, "sha256": ref.sha256, "bytes": ref.bytes, "samples": ref.samples}
+    if series is None:
+        rows = [[s.probe, _us(s.at), s.phase, s.ok, _us(s.latency), _us(s.lag), s.error] for s in timeline.samples]
+        return {"columns": SAMPLE_COLUMNS, "rows": rows, **({} if file is None else {"file": file})}
+    buckets = [[getattr(b, c) for c in BUCKET_COLUMNS] for b in series.buckets]
+    return {
+        "count": series.samples,
+        "file": file,
+        "series": {"width": series.width, "until": series.until, "columns": BUCKET_COLUMNS, "rows": buckets},
     }
 
 
@@ -201,17 +218,25 @@ def from_json(document: dict[str, Any], run_dir: Path) -> Report:
 
 def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
     run, drill = doc["run"], doc["drill"]
-    columns = doc["samples"]["columns"]
-    rows = [dict(zip(columns, row, strict=True)) for row in doc["samples"]["rows"]]
+    samples, series, samples_file = _read_samples(doc["samples"], run_dir)
     timeline = Timeline(
         interval=float(run["interval"]),
         probes=tuple(doc["probes"]),
-        samples=tuple(_rebuild(Sample, r, ok=bool(r["ok"])) for r in rows),
+        samples=samples,
         phases=tuple(_rebuild(PhaseMark, p) for p in doc["phases"]),
         faults=tuple(
-            _rebuild(FaultMark, f, params=dict(f["params"]), runbook=_ref(f["runbook"])) for f in doc["faults"]
+            _rebuild(
+                FaultMark,
+                f,
+                params=dict(f["params"]),
+                runbook=_ref(f["runbook"]),
+                touched=tuple(f.get("touched", ())),
+                revert_notes=tuple(f.get("revert_notes", ())),
+            )
+            for f in doc["faults"]
         ),
         end=float(run["end"]),
+        samples_file=samples_file,
     )
     status = run["status"]
     facts = RunFacts(
@@ -271,7 +296,27 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
         stats=stats,
         runbooks=runbooks,
         environment=dict(doc["environment"]),
+        series=series,
     )
+
+
+def _read_samples(
+    doc: dict[str, Any], run_dir: Path
+) -> tuple[Sequence[Sample], SampleSeries | None, SampleFile | None]:
+    """Inline samples; or a long run's series, with its samples.bin read on first use if it is there."""
+    ref = None if doc.get("file") is None else _rebuild(SampleFile, doc["file"])
+    if "series" not in doc:
+        columns = doc["columns"]
+        rows = [dict(zip(columns, row, strict=True)) for row in doc["rows"]]
+        return tuple(_rebuild(Sample, r, ok=bool(r["ok"])) for r in rows), None, ref
+    found = doc["series"]
+    buckets = tuple(_rebuild(Bucket, dict(zip(found["columns"], row, strict=True))) for row in found["rows"])
+    series = SampleSeries(
+        width=float(found["width"]), samples=int(doc["count"]), until=float(found["until"]), buckets=buckets
+    )
+    if ref is None or Path(ref.path).name != ref.path or not (run_dir / ref.path).is_file():
+        return (), series, ref
+    return StoredSamples(run_dir / ref.path, ref), series, ref
 
 
 def read_report(run_dir: Path) -> Report:

@@ -7,9 +7,11 @@ put in code spans or escaped, so it cannot turn into Markdown or HTML of its own
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.model.durations import format_duration
+from orchestrator.model.timeline import FaultMark
 from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
 from orchestrator.reporting.report import Report, RunbookSection
 
@@ -33,6 +35,19 @@ def _link(link: RunbookSection | None, run_dir: Path) -> str:
     if link is None:
         return "—"
     return f"[{text(link.heading)}]({runbook_href(link, run_dir)})"
+
+
+def _touched(faults: Sequence[FaultMark]) -> list[str]:
+    """What each fault touched and what its revert found, below the fault table (Kubernetes faults say it)."""
+    out = []
+    for f in faults:
+        if not f.touched and not f.revert_notes:
+            continue
+        seed = "" if f.seed is None else f" (seed {f.seed})"
+        targets = ", ".join(code(t) for t in f.touched) or "—"
+        out.append(f"- {code(f.name)} touched {targets}{seed}")
+        out += [f"  - revert: {text(note)}" for note in f.revert_notes]
+    return ["", *out] if out else []
 
 
 def render_markdown(report: Report) -> str:
@@ -86,6 +101,7 @@ def render_markdown(report: Report) -> str:
                 cells += [seconds(w.unavailability), seconds(w.longest_outage)]
             book = _link(report.runbook(f.runbook), run_dir)
             out.append(f"| {code(f.name)} ({text(f.type)}) | {' | '.join(cells)} | {book} |")
+        out += _touched(timeline.faults)
 
     breached = [v for v in report.verdicts if not v.passed and report.runbook(v.runbook)]
     if breached:

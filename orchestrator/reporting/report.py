@@ -21,8 +21,9 @@ from orchestrator.analysis import drill_verdict, probe_stats, recovery_windows
 from orchestrator.analysis import judge as judge_slas
 from orchestrator.exit_codes import EXIT_ABORTED, EXIT_PASSED, EXIT_PREFLIGHT, EXIT_SLA_FAILED
 from orchestrator.loading import LoadedDrill
-from orchestrator.model.timeline import Timeline
+from orchestrator.model.timeline import SampleSeries, Timeline
 from orchestrator.model.verdict import DrillVerdict, ProbeStats, RecoveryWindow, SlaVerdict
+from orchestrator.reporting.series import is_long, summarize
 from orchestrator.runbooks import RunbookLink, slugify
 from orchestrator.stop_conditions import Stop
 
@@ -86,6 +87,9 @@ class Report:
     stats: list[ProbeStats]
     runbooks: Mapping[str, RunbookSection]
     environment: Mapping[str, Any]
+    series: SampleSeries | None = None
+    """A long run's samples downsampled (`series.py`): what report.json and the charts use instead of
+    every sample. None for a short run."""
 
     @property
     def status(self) -> str:
@@ -182,4 +186,5 @@ def build_report(drill: LoadedDrill, facts: RunFacts, timeline: Timeline) -> Rep
         stats=probe_stats(timeline),
         runbooks=runbooks,
         environment={**environment(), "toxiproxy_url": facts.toxiproxy_url},
+        series=summarize(timeline) if is_long(timeline) else None,
     )

@@ -19,15 +19,30 @@ _BOOL = {"type": "boolean"}
 _STRS = {"type": "array", "items": _STR}
 
 
-def _obj(properties: dict[str, Any], *, extra: bool = False) -> dict[str, Any]:
-    """Every listed property required; unknown ones refused unless `extra`."""
+def _obj(properties: dict[str, Any], *, extra: bool = False, optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every listed property required, `optional` ones allowed (added within v1: older reports lack them);
+    unknown ones refused unless `extra`."""
     return {
         "type": "object",
-        "properties": properties,
+        "properties": {**properties, **(optional or {})},
         "required": list(properties),
         "additionalProperties": extra,
     }
 
+
+_INT = {"type": "integer", "minimum": 0}
+_BUCKET_COLUMNS = ("probe", "start", "samples", "failures", "min", "p99", "max", "failed_at", "error")
+_SAMPLE_FILE = {
+    **_obj(
+        {
+            "path": {"type": "string", "pattern": "^[^/\\\\]+$"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "bytes": _INT,
+            "samples": _INT,
+        }
+    ),
+    "description": "samples.bin beside report.json: every sample of the run, streamed as it landed",
+}
 
 _LINK = {
     "oneOf": [
@@ -106,7 +121,23 @@ REPORT_SCHEMA: dict[str, Any] = {
                         "ended_at": _OPT_NUM,
                         "error": _OPT_STR,
                         "runbook": _LINK,
-                    }
+                    },
+                    optional={
+                        "touched": {
+                            **_STRS,
+                            "description": "what the fault touched, read from its undo record: node/<name>, "
+                            "pod/<namespace>/<name>, ... (empty for faults whose parameters say it)",
+                        },
+                        "seed": {
+                            "type": ["integer", "null"],
+                            "description": "the seed that chose those targets, for faults that choose",
+                        },
+                        "revert_notes": {
+                            **_STRS,
+                            "description": "what the revert found and did: a target that vanished, a value "
+                            "changed meanwhile and kept, a loop left to end by itself",
+                        },
+                    },
                 ),
             },
             "slas": {
@@ -172,20 +203,51 @@ REPORT_SCHEMA: dict[str, Any] = {
             },
             "rollback": _obj({"reverted": _STRS, "failed": _STRS}),
             "process_restarts": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "samples": _obj(
-                {
-                    "columns": {"const": ["probe", "at", "phase", "ok", "latency", "lag", "error"]},
-                    "rows": {
-                        "type": "array",
-                        "items": {
-                            "type": "array",
-                            "prefixItems": [_STR, _NUM, _STR, _BOOL, _OPT_NUM, _OPT_NUM, _OPT_STR],
-                            "minItems": 7,
-                            "maxItems": 7,
+            "samples": {
+                "oneOf": [
+                    _obj(
+                        {
+                            "columns": {"const": ["probe", "at", "phase", "ok", "latency", "lag", "error"]},
+                            "rows": {
+                                "type": "array",
+                                "items": {
+                                    "type": "array",
+                                    "prefixItems": [_STR, _NUM, _STR, _BOOL, _OPT_NUM, _OPT_NUM, _OPT_STR],
+                                    "minItems": 7,
+                                    "maxItems": 7,
+                                },
+                            },
                         },
-                    },
-                }
-            ),
+                        optional={"file": _SAMPLE_FILE},
+                    ),
+                    _obj(
+                        {
+                            "count": {"type": "integer", "minimum": 0},
+                            "file": {"oneOf": [{"type": "null"}, _SAMPLE_FILE]},
+                            "series": _obj(
+                                {
+                                    "width": {"type": "number", "exclusiveMinimum": 0},
+                                    "until": _NUM,
+                                    "columns": {"const": list(_BUCKET_COLUMNS)},
+                                    "rows": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "array",
+                                            "prefixItems": [_STR, _NUM, _INT, _INT, *[_OPT_NUM] * 4, _OPT_STR],
+                                            "minItems": len(_BUCKET_COLUMNS),
+                                            "maxItems": len(_BUCKET_COLUMNS),
+                                        },
+                                    },
+                                }
+                            ),
+                        }
+                    ),
+                ],
+                "description": "every sample (short runs), or past 50,000 samples a series per probe for charts: "
+                "buckets of `width` seconds with sample and failure counts, lowest, p99 and highest latency of "
+                "passing samples and the first failure; every sample is then in `file` (samples.bin, layout in "
+                "docs/architecture.md)",
+            },
         }
     ),
 }

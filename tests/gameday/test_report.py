@@ -6,7 +6,20 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from orchestrator.gameday.report import DrillResult, GameDayResult, render_html, render_junit, render_markdown
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+
+from orchestrator.gameday.report import (
+    DrillResult,
+    GameDayResult,
+    RecoveryFigure,
+    render_html,
+    render_junit,
+    render_markdown,
+)
+from tests.reporting.test_html import parse
+from tests.reporting.test_renderers_fuzz import MARKDOWN_TAGS, assert_no_markup_from, hostile
 
 T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -69,3 +82,45 @@ def test_junit_keeps_each_drill_suite_and_adds_one_for_drills_without_a_report()
     assert suites.get("tests") == "3" and suites.get("failures") == "1" and suites.get("errors") == "1"
     error = suites[1].find("testcase/error")
     assert error is not None and error.get("message") == "no toxiproxy"
+
+
+@settings(max_examples=60, deadline=None)
+@given(strings=st.lists(hostile, min_size=4, max_size=4))
+def test_hostile_names_and_reasons_neither_break_the_index_table_nor_become_markup(strings: list[str]) -> None:
+    name, reason, sla, fault = strings
+    drills = [
+        drill(
+            name or "n",
+            "failed",
+            1,
+            reason=reason or "r",
+            run_dir=Path("/runs/a-1"),
+            slas_failed=[sla or "s"],
+            recovery=[RecoveryFigure(fault or "f", 0.1, 0.2, 0.3)],
+        ),
+        drill("plain", "passed", 0),
+    ]
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(render_markdown(result(drills)))
+    assert_no_markup_from(f"<div>{rendered}</div>", MARKDOWN_TAGS | {"div", "h1"}, styles=0)
+    (index,) = parse(f"<div>{rendered}</div>").tables
+    assert [len(row) for row in index] == [7, 7, 7], "no pipe, backtick or newline splits or ends a row"
+    if (name or "n").isprintable():  # markdown-it turns NUL into U+FFFD; other text reads back as it was
+        assert [row[1] for row in index[1:]] == [" ".join((name or "n").split()), "plain"]
+
+
+def test_a_pipe_a_backtick_and_html_in_a_drill_stay_text() -> None:
+    evil = drill(
+        "a|b`c<b>",
+        "aborted",
+        4,
+        reason="x | y <script>alert(1)</script> `z`",
+        run_dir=Path("/runs/a-1"),
+        slas_failed=["p99|fast"],
+    )
+    markdown = render_markdown(result([evil]))
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+    (index,) = parse(f"<div>{rendered}</div>").tables
+    assert index[1][1] == "a|b`c<b>"
+    assert index[1][2] == "ABORTED: x | y <script>alert(1)</script> `z`"
+    assert index[1][3] == "0/1 passed (failed: p99|fast)"
+    assert "<script>" not in rendered and "[report](../a-1/report.md)" in markdown

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from orchestrator.reporting.json_report import ReportFormatError, read_report, to_json
+from orchestrator.model.timeline import Sample, Timeline
+from orchestrator.reporting.html import render_html
+from orchestrator.reporting.json_report import ReportFormatError, read_report, render_json, to_json, write_json
+from orchestrator.reporting.junit import render_junit
+from orchestrator.reporting.markdown import render_markdown
 from orchestrator.reporting.report_schema import REPORT_SCHEMA
+from orchestrator.reporting.series import INLINE_SAMPLES, is_long, summarize
+from orchestrator.sample_store import read_samples, sha256_of
+from orchestrator.sampling import Recorder
 from tests.reporting.conftest import Runs
 from tests.support import run
 
@@ -116,3 +124,81 @@ def test_unusable_report_json_is_exit_2(tmp_path: Path, content: str | None, mes
         read_report(tmp_path)
     result = run("report", str(tmp_path))
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_a_real_run_streams_samples_bin_equal_to_the_reports_samples(real_runs: Runs) -> None:
+    for run_dir in (real_runs.quick, real_runs.slow):
+        samples = document(run_dir)["samples"]
+        assert isinstance(samples, dict)
+        on_disk = read_samples(run_dir / "samples.bin")
+        rows = [[s.probe, s.at, s.phase, s.ok, s.latency, s.lag, s.error] for s in on_disk]
+        assert len(rows) > 20 and rows == samples["rows"]
+        assert samples["file"] == {
+            "path": "samples.bin",
+            "sha256": sha256_of(run_dir / "samples.bin"),
+            "bytes": (run_dir / "samples.bin").stat().st_size,
+            "samples": len(rows),
+        }
+
+
+ONE_FAILURE_AT = 543.21
+
+
+def long_timeline(run_dir: Path, base: Timeline) -> Timeline:
+    """200,000 samples of the real run's probe and a second one at 10 ms through the Recorder and its
+    samples.bin: an outage from 300 to 320 s, and one lone failure at ONE_FAILURE_AT among passing samples."""
+    recorder = Recorder(run_dir / "samples.bin")
+    probes = (base.probes[0], "second")
+    for k in range(100_000):
+        at = round(k * 0.01, 9)
+        recorder.phase = "baseline" if at < 100 else "fault" if at < 800 else "recovery"
+        for probe in probes:
+            if 300 <= at < 320:
+                recorder.add(Sample(probe, at, recorder.phase, False, None, 0.0001, "connection refused"))
+            elif at == ONE_FAILURE_AT and probe == probes[0]:
+                recorder.add(Sample(probe, at, recorder.phase, False, 0.5, 0.0001, "lone <timeout>"))
+            else:
+                recorder.add(Sample(probe, at, recorder.phase, True, 0.001 + (k % 97) * 1e-5, 0.0001))
+    return replace(base, probes=probes, samples=recorder.samples, end=1000.0, samples_file=recorder.close())
+
+
+def test_a_long_run_keeps_report_json_small_and_renders_again_from_it(real_runs: Runs, tmp_path: Path) -> None:
+    base = read_report(real_runs.quick)
+    run_dir = tmp_path / "long"
+    run_dir.mkdir()
+    timeline = long_timeline(run_dir, base.timeline)
+    assert is_long(timeline) and len(timeline.samples) == 200_000 > INLINE_SAMPLES
+    report = replace(base, timeline=timeline, series=summarize(timeline), facts=replace(base.facts, run_dir=run_dir))
+    write_json(report, run_dir / "report.json")
+    doc = document(run_dir)
+    assert validator().is_valid(doc), [e.message for e in validator().iter_errors(doc)]
+    size = (run_dir / "report.json").stat().st_size
+    assert size < 1_000_000, f"{size} bytes"  # every sample inline: about 12 MB
+    samples = doc["samples"]
+    assert isinstance(samples, dict) and "rows" not in samples and samples["count"] == 200_000
+    assert samples["file"]["sha256"] == sha256_of(run_dir / "samples.bin")
+
+    again = read_report(run_dir)
+    assert render_json(again) == render_json(report)
+    for render in (render_html, render_markdown, render_junit):
+        assert render(again) == render(report)
+    assert len(again.timeline.samples) == 200_000 and again.timeline.samples[-1].at == 999.99
+    (run_dir / "samples.bin").unlink()
+    assert render_html(read_report(run_dir)) == render_html(report)  # report.json alone is enough
+
+
+def test_a_failure_inside_a_downsampled_bucket_stays_visible(real_runs: Runs, tmp_path: Path) -> None:
+    base = read_report(real_runs.quick)
+    timeline = long_timeline(tmp_path, base.timeline)
+    series = summarize(timeline)
+    [bucket] = [b for b in series.buckets if b.start <= ONE_FAILURE_AT < b.start + series.width and b.failures]
+    assert bucket.probe == base.timeline.probes[0] and bucket.failures == 1 and bucket.samples >= 100
+    assert bucket.failed_at == ONE_FAILURE_AT and bucket.error == "lone <timeout>"
+    html = render_html(replace(base, timeline=timeline, series=series))
+    charts = SVG.findall(html)
+    assert len(charts) == 2
+    marks = [re.findall(r'class="fail"[^>]*><title>([^<]*)</title>', chart) for chart in charts]
+    assert any("1 of " in m and "lone &lt;timeout&gt;" in m for m in marks[0])
+    assert not any("lone" in m for m in marks[1])
+    outage = [m for m in marks[1] if "connection refused" in m]
+    assert outage and sum(int(m.split(" of ")[0]) for m in outage) == 2000  # 20 s at 10 ms, all failed

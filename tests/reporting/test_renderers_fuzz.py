@@ -69,7 +69,22 @@ def make_report(s: list[str], run_dir: Path) -> Report:
         probes=(probe,),
         samples=samples,
         phases=(PhaseMark("baseline", 0.0, 0.5), PhaseMark("fault", 0.5, 1.5), PhaseMark("recovery", 1.5, 2.0)),
-        faults=(FaultMark(fault, s[3], {s[4]: s[5]}, 0.5, 1.0, 0.5, 1.0, runbook=book, error=s[6]),),
+        faults=(
+            FaultMark(
+                fault,
+                s[3],
+                {s[4]: s[5]},
+                0.5,
+                1.0,
+                0.5,
+                1.0,
+                runbook=book,
+                error=s[6],
+                touched=(s[0], s[5]),
+                seed=3,
+                revert_notes=(s[6], s[7]),
+            ),
+        ),
         end=2.0,
     )
     started = datetime(2026, 1, 2, tzinfo=UTC)

@@ -8,9 +8,13 @@ Percentiles are exact (nearest rank over every sample), not estimated from a his
 
 from __future__ import annotations
 
+import bisect
 import math
+import operator
+import weakref
+from array import array
 from collections.abc import Iterable, Sequence
-from itertools import pairwise
+from itertools import compress, filterfalse, islice, repeat
 
 from orchestrator.model.spec import (
     DrillSpec,
@@ -19,11 +23,35 @@ from orchestrator.model.spec import (
     RecoveryWindowSla,
     SlaSpec,
 )
-from orchestrator.model.timeline import FaultMark, Sample, Timeline
+from orchestrator.model.timeline import FaultMark, Sample, SampleLog, Timeline
 from orchestrator.model.verdict import DrillVerdict, ProbeStats, Recovery, RecoveryWindow, SlaVerdict
 
 PHASES = ("baseline", "fault", "recovery")
 DEFAULT_STABLE_FOR = 1.0
+
+
+_LOG_INDEXES: weakref.WeakKeyDictionary[SampleLog, SampleIndex] = weakref.WeakKeyDictionary()
+_INDEXES: dict[int, tuple[tuple[Sample, ...], SampleIndex]] = {}
+KEPT_INDEXES = 8
+"""Indexes of sample tuples (hand-made timelines; tuples cannot be weakly referenced) kept, newest last."""
+
+
+def index_of(samples: Sequence[Sample]) -> SampleIndex:
+    """The index of a timeline's samples, built once and brought up to date with what landed since."""
+    if isinstance(samples, SampleLog):
+        index = _LOG_INDEXES.get(samples)
+        if index is None:
+            index = _LOG_INDEXES[samples] = SampleIndex(samples)
+    elif not isinstance(samples, tuple):  # a list may change in place: indexed afresh each time
+        return SampleIndex(samples)
+    else:
+        held = _INDEXES.pop(id(samples), None)
+        index = SampleIndex(samples) if held is None or held[0] is not samples else held[1]
+        _INDEXES[id(samples)] = (samples, index)
+        while len(_INDEXES) > KEPT_INDEXES:
+            del _INDEXES[next(iter(_INDEXES))]
+    index.update()
+    return index
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -34,18 +62,222 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return sorted_values[rank - 1]
 
 
-def stats_of(probe: str, phase: str, chosen: Sequence[Sample], fault: str | None = None) -> ProbeStats:
-    """Failed samples count with their latency (a timeout took that long)."""
-    lat = sorted(s.latency for s in chosen if s.latency is not None)
-    ordered = sorted(chosen, key=lambda s: s.at)
-    lags = [s.lag or 0.0 for s in ordered]
-    steps = sorted(abs(b - a) for a, b in pairwise(lags))
+class _Probe:
+    """One probe's samples in scheduled order (ties in landing order): times, pass flags and rows of the log."""
+
+    __slots__ = ("oks", "phases", "rows", "ties", "times")
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.oks = bytearray()
+        self.rows = array("I")
+        self.ties = False
+        """Whether two samples share a scheduled time (hand-made timelines): health then groups them."""
+        self.phases: bytes | None = None
+        """Phase ids in the same order, made when stats first need them."""
+
+
+class _Health:
+    """The moments where 'every probe of a set healthy' may change, kept up to date as samples land."""
+
+    __slots__ = ("changes", "ruled_out", "seen", "times")
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.changes: list[tuple[float, bool]] = []
+        self.times: list[float] = []
+        self.ruled_out: dict[tuple[float, float], int] = {}
+        """Per (after, stable_for): changes before this index are closed stretches too short to be a recovery."""
+
+
+class SampleIndex:
+    """Every sample of a timeline, per probe in scheduled order, for analysis that reads each sample once.
+
+    Why: a `Sample` object costs about 170 bytes, so grouping a long run's samples into objects per
+    question (by probe, by phase, for health) took gigabytes and minutes. The index keeps per probe
+    three compact arrays (8 + 1 + 4 bytes a sample) beside the `SampleLog`'s own columns, answers
+    windows by bisection, and memoizes combined health per probe set and statistics. A growing
+    `SampleLog` (the engine's, while samples land) is indexed incrementally: only new rows are read,
+    and health is recomputed only from the earliest newly landed sample on.
+    """
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self._source: Sequence[Sample] | None = None
+        if isinstance(samples, SampleLog):
+            self.log = samples
+        else:  # hand-made timelines: copied once into columns
+            self._source, self.log = samples, SampleLog()
+        self.n = 0
+        self._probes: list[_Probe] = []
+        self._ids: dict[str, int] = {}
+        self._health: dict[frozenset[str], _Health] = {}
+        self.stats: dict[tuple[str, str, float, float, str | None], ProbeStats | None] = {}
+        """Memoized `ProbeStats` (None: no samples), cleared when samples land."""
+        self.update()
+
+    def update(self) -> None:
+        """Read the samples that landed since the last update."""
+        if self._source is not None and len(self._source) > len(self.log):
+            for sample in self._source[len(self.log) :]:
+                self.log.append(sample)
+        log, start = self.log, self.n
+        if len(log) == start:
+            return
+        while len(self._probes) < len(log.probes):
+            self._ids[log.probes[len(self._probes)]] = len(self._probes)
+            self._probes.append(_Probe())
+        if start == 0:
+            self._build()
+        else:
+            for i in range(start, len(log)):
+                self._insert(i)
+        self.n = len(log)
+        self.stats.clear()
+        for probe in self._probes:
+            probe.phases = None
+
+    def _build(self) -> None:
+        """All rows at once: grouped in one pass, sorted only if they landed out of order."""
+        log = self.log
+        groups = [array("I") for _ in self._probes]
+        appends = [g.append for g in groups]
+        for i, p in enumerate(log.probe):
+            appends[p](i)
+        for probe, rows in zip(self._probes, groups, strict=True):
+            times = array("d", map(log.at.__getitem__, rows))
+            if not all(map(operator.le, times, islice(times, 1, None))):
+                rows = array("I", sorted(rows, key=log.at.__getitem__))  # stable: ties keep landing order
+                times = array("d", map(log.at.__getitem__, rows))
+            probe.rows, probe.times = rows, times
+            probe.oks = bytearray(map(log.ok.__getitem__, rows))
+            probe.ties = any(map(operator.eq, times, islice(times, 1, None)))
+
+    def _insert(self, i: int) -> None:
+        """One landed row, after any sample scheduled at the same time (landing order)."""
+        log = self.log
+        probe, at = self._probes[log.probe[i]], log.at[i]
+        times = probe.times
+        pos = len(times) if not times or times[-1] <= at else bisect.bisect_right(times, at)
+        if (pos > 0 and times[pos - 1] == at) or (pos < len(times) and times[pos] == at):
+            probe.ties = True
+        times.insert(pos, at)
+        probe.oks.insert(pos, log.ok[i])
+        probe.rows.insert(pos, i)
+
+    def probe(self, name: str) -> _Probe | None:
+        """A probe's samples, or None when it has none."""
+        found = self._ids.get(name)
+        return None if found is None or not self._probes[found].times else self._probes[found]
+
+    # --- health -----------------------------------------------------------------------------
+
+    def health(self, probes: Iterable[str]) -> _Health:
+        """Moments where 'every probe healthy' may change, with the combined state from then on.
+
+        Per probe, the state at a moment is that of its samples scheduled then (any passing one
+        counts when several share it); the combined state is healthy once every probe has a sample
+        and all of them pass.
+        """
+        names = frozenset(probes)
+        entry = self._health.get(names)
+        if entry is None:
+            entry = self._health[names] = _Health()
+            dirty = -math.inf
+        elif entry.seen == self.n:
+            return entry
+        else:
+            ids = {self._ids.get(p) for p in names}
+            log = self.log
+            news = [log.at[i] for i in range(entry.seen, self.n) if log.probe[i] in ids]
+            dirty = min(news, default=math.inf)
+        entry.seen = self.n
+        if dirty < math.inf:
+            self._recompute(entry, names, dirty)
+        return entry
+
+    def _recompute(self, entry: _Health, names: frozenset[str], dirty: float) -> None:
+        """Changes before `dirty` stand (no sample before it changed); the rest is merged again."""
+        keep = bisect.bisect_left(entry.times, dirty)
+        del entry.changes[keep:], entry.times[keep:]
+        entry.ruled_out = {key: min(k, max(keep - 1, 0)) for key, k in entry.ruled_out.items()}
+        events: list[tuple[float, int, int]] = []
+        states: dict[int, int] = {}
+        for k, name in enumerate(names):
+            probe = self.probe(name)
+            if probe is None:
+                continue
+            lo = bisect.bisect_left(probe.times, dirty)
+            before: int | None = None
+            if lo > 0:
+                first = bisect.bisect_left(probe.times, probe.times[lo - 1])
+                before = states[k] = int(probe.oks.find(1, first, lo) >= 0)
+            events += ((at, k, state) for at, state in _changes(probe, lo, before))
+        events.sort()
+        failing = sum(1 for s in states.values() if not s)
+        healthy = entry.changes[-1][1] if entry.changes else None
+        i = 0
+        while i < len(events):
+            at = events[i][0]
+            while i < len(events) and events[i][0] == at:
+                _, k, state = events[i]
+                old = states.get(k)
+                failing += (not state) - (old is not None and not old)
+                states[k] = state
+                i += 1
+            now = len(states) == len(names) and failing == 0
+            if healthy is None or now != healthy:
+                entry.changes.append((at, now))
+                entry.times.append(at)
+                healthy = now
+
+
+def _changes(probe: _Probe, lo: int, state: int | None) -> list[tuple[float, int]]:
+    """A probe's state changes from row `lo` on (and its first state if `state` is None: nothing before)."""
+    times, oks = probe.times, probe.oks
+    out: list[tuple[float, int]] = []
+    if lo >= len(times):
+        return out
+    if probe.ties:
+        i = lo
+        while i < len(times):
+            at, now = times[i], 0
+            while i < len(times) and times[i] == at:
+                now |= oks[i]
+                i += 1
+            if now != state:
+                out.append((at, now))
+                state = now
+        return out
+    pos = lo
+    if state is None:
+        state = oks[lo]
+        out.append((times[lo], state))
+        pos = lo + 1
+    while (pos := oks.find(0 if state else 1, pos)) >= 0:
+        state ^= 1
+        out.append((times[pos], state))
+        pos += 1
+    return out
+
+
+def _stats(
+    probe: str, phase: str, index: SampleIndex, rows: Sequence[int], fault: str | None = None
+) -> ProbeStats | None:
+    """Failed samples count with their latency (a timeout took that long). `rows` in scheduled order."""
+    if not rows:
+        return None
+    log = index.log
+    lat = sorted(filterfalse(math.isnan, map(log.latency.__getitem__, rows)))
+    lags = list(map(operator.add, map(log.lag.__getitem__, rows), repeat(0.0)))  # -0.0 + 0.0 is 0.0, as `or`
+    if any(map(math.isnan, lags)):
+        lags = [0.0 if math.isnan(x) else x for x in lags]
+    steps = sorted(map(abs, map(operator.sub, islice(lags, 1, None), lags)))
     sorted_lags = sorted(lags)
     return ProbeStats(
         probe=probe,
         phase=phase,
-        samples=len(chosen),
-        failures=sum(not s.ok for s in chosen),
+        samples=len(rows),
+        failures=bytes(map(log.ok.__getitem__, rows)).count(0),
         p50=percentile(lat, 50),
         p90=percentile(lat, 90),
         p99=percentile(lat, 99),
@@ -59,23 +291,55 @@ def stats_of(probe: str, phase: str, chosen: Sequence[Sample], fault: str | None
     )
 
 
+def _phase_rows(index: SampleIndex, probe: _Probe, phase: str) -> Sequence[int]:
+    """A probe's rows in one phase, in scheduled order."""
+    log = index.log
+    if phase not in log.phases:
+        return ()
+    if probe.phases is None:
+        probe.phases = bytes(map(log.phase.__getitem__, probe.rows))
+    wanted = log.phases.index(phase)
+    mask = probe.phases.translate(bytes(int(k == wanted) for k in range(256)))
+    if mask.count(1) == len(mask):
+        return probe.rows
+    return list(compress(probe.rows, mask))
+
+
 def probe_stats(timeline: Timeline) -> list[ProbeStats]:
     """Per probe and phase, then per probe over each injected fault's window (injection to its end)."""
+    index = index_of(timeline.samples)
     out: list[ProbeStats] = []
     for phase in PHASES:
-        for probe in timeline.probes:
-            chosen = [s for s in timeline.samples if s.probe == probe and s.phase == phase]
-            if chosen:
-                out.append(stats_of(probe, phase, chosen))
+        for name in timeline.probes:
+            if (row := _memo_stats(index, name, phase, 0.0, 0.0, None)) is not None:
+                out.append(row)
     for mark in timeline.faults:
         if mark.injected_at is None:
             continue
         start, end = mark.injected_at, mark.end if mark.end is not None else timeline.end
-        for probe in timeline.probes:
-            chosen = [s for s in timeline.samples if s.probe == probe and start <= s.at < end]
-            if chosen:
-                out.append(stats_of(probe, "fault", chosen, fault=mark.name))
+        for name in timeline.probes:
+            if (row := _memo_stats(index, name, "fault", start, end, mark.name)) is not None:
+                out.append(row)
     return out
+
+
+def _memo_stats(
+    index: SampleIndex, name: str, phase: str, start: float, end: float, fault: str | None
+) -> ProbeStats | None:
+    """A phase's stats (fault None) or a fault window's [start, end), each computed once per index state."""
+    key = (name, phase, start, end, fault)
+    if key in index.stats:
+        return index.stats[key]
+    probe = index.probe(name)
+    row: ProbeStats | None = None
+    if probe is not None:
+        if fault is None:
+            rows = _phase_rows(index, probe, phase)
+        else:
+            rows = probe.rows[bisect.bisect_left(probe.times, start) : bisect.bisect_left(probe.times, end)]
+        row = _stats(name, phase, index, rows, fault)
+    index.stats[key] = row
+    return row
 
 
 def resolution(timeline: Timeline, probes: Iterable[str], start: float, end: float) -> tuple[float, float]:
@@ -84,52 +348,37 @@ def resolution(timeline: Timeline, probes: Iterable[str], start: float, end: flo
     The largest spacing between consecutive samples of any selected probe around the window (at
     least one interval; a gap in sampling widens it), plus the largest lag of those samples.
     """
+    index = index_of(timeline.samples)
     gap, lag = timeline.interval, 0.0
-    for series in _by_probe(timeline.samples, probes).values():
-        for a, b in pairwise(series):
-            if b.at >= start and a.at <= end:
-                gap = max(gap, round(b.at - a.at, 9))  # to the nanosecond: float noise is no gap
-        for s in series:
-            if start - timeline.interval <= s.at <= end + timeline.interval:
-                lag = max(lag, s.lag or 0.0)
+    for name in dict.fromkeys(probes):
+        probe = index.probe(name)
+        if probe is None:
+            continue
+        times = probe.times
+        first = max(bisect.bisect_left(times, start) - 1, 0)  # pairs (a, b) with b.at >= start and a.at <= end
+        last = min(bisect.bisect_right(times, end), len(times) - 1)
+        if first < last:
+            widest = max(map(operator.sub, times[first + 1 : last + 1], times[first:last]))
+            gap = max(gap, round(widest, 9))  # to the nanosecond: float noise is no gap
+        lo = bisect.bisect_left(times, start - timeline.interval)
+        hi = bisect.bisect_right(times, end + timeline.interval)
+        lags = filterfalse(math.isnan, map(index.log.lag.__getitem__, probe.rows[lo:hi]))
+        lag = max(lag, max(lags, default=0.0))
     return gap + lag, lag
-
-
-def _by_probe(samples: Iterable[Sample], probes: Iterable[str]) -> dict[str, list[Sample]]:
-    wanted = {p: [] for p in probes}  # type: dict[str, list[Sample]]
-    for s in samples:
-        if s.probe in wanted:
-            wanted[s.probe].append(s)
-    for series in wanted.values():
-        series.sort(key=lambda s: s.at)
-    return wanted
-
-
-def _health_changes(series: dict[str, list[Sample]]) -> list[tuple[float, bool]]:
-    """Moments where 'every probe healthy' may change, with the combined state from then on."""
-    events = sorted((s.at, s.probe, s.ok) for samples in series.values() for s in samples)
-    state: dict[str, bool] = {}
-    changes: list[tuple[float, bool]] = []
-    i = 0
-    while i < len(events):
-        at = events[i][0]
-        while i < len(events) and events[i][0] == at:
-            state[events[i][1]] = events[i][2]
-            i += 1
-        healthy = len(state) == len(series) and all(state.values())
-        if not changes or changes[-1][1] != healthy:
-            changes.append((at, healthy))
-    return changes
 
 
 def recovered_at(timeline: Timeline, probes: Sequence[str], after: float, stable_for: float) -> float | None:
     """First moment >= `after` from which every probe passed for `stable_for`, if observed."""
-    series = _by_probe(timeline.samples, probes)
-    if not series or any(not s for s in series.values()):
+    index = index_of(timeline.samples)
+    series = [index.probe(p) for p in dict.fromkeys(probes)]
+    if not series or any(s is None for s in series):
         return None
-    observed_until = min(samples[-1].at for samples in series.values())
-    changes = _health_changes(series)
-    for k, (at, healthy) in enumerate(changes):
+    observed_until = min(s.times[-1] for s in series if s is not None)
+    health = index.health(probes)
+    changes, key = health.changes, (after, stable_for)
+    first = max(bisect.bisect_right(health.times, after) - 1, health.ruled_out.get(key, 0), 0)
+    for k in range(first, len(changes)):
+        at, healthy = changes[k]
         if not healthy:
             continue
         until = changes[k + 1][0] if k + 1 < len(changes) else None
@@ -139,21 +388,34 @@ def recovered_at(timeline: Timeline, probes: Sequence[str], after: float, stable
         end = until if until is not None else observed_until
         if end - begin >= stable_for - 1e-9:
             return begin
+        if until is not None:
+            health.ruled_out[key] = k + 1
     return None
 
 
 def impact_at(timeline: Timeline, probes: Sequence[str], start: float, end: float) -> float | None:
     """First failing sample scheduled in [start, end]."""
-    failing = [s.at for s in timeline.samples if s.probe in probes and not s.ok and start <= s.at <= end]
-    return min(failing, default=None)
+    index = index_of(timeline.samples)
+    first: float | None = None
+    for name in dict.fromkeys(probes):
+        probe = index.probe(name)
+        if probe is None:
+            continue
+        lo, hi = bisect.bisect_left(probe.times, start), bisect.bisect_right(probe.times, end)
+        if (at := probe.oks.find(0, lo, hi)) >= 0 and (first is None or probe.times[at] < first):
+            first = probe.times[at]
+    return first
 
 
 def outages(timeline: Timeline, probes: Sequence[str], start: float, end: float) -> list[float]:
     """Lengths of the stretches in [start, end] during which at least one probe was failing."""
-    series = _by_probe(timeline.samples, probes)
+    health = index_of(timeline.samples).health(probes)
+    changes = health.changes
     out: list[float] = []
-    changes = _health_changes(series)
-    for k, (at, healthy) in enumerate(changes):
+    for k in range(max(bisect.bisect_right(health.times, start) - 1, 0), len(changes)):
+        at, healthy = changes[k]
+        if at >= end:
+            break
         if healthy:
             continue
         until = changes[k + 1][0] if k + 1 < len(changes) else end
@@ -170,9 +432,10 @@ def unavailability(timeline: Timeline, probes: Sequence[str], start: float, end:
 
 def failing_at(timeline: Timeline, probes: Sequence[str], at: float) -> bool:
     """Whether some probe's latest sample before `at` had failed."""
-    for series in _by_probe(timeline.samples, probes).values():
-        before = [s for s in series if s.at < at]
-        if before and not before[-1].ok:
+    index = index_of(timeline.samples)
+    for name in dict.fromkeys(probes):
+        probe = index.probe(name)
+        if probe is not None and (before := bisect.bisect_left(probe.times, at)) > 0 and not probe.oks[before - 1]:
             return True
     return False
 
@@ -309,18 +572,23 @@ def _judge_recovery(sla: RecoveryWindowSla, timeline: Timeline) -> SlaVerdict:
 def _judge_error_rate(sla: ErrorRateSla, timeline: Timeline) -> SlaVerdict:
     """The resolution of a rate over n samples is one sample: 1/n."""
     probes = sla.probes or list(timeline.probes)
-    chosen = [s for s in timeline.samples if s.probe in set(probes) and s.phase == sla.phase]
+    index = index_of(timeline.samples)
+    chosen = failed = 0
+    for name in set(probes):
+        if (probe := index.probe(name)) is not None:
+            rows = _phase_rows(index, probe, sla.phase)
+            chosen += len(rows)
+            failed += bytes(map(index.log.ok.__getitem__, rows)).count(0)
     if not chosen:
         return _verdict(sla, None, sla.max, "ratio", f"no samples in phase {sla.phase}", probes, phase=sla.phase)
-    failed = sum(not s.ok for s in chosen)
     return _verdict(
         sla,
-        failed / len(chosen),
+        failed / chosen,
         sla.max,
         "ratio",
-        f"{failed} of {len(chosen)} samples failed in {sla.phase}",
+        f"{failed} of {chosen} samples failed in {sla.phase}",
         probes,
-        resolution=1 / len(chosen),
+        resolution=1 / chosen,
         phase=sla.phase,
     )
 

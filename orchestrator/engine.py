@@ -31,7 +31,7 @@ from orchestrator.probes.base import Probe
 from orchestrator.probes.registry import build_probe
 from orchestrator.sample_store import FILE_NAME as SAMPLES_FILE
 from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
-from orchestrator.stop_conditions import Stop, check, insert
+from orchestrator.stop_conditions import Recent, Stop, check, lookback
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
@@ -39,6 +39,8 @@ DRIVER_DEADLINE = 30.0
 """Longest any single prepare/inject/revert may take; drivers have tighter deadlines inside."""
 LIFETIME_MARGIN = 3.0
 """Past a fault's scheduled end by this much, the watchdog reverts it even if the engine is stuck."""
+LATE_MARGIN = 1.0
+"""Beyond its probe's timeout, how late a sample may still land and count for stop conditions."""
 
 T = TypeVar("T")
 
@@ -130,7 +132,12 @@ class Engine:
         self.end: float | None = None
         self._samplers: list[asyncio.Task[None]] = []
         self._probes: list[Probe] = []
-        self._by_probe: dict[str, list[Sample]] = {}
+        interval = self.spec.spec.steady_state.interval
+        self._recent = {
+            probe.name: Recent(lookback(conditions, interval) + probe.timeout + LATE_MARGIN)
+            for probe in self.spec.spec.steady_state.probes
+            if (conditions := [c for c in self.spec.spec.stop_conditions if c.probe == probe.name])
+        }
         self.recorder.listeners.append(self._judge_stop_conditions)
 
     # --- public ---------------------------------------------------------------------------------
@@ -434,14 +441,19 @@ class Engine:
                 continue
 
     async def _recovery(self) -> None:
-        """Sample until every recovery window is measured (checked as samples land) or the timeout."""
+        """Sample until every recovery window is measured (checked as samples land) or the timeout.
+
+        Each check costs what landed since the last one (analysis indexes the sample log
+        incrementally), so a long recovery phase stays linear in its samples.
+        """
         start = self.now()
         self.recorder.phase = "recovery"
         timeout = self.spec.spec.phases.recovery
         self.observer.event("phase", name="recovery", seconds=timeout)
         last_end = max((s.ended_at for s in self.steps.values() if s.ended_at is not None), default=start)
+        timeline = self._timeline()  # faults are settled by now; only its end moves
         try:
-            while not recovery_decided(self.spec, self._timeline(), last_end):
+            while not recovery_decided(self.spec, replace(timeline, end=self.now()), last_end):
                 remaining = start + timeout - self.now()
                 if remaining <= 0:
                     return
@@ -462,10 +474,10 @@ class Engine:
         conditions = [c for c in self.spec.spec.stop_conditions if c.probe == sample.probe]
         if not conditions or self._stop.is_set():
             return
-        samples = self._by_probe.setdefault(sample.probe, [])
-        insert(samples, sample)
+        recent = self._recent[sample.probe]
+        recent.add(sample)
         for condition in conditions:
-            if (stop := check(condition, samples, sample)) is not None:
+            if (stop := check(condition, recent.samples, sample)) is not None:
                 self.request_stop(stop.reason(), stop)
                 return
 

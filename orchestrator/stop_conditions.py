@@ -1,13 +1,14 @@
 """Stop conditions (like AWS FIS stop conditions), judged purely from samples as they land.
 
-No I/O and no clock: the engine hands each landed sample and the samples of its probe so far,
-and learns whether a condition tripped, when, and on what evidence.
+No I/O and no clock: the engine hands each landed sample and the recent samples of its probe
+(`Recent`), and learns whether a condition tripped, when, and on what evidence.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.model.spec import ErrorRateStop, ProbeFailingStop, StopConditionSpec
@@ -41,9 +42,33 @@ class Stop:
         return {"kind": self.kind, "name": self.name, "at": self.at, "evidence": self.evidence}
 
 
-def insert(samples: list[Sample], sample: Sample) -> None:
-    """Keep one probe's samples ordered by scheduled time; open-loop samples land out of order."""
-    bisect.insort(samples, sample, key=lambda s: s.at)
+def lookback(conditions: Iterable[StopConditionSpec], interval: float) -> float:
+    """How far before a landed sample the conditions look: the longest window, or `consecutive` samples."""
+    return max(
+        (c.window if isinstance(c, ErrorRateStop) else c.consecutive * interval for c in conditions), default=0.0
+    )
+
+
+class Recent:
+    """One probe's samples ordered by scheduled time, kept only as far back as its stop conditions look.
+
+    Why: a drill of hours would otherwise keep every sample of each probe with a condition. `keep`
+    is the conditions' lookback plus how late a sample may land (open-loop samples land out of
+    order, up to the probe's timeout after their time); one sample before that edge stays, so an
+    error-rate window still knows it is covered.
+    """
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+        self.samples: list[Sample] = []
+        self.newest = -math.inf
+
+    def add(self, sample: Sample) -> None:
+        bisect.insort(self.samples, sample, key=lambda s: s.at)
+        self.newest = max(self.newest, sample.at)
+        edge = bisect.bisect_right(self.samples, self.newest - self.keep, key=lambda s: s.at) - 1
+        if edge > 0:
+            del self.samples[:edge]
 
 
 def check(condition: StopConditionSpec, samples: Sequence[Sample], landed: Sample) -> Stop | None:

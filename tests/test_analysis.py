@@ -7,6 +7,8 @@ Timelines are written as patterns: "++++----++++" is one sample per interval, `+
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -15,17 +17,21 @@ import pytest
 
 from orchestrator.analysis import (
     drill_verdict,
+    failing_at,
     impact_at,
+    index_of,
     judge,
+    outages,
     percentile,
     probe_stats,
     recovered_at,
     recovery_decided,
     recovery_windows,
+    resolution,
     unavailability,
 )
 from orchestrator.model.spec import DrillSpec
-from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, Timeline
+from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, SampleLog, Timeline
 from orchestrator.model.verdict import DrillVerdict, ProbeStats
 
 INTERVAL = 0.1
@@ -602,3 +608,198 @@ def test_probe_stats_per_fault_window() -> None:
 )
 def test_drill_verdict_of_runs_that_did_not_complete(status: str, outcome: str) -> None:
     assert drill_verdict(status, []).outcome == outcome
+
+
+# --- the index against a straightforward reference -----------------------------------------------
+# The analysis reads samples through a per-probe index (analysis.SampleIndex) built once per sample
+# sequence, incrementally for a growing SampleLog. The reference below is the plain reading it
+# replaced: group Sample objects per probe and walk them. Both must agree exactly on random timelines.
+
+
+def ref_series(samples: Sequence[Sample], probes: Sequence[str]) -> dict[str, list[Sample]]:
+    wanted: dict[str, list[Sample]] = {p: [] for p in probes}
+    for s in samples:
+        if s.probe in wanted:
+            wanted[s.probe].append(s)
+    for series in wanted.values():
+        series.sort(key=lambda s: s.at)
+    return wanted
+
+
+def ref_changes(series: dict[str, list[Sample]]) -> list[tuple[float, bool]]:
+    events = sorted((s.at, s.probe, s.ok) for samples in series.values() for s in samples)
+    state: dict[str, bool] = {}
+    changes: list[tuple[float, bool]] = []
+    i = 0
+    while i < len(events):
+        at = events[i][0]
+        while i < len(events) and events[i][0] == at:
+            state[events[i][1]] = events[i][2]
+            i += 1
+        healthy = len(state) == len(series) and all(state.values())
+        if not changes or changes[-1][1] != healthy:
+            changes.append((at, healthy))
+    return changes
+
+
+def ref_recovered_at(tl: Timeline, probes: Sequence[str], after: float, stable_for: float) -> float | None:
+    series = ref_series(tl.samples, probes)
+    if not series or any(not s for s in series.values()):
+        return None
+    observed_until = min(samples[-1].at for samples in series.values())
+    changes = ref_changes(series)
+    for k, (at, healthy) in enumerate(changes):
+        until = changes[k + 1][0] if k + 1 < len(changes) else None
+        if not healthy or (until is not None and until <= after):
+            continue
+        begin = max(at, after)
+        if (until if until is not None else observed_until) - begin >= stable_for - 1e-9:
+            return begin
+    return None
+
+
+def ref_outages(tl: Timeline, probes: Sequence[str], start: float, end: float) -> list[float]:
+    changes = ref_changes(ref_series(tl.samples, probes))
+    out = []
+    for k, (at, healthy) in enumerate(changes):
+        until = changes[k + 1][0] if k + 1 < len(changes) else end
+        lo, hi = max(at, start), min(until, end)
+        if not healthy and hi > lo:
+            out.append(hi - lo)
+    return out
+
+
+def ref_impact_at(tl: Timeline, probes: Sequence[str], start: float, end: float) -> float | None:
+    return min((s.at for s in tl.samples if s.probe in probes and not s.ok and start <= s.at <= end), default=None)
+
+
+def ref_failing_at(tl: Timeline, probes: Sequence[str], at: float) -> bool:
+    return any(
+        [s for s in series if s.at < at][-1:] and not [s for s in series if s.at < at][-1].ok
+        for series in ref_series(tl.samples, probes).values()
+    )
+
+
+def ref_resolution(tl: Timeline, probes: Sequence[str], start: float, end: float) -> tuple[float, float]:
+    gap, lag = tl.interval, 0.0
+    for series in ref_series(tl.samples, probes).values():
+        for a, b in itertools.pairwise(series):
+            if b.at >= start and a.at <= end:
+                gap = max(gap, round(b.at - a.at, 9))
+        for s in series:
+            if start - tl.interval <= s.at <= end + tl.interval:
+                lag = max(lag, s.lag or 0.0)
+    return gap + lag, lag
+
+
+def ref_stats(probe: str, phase: str, chosen: Sequence[Sample], fault: str | None = None) -> ProbeStats:
+    lat = sorted(s.latency for s in chosen if s.latency is not None)
+    lags = [s.lag or 0.0 for s in sorted(chosen, key=lambda s: s.at)]
+    steps = sorted(abs(b - a) for a, b in itertools.pairwise(lags))
+    return ProbeStats(
+        probe=probe,
+        phase=phase,
+        samples=len(chosen),
+        failures=sum(not s.ok for s in chosen),
+        p50=percentile(lat, 50),
+        p90=percentile(lat, 90),
+        p99=percentile(lat, 99),
+        max=lat[-1] if lat else None,
+        p999=percentile(lat, 99.9),
+        fault=fault,
+        lag_p50=percentile(sorted(lags), 50),
+        lag_p99=percentile(sorted(lags), 99),
+        lag_max=max(lags, default=None),
+        jitter=percentile(steps, 99),
+    )
+
+
+def ref_probe_stats(tl: Timeline) -> list[ProbeStats]:
+    out = []
+    for phase in ("baseline", "fault", "recovery"):
+        for probe in tl.probes:
+            if chosen := [s for s in tl.samples if s.probe == probe and s.phase == phase]:
+                out.append(ref_stats(probe, phase, chosen))
+    for mark in tl.faults:
+        if mark.injected_at is None:
+            continue
+        start, end = mark.injected_at, mark.end if mark.end is not None else tl.end
+        for probe in tl.probes:
+            if chosen := [s for s in tl.samples if s.probe == probe and start <= s.at < end]:
+                out.append(ref_stats(probe, "fault", chosen, fault=mark.name))
+    return out
+
+
+def random_samples(rnd: random.Random, probes: Sequence[str], count: int) -> list[Sample]:
+    """Samples in landing order: out of order, on a coarse grid so that times tie, flapping or in outages."""
+    out = []
+    fail_rate = rnd.choice([0.05, 0.3, 0.7])
+    for _ in range(count):
+        probe = rnd.choice(probes)
+        at = round(rnd.randrange(0, 120) * 0.05, 9)
+        ok = rnd.random() > (fail_rate if 1.0 <= at < 3.5 else fail_rate / 5)
+        latency = None if rnd.random() < 0.05 else round(rnd.uniform(0.001, 0.5), 6)
+        lag = None if rnd.random() < 0.1 else round(rnd.expovariate(1000), 6)
+        out.append(Sample(probe, at, phase_at(at), ok, latency, lag, None if ok else rnd.choice(["refused", "reset"])))
+    return out
+
+
+def assert_same_as_reference(tl: Timeline, rnd: random.Random) -> None:
+    assert probe_stats(tl) == ref_probe_stats(tl)
+    for _ in range(12):
+        chosen = rnd.sample((*tl.probes, "absent"), rnd.randint(1, 2)) if rnd.random() < 0.2 else list(tl.probes)
+        chosen = chosen if rnd.random() < 0.9 else [tl.probes[0]]
+        start = round(rnd.uniform(-0.5, 6.5), 2)
+        end = round(start + rnd.uniform(0.0, 4.0), 2)
+        stable = rnd.choice([0.0, 0.1, 0.3, 1.0])
+        assert recovered_at(tl, chosen, start, stable) == ref_recovered_at(tl, chosen, start, stable)
+        assert outages(tl, chosen, start, end) == ref_outages(tl, chosen, start, end)
+        assert impact_at(tl, chosen, start, end) == ref_impact_at(tl, chosen, start, end)
+        assert failing_at(tl, chosen, start) == ref_failing_at(tl, chosen, start)
+        assert resolution(tl, chosen, start, end) == ref_resolution(tl, chosen, start, end)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_index_gives_the_reference_results_on_random_timelines(seed: int) -> None:
+    rnd = random.Random(seed)
+    probes = ("api", "db", "cache")[: rnd.randint(1, 3)]
+    landed = random_samples(rnd, probes, rnd.randint(1, 150))
+    faults = [fault("outage", 1.0, 3.0), fault("late", 2.5, None)]
+    as_tuple = Timeline(INTERVAL, probes, tuple(landed), PHASES, tuple(faults), end=6.0)
+    assert_same_as_reference(as_tuple, rnd)
+    log = SampleLog()
+    for sample in landed:
+        log.append(sample)
+    assert_same_as_reference(replace(as_tuple, samples=log), random.Random(seed))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_index_of_a_growing_log_keeps_up_with_samples_landing_out_of_order(seed: int) -> None:
+    """As in the engine's recovery phase: asked after every landed sample, over one SampleLog."""
+    rnd = random.Random(seed)
+    probes = ("api", "db")
+    log = SampleLog()
+    spec = drill([recovery_sla(max="5s", stable_for="300ms")], probes=probes)
+    faults = (fault("outage", 1.0, 3.0),)
+    for sample in random_samples(rnd, probes, 120):
+        log.append(sample)
+        tl = Timeline(INTERVAL, probes, log, PHASES, faults, end=6.0)
+        frozen = replace(tl, samples=tuple(log))
+        assert recovery_decided(spec, tl, 3.0) == recovery_decided(spec, frozen, 3.0)
+        after = round(rnd.uniform(0.0, 6.0), 2)
+        assert recovered_at(tl, probes, after, 0.3) == ref_recovered_at(frozen, probes, after, 0.3)
+        assert outages(tl, probes, 0.0, 6.0) == ref_outages(frozen, probes, 0.0, 6.0)
+    assert_same_as_reference(Timeline(INTERVAL, probes, log, PHASES, faults, end=6.0), rnd)
+
+
+def test_a_growing_log_is_indexed_incrementally() -> None:
+    log = SampleLog()
+    for s in samples("api", "+" * 10 + "-" * 5):
+        log.append(s)
+    index = index_of(log)
+    assert index_of(log) is index and index.n == 15
+    for s in samples("api", "+" * 12, start=1.5):
+        log.append(s)
+    assert index_of(log) is index and index.n == 27
+    tl = Timeline(INTERVAL, ("api",), log, PHASES, (), end=2.7)
+    assert recovered_at(tl, ["api"], 1.5, 1.0) == 1.5

@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from orchestrator.model.spec import ErrorRateStop, ProbeFailingStop
 from orchestrator.model.timeline import Sample
-from orchestrator.stop_conditions import check, insert
+from orchestrator.stop_conditions import Recent, check, lookback
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 from tests.support import DRILLCTL, drill, report_of, run, upstream_process, wait_while_running, write
+
+INTERVAL = 0.1
 
 
 def _s(at: float, ok: bool, phase: str = "fault", probe: str = "p") -> Sample:
     return Sample(probe, at, phase, ok, 0.01 if ok else None, 0.0, None if ok else "connection refused")
 
 
-def _feed(condition: Any, samples: list[Sample]) -> Any:
-    """Land samples one by one, as the engine does; the first trip, if any."""
-    landed: list[Sample] = []
+def _feed(condition: Any, samples: list[Sample], late: float = 1.0) -> Any:
+    """Land samples one by one, as the engine does (samples kept as far back as the engine keeps them)."""
+    recent = Recent(lookback([condition], INTERVAL) + late)
     for sample in samples:
-        insert(landed, sample)
-        if (stop := check(condition, landed, sample)) is not None:
+        recent.add(sample)
+        if (stop := check(condition, recent.samples, sample)) is not None:
             return stop
     return None
 
@@ -62,6 +67,58 @@ def test_consecutive_failures_count_samples_landing_out_of_order() -> None:
     stop = _feed(failing, [_s(0.0, True), _s(0.2, False), _s(0.0 + 0.3, True), _s(0.05, False), _s(0.1, False)])
     assert stop is not None and stop.at == 0.1
     assert "3 failed samples of p in a row, from 0.050s to 0.200s" in stop.evidence
+
+
+def test_lookback_is_the_longest_window_or_run_of_samples() -> None:
+    rate = ErrorRateStop.model_validate({"type": "error_rate", "name": "r", "probe": "p", "max": 0.5, "window": "2s"})
+    failing = ProbeFailingStop.model_validate({"type": "probe_failing", "name": "c", "probe": "p", "consecutive": 30})
+    assert lookback([rate], INTERVAL) == 2.0
+    assert lookback([rate, failing], INTERVAL) == pytest.approx(3.0)
+    assert lookback([], INTERVAL) == 0.0
+
+
+def test_an_hour_of_samples_keeps_only_the_longest_window_and_still_trips() -> None:
+    """36,000 samples of one probe (an hour at 10 Hz): memory stays at one window plus the lateness allowed."""
+    rate = ErrorRateStop.model_validate({"type": "error_rate", "name": "r", "probe": "p", "max": 0.5, "window": "2s"})
+    recent = Recent(lookback([rate], INTERVAL) + 1.0)
+    most = 0
+    for k in range(36000):
+        recent.add(_s(round(k * INTERVAL, 9), True))
+        most = max(most, len(recent.samples))
+    assert most <= 32, most  # 3s of samples at 10 Hz, plus the one before the edge
+    assert recent.samples[0].at <= 3599.9 - 3.0 < recent.samples[1].at
+    burst = [_s(round(3600 + k * INTERVAL, 9), False) for k in range(25)]
+    stop = None
+    for sample in burst:
+        recent.add(sample)
+        stop = stop or check(rate, recent.samples, sample)
+    assert stop is not None and stop.at == pytest.approx(3601.0)
+    assert "11/20 samples of p failed" in stop.evidence
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_pruned_samples_trip_as_every_sample_would(seed: int) -> None:
+    """Samples landing out of order (up to `late` after their time): the same stops, with the same evidence."""
+    rnd = random.Random(seed)
+    late = rnd.choice([0.0, 0.3, 1.0])
+    conditions = [
+        ErrorRateStop.model_validate(
+            {"type": "error_rate", "name": "r", "probe": "p", "max": rnd.choice([0.2, 0.5]), "window": "1s"}
+        ),
+        ProbeFailingStop.model_validate(
+            {"type": "probe_failing", "name": "c", "probe": "p", "consecutive": rnd.randint(2, 12)}
+        ),
+    ]
+    fail = rnd.choice([0.1, 0.3, 0.5])
+    scheduled = [_s(round(k * INTERVAL, 9), rnd.random() > fail) for k in range(400)]
+    landing = sorted(scheduled, key=lambda s: s.at + rnd.uniform(0.0, late))
+    pruned, every = Recent(lookback(conditions, INTERVAL) + late), Recent(math.inf)
+    for sample in landing:
+        pruned.add(sample)
+        every.add(sample)
+        for condition in conditions:
+            assert check(condition, pruned.samples, sample) == check(condition, every.samples, sample)
+    assert len(pruned.samples) < len(every.samples) / 5
 
 
 def test_unknown_probe_and_window_below_the_interval_are_spec_errors(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ def text(value: object) -> str:
 def code(value: object) -> str:
     """A code span that no backtick, pipe or newline inside can break out of."""
     flat = " ".join(str(value).split()).replace("|", "\\|")
+    if not flat:
+        return "` `"  # an empty span would be a bare "``", which opens a span instead
     fence = "`" * (max((len(m) for m in re.findall(r"`+", flat)), default=0) + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
     return f"{fence}{pad}{flat}{pad}{fence}"

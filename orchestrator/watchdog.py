@@ -45,7 +45,7 @@ from typing import IO, Literal
 from orchestrator.journal import pending
 from orchestrator.logs import log_to
 from orchestrator.recovery import JOURNAL, Settled, revert_expired, settle
-from orchestrator.targets.local import pids_in_group, signal_group, wait_gone
+from orchestrator.targets.local import pids_in_group, proc_files, signal_group, wait_gone
 
 STOP_GRACE = 3.0
 RUN_MARKER = "DRILLCTL_RUN"
@@ -176,12 +176,11 @@ def marked_groups(run_dir: Path) -> list[int]:
     """Process groups of every process whose environment carries this run's marker."""
     marker = f"{RUN_MARKER}={run_dir.resolve()}".encode()
     groups = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for pid, environ in proc_files("environ"):
+        if pid == os.getpid() or marker not in environ.split(b"\0"):
             continue
         try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                groups.append(os.getpgid(int(entry.name)))
+            groups.append(os.getpgid(pid))
         except OSError:
             continue
     return [g for g in groups if g != os.getpgid(0)]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from orchestrator.faults.base import FaultDriver
@@ -29,6 +30,31 @@ def upstream_process(name: str, port: int) -> dict[str, Any]:
         "argv": [sys.executable, UPSTREAM, "--port", str(port)],
         "ready": {"probe": {"type": "http", "name": f"{name}-ready", "url": f"http://127.0.0.1:{port}/healthz"}},
     }
+
+
+def drill_behind_created_proxy(
+    toxiproxy_url: str, interval: str, phases: dict[str, str], faults: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The upstream as node `n` behind proxy `up`, which is created on the server first so that it outlives the run
+    and can be checked after it; probe `path` connects through the proxy."""
+    upstream_port, proxy_port = free_port(), free_port()
+    body = {"name": "up", "listen": f"127.0.0.1:{proxy_port}", "upstream": f"127.0.0.1:{upstream_port}"}
+    requests.post(toxiproxy_url + "/proxies", json=body, timeout=5).raise_for_status()
+    return drill(
+        targets={
+            "local": {
+                "processes": [upstream_process("upstream", upstream_port)],
+                "nodes": [{"name": "n", "processes": ["upstream"]}],
+            }
+        },
+        proxies=[body],
+        steady_state={
+            "interval": interval,
+            "probes": [{"type": "tcp", "name": "path", "host": "127.0.0.1", "port": proxy_port, "timeout": "500ms"}],
+        },
+        phases=phases,
+        faults=faults,
+    )
 
 
 def drill(name: str = "test-drill", **spec: Any) -> dict[str, Any]:

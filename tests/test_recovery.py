@@ -15,7 +15,7 @@ import requests
 from orchestrator.journal import Journal
 from orchestrator.model.undo import Undo
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, drill, run, upstream_process, wait_while_running, write
+from tests.support import DRILLCTL, drill, drill_behind_created_proxy, run, upstream_process, wait_while_running, write
 
 
 def _port_open(port: int) -> bool:
@@ -27,21 +27,9 @@ def _port_open(port: int) -> bool:
 
 
 def test_kill_9_mid_fault_is_rolled_back_by_the_watchdog(tmp_path: Path, toxiproxy: ToxiproxyServer) -> None:
-    upstream_port, proxy_port = free_port(), free_port()
-    body = {"name": "up", "listen": f"127.0.0.1:{proxy_port}", "upstream": f"127.0.0.1:{upstream_port}"}
-    requests.post(toxiproxy.url + "/proxies", json=body, timeout=5).raise_for_status()
-    document = drill(
-        targets={
-            "local": {
-                "processes": [upstream_process("upstream", upstream_port)],
-                "nodes": [{"name": "n", "processes": ["upstream"]}],
-            }
-        },
-        proxies=[body],
-        steady_state={
-            "interval": "50ms",
-            "probes": [{"type": "tcp", "name": "path", "host": "127.0.0.1", "port": proxy_port, "timeout": "500ms"}],
-        },
+    document = drill_behind_created_proxy(
+        toxiproxy.url,
+        interval="50ms",
         phases={"baseline": "1s", "fault": "60s", "recovery": "5s"},
         faults=[
             {"name": "slow", "type": "network.latency", "proxy": "up", "latency": "100ms", "duration": "50s"},
@@ -85,6 +73,7 @@ def test_kill_9_mid_fault_is_rolled_back_by_the_watchdog(tmp_path: Path, toxipro
     assert proxy["enabled"] is True and proxy["toxics"] == []
     assert sorted(s.rsplit("/", 1)[1] for s in summary["reverted"]) == ["cut", "hang", "slow"]
     assert summary["revert_failed"] == []
+    upstream_port = int(document["spec"]["targets"]["local"]["processes"][0]["argv"][-1])
     assert not _port_open(upstream_port), "the target the run started is stopped too"
     assert run("recover", "--runs-dir", str(runs)).stdout.strip() == "nothing to recover"
 

@@ -32,7 +32,7 @@ import requests
 
 from orchestrator.journal import pending, read_entries
 from orchestrator.targets import faketime
-from orchestrator.targets.local import process_state
+from orchestrator.targets.local import proc_files, process_state
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 from tests.kube.support import Pool, kube_api, pool, wait_for
 from tests.kube.test_leftovers import is_restored
@@ -106,17 +106,12 @@ def _targets_alive(ports: tuple[int, ...]) -> list[str]:
     """Target processes of the soak drill still alive, by their unique port on the command line."""
     found = []
     wanted = [str(p).encode() for p in ports]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
+    for pid, cmdline in proc_files("cmdline"):
+        argv = cmdline.split(b"\0")
         if b"--port" in argv and any(w in argv for w in wanted):
-            state = process_state(int(entry.name))
+            state = process_state(pid)
             if state not in (None, "Z"):
-                found.append(f"process {entry.name} ({b' '.join(argv).decode()}) in state {state}")
+                found.append(f"process {pid} ({b' '.join(argv).decode()}) in state {state}")
     return found
 
 

@@ -16,12 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from orchestrator.journal import read_entries
 from orchestrator.watchdog import watch
-from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, drill, upstream_process, wait_while_running, write
+from tests.fixtures.toxiproxy import ToxiproxyServer
+from tests.support import DRILLCTL, drill_behind_created_proxy, wait_while_running, write
 
 
 async def _watch(lines: list[bytes], eof: bool, journal: Path, hang_timeout: float = 0.3) -> tuple[str, float]:
@@ -61,21 +59,9 @@ def test_missed_beats_are_a_hang_and_rest_disarms_the_check(tmp_path: Path) -> N
 
 def _drill_through_proxy(tmp_path: Path, toxiproxy: ToxiproxyServer, fault: str) -> Path:
     """A drill with a pre-created proxy (it outlives the run and can be checked) and a latency fault."""
-    upstream_port, proxy_port = free_port(), free_port()
-    body = {"name": "up", "listen": f"127.0.0.1:{proxy_port}", "upstream": f"127.0.0.1:{upstream_port}"}
-    requests.post(toxiproxy.url + "/proxies", json=body, timeout=5).raise_for_status()
-    document = drill(
-        targets={
-            "local": {
-                "processes": [upstream_process("upstream", upstream_port)],
-                "nodes": [{"name": "n", "processes": ["upstream"]}],
-            }
-        },
-        proxies=[body],
-        steady_state={
-            "interval": "100ms",
-            "probes": [{"type": "tcp", "name": "path", "host": "127.0.0.1", "port": proxy_port, "timeout": "500ms"}],
-        },
+    document = drill_behind_created_proxy(
+        toxiproxy.url,
+        interval="100ms",
         phases={"baseline": "500ms", "fault": "60s", "recovery": "2s"},
         faults=[{"name": "slow", "type": "network.latency", "proxy": "up", "latency": "50ms", "duration": fault}],
     )

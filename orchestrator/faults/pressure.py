@@ -21,7 +21,7 @@ from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import MemoryPressureFault
 from orchestrator.model.undo import Undo
 from orchestrator.targets.cgroups import CgroupError, detect
-from orchestrator.targets.local import LocalFleet, SupervisedProcess, alive, wait_gone
+from orchestrator.targets.local import LocalFleet, SupervisedProcess, alive, proc_files, wait_gone
 
 SAFE_SHARE = 0.9
 """Without force, at most this share of the memory available to drillctl."""
@@ -46,17 +46,7 @@ def available_memory() -> int:
 
 def marked(marker: str) -> list[int]:
     """Live processes whose argv holds `marker` (an exiting process has an empty argv)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if marker.encode() in argv and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, argv in proc_files("cmdline") if marker.encode() in argv.split(b"\0") and alive(pid)]
 
 
 def _append(path: Path) -> BinaryIO:

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import structlog
@@ -236,19 +236,25 @@ def wait_gone(pids: list[int], timeout: float) -> None:
             os.close(fd)
 
 
-def pids_in_group(pgid: int) -> list[int]:
-    """Live members of a process group, from /proc (field 5 of stat is the group)."""
-    found = []
+def proc_files(name: str) -> Iterator[tuple[int, bytes]]:
+    """(pid, /proc/<pid>/<name>) of every process whose file can still be read: one scan of /proc."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            yield int(entry.name), (entry / name).read_bytes()
         except OSError:
             continue
+
+
+def pids_in_group(pgid: int) -> list[int]:
+    """Live members of a process group, from /proc (field 5 of stat is the group)."""
+    found = []
+    for pid, raw in proc_files("stat"):
+        stat = raw.decode(errors="replace")
         fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry.name))
+            found.append(pid)
     return sorted(found)
 
 

@@ -4,12 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test setup lint typecheck unit bench k8s-up k8s-down clean
+.PHONY: demo test setup setup-demo lint typecheck unit bench k8s-up k8s-down clean
 
-setup: ## Python venv with drillctl and its dev tools, plus a pinned toxiproxy-server
-	@bash scripts/setup.sh
+setup: ## Python venv with drillctl and its dev tools, the Debian packages the tests use, a pinned toxiproxy-server
+	@bash scripts/setup.sh test
 
-demo: setup ## Run the quickstart drill end to end and print where the report is
+setup-demo: ## Only what a drill needs: a venv with drillctl, libfaketime, a pinned toxiproxy-server
+	@bash scripts/setup.sh demo
+
+demo: setup-demo ## Run the quickstart drill end to end and print where the report is
 	@$(VENV)/bin/drillctl run drills/examples/quickstart.yaml
 
 test: setup lint typecheck ## Everything CI runs: lint, types, and every test against real components

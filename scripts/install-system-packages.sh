@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Debian packages the faults and their tests use: libfaketime (clock.skew); chromium and
-# chromium-driver (report.html rendered in a headless browser by tests/reporting/test_html_browser.py);
-# prometheus (the prometheus probe's tests run a real server: tests/fixtures/prometheus.py).
-# Installs only what is missing; needs root (or sudo) the first time.
+# Debian packages drillctl uses, in two sets, so `make demo` installs only what a drill needs:
+#   demo: libfaketime and faketime (clock.skew runs targets under libfaketime);
+#   test: those, plus chromium and chromium-driver (report.html rendered in a headless browser by
+#         tests/reporting/test_html_browser.py) and prometheus (the prometheus probe's tests run a real
+#         server: tests/fixtures/prometheus.py).
+# Usage: install-system-packages.sh [demo|test] (default test). Installs only what is missing; needs
+# root (or sudo) the first time.
 set -euo pipefail
-packages=(libfaketime faketime chromium chromium-driver prometheus)
+demo=(libfaketime faketime)
+test=("${demo[@]}" chromium chromium-driver prometheus)
+case "${1:-test}" in
+  demo) packages=("${demo[@]}") ;;
+  test) packages=("${test[@]}") ;;
+  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

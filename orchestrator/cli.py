@@ -297,9 +297,11 @@ def plan(
     click.echo(f"Drill {drill.spec.name} ({file})")
     click.echo(f"  longest run: about {format_duration(baseline + fault_len + spec.phases.recovery)} after setup")
     click.echo("Schedule (offsets from the first sample):")
+    width = max((len(f" → {s['until']:.3f}s") for s in steps if "until" in s), default=0)
     for step in steps:
-        until = f"-{step['until']:.3f}s" if "until" in step else ""
-        click.echo(f"  {step['at']:8.3f}s{until:>10}  {step.get('fault', '')} {step['what']}".rstrip())
+        # A fault's window reads `3.500s → 7.500s`: a dash there read as a negative offset.
+        until = f" → {step['until']:.3f}s" if "until" in step else ""
+        click.echo(f"  {step['at']:8.3f}s{until:<{width}}  {step.get('fault', '')} {step['what']}".rstrip())
     click.echo("Touches:")
     click.echo(f"  toxiproxy: {touches['toxiproxy']}")
     for p in touches["proxies"]:

@@ -68,6 +68,20 @@ def test_plan_lists_the_schedule_and_touches_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [], "plan writes nothing"
 
 
+def test_plan_prints_each_fault_window_as_start_to_end(tmp_path: Path) -> None:
+    result = run(
+        "plan",
+        str(ROOT / "drills" / "examples" / "quickstart.yaml"),
+        "--toxiproxy-url",
+        f"http://127.0.0.1:{free_port()}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if "inventory-latency" in x)
+    assert line.split()[:3] == ["4.000s", "→", "8.000s"], line
+    assert "-8.000s" not in result.stdout
+
+
 def test_quickstart_runs_green_end_to_end(tmp_path: Path, toxiproxy_binary: Path) -> None:
     """What `make demo` runs: a private toxiproxy-server, the demo services, two faults, a report."""
     result = run("run", str(ROOT / "drills" / "examples" / "quickstart.yaml"), "--runs-dir", str(tmp_path))

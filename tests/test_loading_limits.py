@@ -31,18 +31,11 @@ from orchestrator.limits import (
 )
 from orchestrator.loading import find_drills, load_drill
 from tests.budget import run_bounded
+from tests.fuzzing import alias_chain
 from tests.support import DRILLCTL, ROOT
 
 QUICKSTART = ROOT / "drills" / "examples" / "quickstart.yaml"
 DRILL_HEAD = "apiVersion: drillctl.dev/v1\nkind: Drill\n"
-
-
-def alias_bomb(levels: int = 9, width: int = 9) -> str:
-    """`levels` lists of `width` aliases to the one before: a few hundred bytes, width**levels nodes expanded."""
-    lines = [f"l0: &l0 [{', '.join(['x'] * width)}]"]
-    for n in range(1, levels):
-        lines.append(f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * width)}]")
-    return "\n".join(lines) + "\n"
 
 
 def _issues(path: Path) -> list[SpecIssue]:
@@ -150,8 +143,8 @@ def test_nodes_counted_on_the_graph_name_the_field(folder: Path, monkeypatch: py
 
 
 def test_the_alias_bomb_is_refused_fast_at_the_alias_that_ran_out(folder: Path) -> None:
-    """9 levels of 9 aliases: 306 bytes, 435 million nodes expanded; unbounded, minutes and gigabytes."""
-    path = write(folder, alias_bomb())
+    """9 levels of 9 aliases: 468 bytes, 490 million nodes expanded; unbounded, minutes and gigabytes."""
+    path = write(folder, alias_chain([9] * 9))
     found = issues(path, seconds=2, memory_mib=64)
     # l4 expands to 66,430 nodes: the second alias to it, in l5 on line 6, runs past 100,000.
     assert [(i.line, i.field) for i in found] == [(6, "l5[1]")]
@@ -205,7 +198,7 @@ def test_a_runbook_at_the_size_limit_resolves_and_one_over_is_refused(folder: Pa
 
 
 def test_drillctl_validate_refuses_the_alias_bomb_in_seconds(folder: Path) -> None:
-    path = write(folder, alias_bomb(), "bomb.yaml")
+    path = write(folder, alias_chain([9] * 9), "bomb.yaml")
     started = time.monotonic()
     result = subprocess.run([DRILLCTL, "validate", str(path)], capture_output=True, text=True, timeout=60)
     elapsed = time.monotonic() - started
@@ -215,7 +208,7 @@ def test_drillctl_validate_refuses_the_alias_bomb_in_seconds(folder: Path) -> No
 
 
 def test_drillctl_run_refuses_the_alias_bomb_before_creating_anything(folder: Path) -> None:
-    path = write(folder, alias_bomb(), "bomb.yaml")
+    path = write(folder, alias_chain([9] * 9), "bomb.yaml")
     runs = folder / "runs"
     result = subprocess.run(
         [DRILLCTL, "run", str(path), "--runs-dir", str(runs)], capture_output=True, text=True, timeout=60

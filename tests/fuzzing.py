@@ -1,7 +1,7 @@
-"""What the drill and game-day fuzz tests share: hostile values, mutations, text edits, and a budget.
+"""What the drill and game-day fuzz and bound tests share: hostile inputs, and loading them under a budget.
 
-Each input is checked in a forked child under `SECONDS` and `MEMORY_MIB` (tests/budget.py): one
-load takes milliseconds and a few MB, so an input that costs more has found a missing bound.
+Each fuzz input is loaded in a forked child under `SECONDS` and `MEMORY_MIB` (tests/budget.py):
+one load takes milliseconds and a few MB, so an input that costs more has found a missing bound.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from orchestrator.errors import SpecError, SpecIssue
 from tests.budget import run_bounded
 
 SECONDS = 5.0
@@ -37,13 +39,54 @@ values = st.recursive(
 )
 
 
-def within_budget(check: Callable[[Path], str], path: Path) -> str:
-    """check(path) in a child under the budget; its assertion errors come back as they are."""
-    outcome = run_bounded(check, path, seconds=SECONDS, memory_mib=MEMORY_MIB)
+def _loads_or_rejects_clearly(load: Callable[[Path], object], path: Path, elsewhere: bool) -> str:
+    try:
+        load(path)
+    except SpecError as e:
+        assert e.issues, "a SpecError lists its issues"
+        for issue in e.issues:
+            assert issue.file == str(path) or (elsewhere and Path(issue.file).is_file()), issue
+            assert issue.message.strip(), issue
+            assert issue.line is None or issue.line >= 1, issue
+        return "rejected"
+    return "ok"
+
+
+def loads_or_rejects_clearly(load: Callable[[Path], object], path: Path, elsewhere: bool = False) -> str:
+    """'ok' or 'rejected', found in a child under the budget; anything else raised fails the test.
+
+    A rejection's issues name `path`, or with `elsewhere` another file it names (a game day's drills).
+    """
+    outcome = run_bounded(_loads_or_rejects_clearly, load, path, elsewhere, seconds=SECONDS, memory_mib=MEMORY_MIB)
     if outcome.error is not None:
         raise outcome.error
     result: str = outcome.value
     return result
+
+
+def _issues(load: Callable[[Path], object], path: Path) -> list[SpecIssue]:
+    try:
+        load(path)
+    except SpecError as e:
+        return e.issues
+    return []
+
+
+def issues(load: Callable[[Path], object], path: Path, seconds: float = 2.0, memory_mib: int = 64) -> list[SpecIssue]:
+    """What loading `path` reports (nothing when it loads), found in a child under the given budget."""
+    outcome = run_bounded(_issues, load, path, seconds=seconds, memory_mib=memory_mib)
+    if outcome.error is not None:
+        raise outcome.error
+    found: list[SpecIssue] = outcome.value
+    return found
+
+
+def mutated(source: Path, data: st.DataObject) -> str:
+    """`source` with one to three structural mutations, as YAML."""
+    document = yaml.safe_load(source.read_text())
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        document = _mutate(document, data)
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
 def _paths(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -57,7 +100,7 @@ def _paths(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-def mutate(document: Any, data: st.DataObject) -> Any:
+def _mutate(document: Any, data: st.DataObject) -> Any:
     """One structural mutation at a random place: delete, replace, retype, rename, duplicate, wrap."""
     mutant = copy.deepcopy(document)
     path = data.draw(st.sampled_from(_paths(mutant)[1:]))

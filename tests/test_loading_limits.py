@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import SpecError, SpecIssue
+from orchestrator.errors import SpecIssue
 from orchestrator.limits import (
     RUNBOOK_FILE_BYTES,
     SPEC_FILE_BYTES,
@@ -31,28 +31,11 @@ from orchestrator.limits import (
 )
 from orchestrator.loading import find_drills, load_drill
 from tests.budget import run_bounded
-from tests.fuzzing import alias_chain
+from tests.fuzzing import alias_chain, issues
 from tests.support import DRILLCTL, ROOT
 
 QUICKSTART = ROOT / "drills" / "examples" / "quickstart.yaml"
 DRILL_HEAD = "apiVersion: drillctl.dev/v1\nkind: Drill\n"
-
-
-def _issues(path: Path) -> list[SpecIssue]:
-    """What loading `path` reports (nothing when it loads); runs in the budgeted child."""
-    try:
-        load_drill(path)
-    except SpecError as e:
-        return e.issues
-    return []
-
-
-def issues(path: Path, seconds: float = 2.0, memory_mib: int = 64) -> list[SpecIssue]:
-    outcome = run_bounded(_issues, path, seconds=seconds, memory_mib=memory_mib)
-    if outcome.error is not None:
-        raise outcome.error
-    found: list[SpecIssue] = outcome.value
-    return found
 
 
 def refused_for(found: list[SpecIssue], limit: Limit) -> list[SpecIssue]:
@@ -116,7 +99,7 @@ BOUNDS: list[tuple[Limit, Callable[[int], str], int, str]] = [
 
 @pytest.mark.parametrize(("limit", "make"), [b[:2] for b in BOUNDS], ids=[b[0].name for b in BOUNDS])
 def test_at_the_default_limit_the_bound_passes(limit: Limit, make: Callable[[int], str], folder: Path) -> None:
-    found = issues(write(folder, make(limit.default)), seconds=5, memory_mib=128)
+    found = issues(load_drill, write(folder, make(limit.default)), seconds=5, memory_mib=128)
     assert found, "the inputs are not drills: the schema rejects them once the bounds pass"
     assert not refused_for(found, limit)
 
@@ -126,7 +109,7 @@ def test_one_over_the_default_limit_is_refused_where_it_was_hit(
     limit: Limit, make: Callable[[int], str], line: int, field: str, folder: Path
 ) -> None:
     path = write(folder, make(limit.default + 1))
-    found = issues(path, seconds=5, memory_mib=128)
+    found = issues(load_drill, path, seconds=5, memory_mib=128)
     assert [(i.file, i.line, i.field) for i in found] == [(str(path), line, field)]
     assert refused_for(found, limit), found
     assert f"over the limit of {limit.default:,} {limit.unit}" in found[0].message
@@ -136,23 +119,23 @@ def test_nodes_counted_on_the_graph_name_the_field(folder: Path, monkeypatch: py
     """A small file is not counted on the event stream: the count on the graph knows the field."""
     path = write(folder, "a: 1\nb:\n  - x\n  - y\n")  # 7 nodes: the document, 2 keys, 1, the list, 2 items
     monkeypatch.setenv(YAML_NODES.env, "7")
-    assert not refused_for(issues(path), YAML_NODES)
+    assert not refused_for(issues(load_drill, path), YAML_NODES)
     monkeypatch.setenv(YAML_NODES.env, "6")
-    found = issues(path)
+    found = issues(load_drill, path)
     assert [(i.line, i.field) for i in found] == [(2, "b")] and refused_for(found, YAML_NODES)
 
 
 def test_the_alias_bomb_is_refused_fast_at_the_alias_that_ran_out(folder: Path) -> None:
     """9 levels of 9 aliases: 468 bytes, 490 million nodes expanded; unbounded, minutes and gigabytes."""
     path = write(folder, alias_chain([9] * 9))
-    found = issues(path, seconds=2, memory_mib=64)
+    found = issues(load_drill, path, seconds=2, memory_mib=64)
     # l4 expands to 66,430 nodes: the second alias to it, in l5 on line 6, runs past 100,000.
     assert [(i.line, i.field) for i in found] == [(6, "l5[1]")]
     assert refused_for(found, YAML_EXPANDED_NODES)
 
 
 def test_a_recursive_alias_is_refused(folder: Path) -> None:
-    found = issues(write(folder, "a: &a [1, *a]\n"))
+    found = issues(load_drill, write(folder, "a: &a [1, *a]\n"))
     assert [(i.line, i.field, i.message) for i in found] == [
         (1, "a[1]", "malformed YAML: an alias refers to a node that contains it")
     ]
@@ -163,13 +146,13 @@ def test_a_drill_file_of_exactly_the_size_limit_loads(folder: Path) -> None:
     padding = SPEC_FILE_BYTES.default - len(text.encode())
     path = write(folder, text + ("#" * 99 + "\n") * (padding // 100) + "#" * (padding % 100))
     assert path.stat().st_size == SPEC_FILE_BYTES.default
-    assert issues(path, seconds=5) == []
+    assert issues(load_drill, path, seconds=5) == []
 
 
 def test_a_drill_file_one_byte_over_the_size_limit_is_refused(folder: Path) -> None:
     text = QUICKSTART.read_text()
     path = write(folder, text + "#" * (SPEC_FILE_BYTES.default + 1 - len(text.encode())))
-    found = issues(path)
+    found = issues(load_drill, path)
     assert [(i.file, i.line, i.field) for i in found] == [(str(path), None, "")]
     assert f"({SPEC_FILE_BYTES.default + 1:,} bytes)" in found[0].message and refused_for(found, SPEC_FILE_BYTES)
 
@@ -180,7 +163,7 @@ def test_a_50_mb_file_is_refused_without_being_read(folder: Path) -> None:
     with path.open("wb") as f:
         f.write(DRILL_HEAD.encode())
         f.truncate(50_000_000)
-    found = issues(path, seconds=2, memory_mib=32)
+    found = issues(load_drill, path, seconds=2, memory_mib=32)
     assert len(found) == 1 and "(50,000,000 bytes)" in found[0].message and refused_for(found, SPEC_FILE_BYTES)
     assert run_bounded(find_drills, [folder], seconds=2, memory_mib=32).value == [path]
 
@@ -190,9 +173,9 @@ def test_a_runbook_at_the_size_limit_resolves_and_one_over_is_refused(folder: Pa
     runbook = folder / "runbooks" / "quickstart.md"
     text = runbook.read_text()
     runbook.write_text(text + "x" * (RUNBOOK_FILE_BYTES.default - len(text.encode())))
-    assert issues(drill) == []
+    assert issues(load_drill, drill) == []
     runbook.write_text(text + "x" * (RUNBOOK_FILE_BYTES.default + 1 - len(text.encode())))
-    found = issues(drill)
+    found = issues(load_drill, drill)
     assert (found[0].line, found[0].field) == (11, "metadata.runbook")
     assert all(i.field.endswith("runbook") for i in found) and refused_for(found, RUNBOOK_FILE_BYTES) == found
 

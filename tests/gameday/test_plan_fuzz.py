@@ -13,15 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.errors import SpecError, SpecIssue
 from orchestrator.gameday.plan import load_gameday
 from orchestrator.limits import SPEC_FILE_BYTES, YAML_EXPANDED_NODES
-from tests.budget import run_bounded
-from tests.fuzzing import FUZZ, alias_chain, alias_chains, edit_text, mutate, within_budget
+from tests.fuzzing import FUZZ, alias_chain, alias_chains, edit_text, issues, loads_or_rejects_clearly, mutated
 from tests.support import DRILLCTL, ROOT
 
 EXAMPLE = ROOT / "drills" / "gamedays" / "release-rehearsal.yaml"
@@ -37,36 +34,19 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "drills" / "gamedays"
 
 
-def _loads_or_rejects_clearly(path: Path) -> str:
-    """'ok' or 'rejected'; anything else raised fails the test."""
-    try:
-        load_gameday(path)
-    except SpecError as e:
-        assert e.issues, "a SpecError lists its issues"
-        for issue in e.issues:
-            assert issue.file == str(path) or Path(issue.file).is_file(), issue
-            assert issue.message.strip(), issue
-            assert issue.line is None or issue.line >= 1, issue
-        return "rejected"
-    return "ok"
-
-
 def test_the_unmutated_example_loads_in_the_fuzz_folder(folder: Path) -> None:
     """The mutants start from a game day that loads, so a rejection is the mutation's doing."""
     path = folder / "example.yaml"
     path.write_text(EXAMPLE.read_text(), encoding="utf-8")
-    assert within_budget(_loads_or_rejects_clearly, path) == "ok"
+    assert loads_or_rejects_clearly(load_gameday, path, elsewhere=True) == "ok"
 
 
 @FUZZ
 @given(data=st.data())
 def test_mutated_game_days_load_or_are_rejected_clearly(folder: Path, data: st.DataObject) -> None:
-    document = yaml.safe_load(EXAMPLE.read_text())
-    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-        document = mutate(document, data)
     path = folder / "mutant.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    within_budget(_loads_or_rejects_clearly, path)
+    path.write_text(mutated(EXAMPLE, data), encoding="utf-8")
+    loads_or_rejects_clearly(load_gameday, path, elsewhere=True)
 
 
 @FUZZ
@@ -74,7 +54,7 @@ def test_mutated_game_days_load_or_are_rejected_clearly(folder: Path, data: st.D
 def test_text_edits_of_the_game_day_load_or_are_rejected_clearly(folder: Path, data: st.DataObject) -> None:
     path = folder / "edited.yaml"
     path.write_text(edit_text(EXAMPLE.read_text(), data), encoding="utf-8", errors="surrogatepass")
-    within_budget(_loads_or_rejects_clearly, path)
+    loads_or_rejects_clearly(load_gameday, path, elsewhere=True)
 
 
 @FUZZ
@@ -86,21 +66,13 @@ def test_alias_chains_in_the_game_day_load_or_are_rejected_within_budget(
     at = data.draw(st.integers(min_value=0, max_value=len(lines)))
     path = folder / "aliases.yaml"
     path.write_text("".join(lines[:at]) + aliases + "".join(lines[at:]), encoding="utf-8")
-    within_budget(_loads_or_rejects_clearly, path)
-
-
-def _issues(path: Path) -> list[SpecIssue]:
-    try:
-        load_gameday(path)
-    except SpecError as e:
-        return e.issues
-    return []
+    loads_or_rejects_clearly(load_gameday, path, elsewhere=True)
 
 
 def test_a_game_day_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text(HEAD + alias_chain([9] * 9), encoding="utf-8")
-    found = run_bounded(_issues, path, seconds=2, memory_mib=64).value
+    found = issues(load_gameday, path, seconds=2, memory_mib=64)
     assert [(i.file, i.line, i.field) for i in found] == [(str(path), 12, "l5[1]")]
     assert YAML_EXPANDED_NODES.env in found[0].message
 
@@ -110,7 +82,7 @@ def test_a_50_mb_game_day_is_refused_without_being_read(tmp_path: Path) -> None:
     with path.open("wb") as f:
         f.write(HEAD.encode())
         f.truncate(50_000_000)
-    found = run_bounded(_issues, path, seconds=2, memory_mib=32).value
+    found = issues(load_gameday, path, seconds=2, memory_mib=32)
     assert [(i.file, i.line) for i in found] == [(str(path), None)] and SPEC_FILE_BYTES.env in found[0].message
 
 
@@ -120,7 +92,7 @@ def test_a_drill_bomb_named_by_a_game_day_is_refused_at_the_drill(tmp_path: Path
     drill.write_text(alias_chain([9] * 9), encoding="utf-8")
     path = tmp_path / "names-a-bomb.yaml"
     path.write_text(HEAD.replace("../examples/*.yaml", "bombs/bomb.yaml"), encoding="utf-8")
-    found = run_bounded(_issues, path, seconds=2, memory_mib=64).value
+    found = issues(load_gameday, path, seconds=2, memory_mib=64)
     assert [(i.file, i.line, i.field) for i in found] == [(str(drill), 6, "l5[1]")]
 
 

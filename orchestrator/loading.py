@@ -301,22 +301,33 @@ class _Measure:
             raise self.over(YAML_NODES, node.start_mark.line + 1)
         total, height, chars, expanded = 1, 0, self.chars, self.expanded
         for key, value in pairs:
-            for child in (key, value):
-                if child.__class__ is _SCALAR:
-                    if len(child.value) > chars:
-                        self.scalar(child, key.start_mark.line + 1, _label(key))
-                    total += 1
-                    continue
-                try:
-                    size, levels = self.size(child, depth)
-                except _Refused as e:
-                    raise e.at(_label(key), key.start_mark.line + 1) from None
+            short = key.__class__ is _SCALAR and value.__class__ is _SCALAR
+            if short and len(key.value) <= chars and len(value.value) <= chars:
+                total += 2  # most pairs: two short scalars, nothing to descend into
+            else:
+                size, levels = self._pair(key, value, depth)
                 total += size
                 height = max(height, levels)
             if total > expanded:
                 line = key.start_mark.line + 1
                 raise self.over(YAML_EXPANDED_NODES, line).at(_label(key), line)
         return total, height + 1
+
+    def _pair(self, key: yaml.Node, value: yaml.Node, depth: int) -> tuple[int, int]:
+        """(nodes once aliases are expanded, levels) of a key and its value, refused at the key's line."""
+        total, height = 0, 0
+        for child in (key, value):
+            if child.__class__ is _SCALAR:
+                self.scalar(child, key.start_mark.line + 1, _label(key))
+                total += 1
+                continue
+            try:
+                size, levels = self.size(child, depth)
+            except _Refused as e:
+                raise e.at(_label(key), key.start_mark.line + 1) from None
+            total += size
+            height = max(height, levels)
+        return total, height
 
 
 def _item_line(sequence: yaml.Node, item: yaml.Node) -> int:

@@ -13,6 +13,18 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import SpecError, SpecIssue
+from orchestrator.limits import (
+    SPEC_FILE_BYTES,
+    YAML_DEPTH,
+    YAML_EXPANDED_NODES,
+    YAML_LIST_ITEMS,
+    YAML_MAPPING_KEYS,
+    YAML_NODES,
+    YAML_STRING_CHARS,
+    Limit,
+    LimitExceeded,
+    read_at_most,
+)
 from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import (
     ClockSkewFault,
@@ -69,15 +81,22 @@ def load_drill(path: Path) -> LoadedDrill:
 
 def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
     """A YAML file as Python data, with the line of every key and item (for GameDay files too)."""
+    file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_at_most(path, SPEC_FILE_BYTES)
     except OSError as e:
-        raise SpecError([SpecIssue(str(path), None, "", f"cannot read: {e.strerror}")]) from e
+        raise SpecError([SpecIssue(file, None, "", f"cannot read: {e.strerror}")]) from e
+    except LimitExceeded as e:
+        raise SpecError([SpecIssue(file, None, "", e.reason)]) from e
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise SpecError(
-            [SpecIssue(str(path), None, "", f"not UTF-8 text: byte {e.object[e.start]:#04x} at offset {e.start}")]
+            [SpecIssue(file, None, "", f"not UTF-8 text: byte {e.object[e.start]:#04x} at offset {e.start}")]
         ) from e
-    return _parse_yaml(text, str(path))
+    if "\r" in text:  # universal newlines, as Path.read_text gave them
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _parse_yaml(text, file)
 
 
 def validate_model(model: type[M], data: Any, lines: dict[Path_, int], file: str) -> M:
@@ -107,10 +126,13 @@ def find_drills(paths: list[Path]) -> list[Path]:
 
 
 def is_gameday(path: Path) -> bool:
-    """A quick look at the top-level `kind`, to tell GameDay files from drills in folders and globs."""
+    """A quick look at the top-level `kind`, to tell GameDay files from drills in folders and globs.
+
+    A file over the size limit is not one: loading it as a drill then says why it is refused.
+    """
     try:
-        return _GAMEDAY_KIND.search(path.read_text(encoding="utf-8")) is not None
-    except (OSError, UnicodeDecodeError):
+        return _GAMEDAY_KIND.search(read_at_most(path, SPEC_FILE_BYTES).decode("utf-8")) is not None
+    except (OSError, UnicodeDecodeError, LimitExceeded):
         return False
 
 
@@ -121,9 +143,17 @@ _COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's parser keeps node marks too and composes ~14x faster (bench/cli_startup.py: validate 100 drills)."""
 
 
+_COUNT_EVENTS_ABOVE = 64 * 2**10
+"""Composing a file this small takes well under a second whatever it holds; above it, nodes are counted first."""
+
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
+
+
 def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     """Compose the YAML ourselves to keep the line of every key and item (1-based)."""
     try:
+        if len(text) > _COUNT_EVENTS_ABOVE:
+            _count_nodes(text, file)
         node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as e:
         raise SpecError([_yaml_issue(e, text, file)]) from e
@@ -138,12 +168,180 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     lines: dict[Path_, int] = {}
     issues: list[SpecIssue] = []
     try:
+        _check_bounds(node, file)
         data = _to_python(node, (), _Scalars(), lines, issues, file)
     except RecursionError as e:
         raise SpecError([SpecIssue(file, None, "", "malformed YAML: nested too deeply")]) from e
     if issues:
         raise SpecError(issues)
     return data, lines
+
+
+def _count_nodes(text: str, file: str) -> None:
+    """Count nodes on libyaml's event stream, so a big file of tiny nodes is refused before its graph is built."""
+    cap = YAML_NODES.value
+    count = 0
+    for event in yaml.parse(text, Loader=_COMPOSER):
+        if isinstance(event, _NODE_EVENTS):
+            count += 1
+            if count > cap:
+                line = None if event.start_mark is None else event.start_mark.line + 1
+                raise SpecError([SpecIssue(file, line, "", LimitExceeded(YAML_NODES, file).reason)])
+
+
+def _check_bounds(node: yaml.Node, file: str) -> None:
+    """Refuse a node graph over a bound before any Python object is built from it (aliases would be expanded)."""
+    measure = _Measure(file)
+    try:
+        if node.__class__ is _SCALAR:
+            measure.scalar(node, node.start_mark.line + 1, None)
+        else:
+            measure.size(node, 0)
+    except _Refused as e:
+        raise SpecError([SpecIssue(file, e.line, _field(tuple(reversed(e.parts))), e.message)]) from e.cause
+
+
+class _Refused(Exception):
+    """A bound hit in the node graph, located as it unwinds: nothing is spent on paths unless one is hit."""
+
+    def __init__(self, line: int, message: str, cause: LimitExceeded | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+        self.cause = cause
+        self.located = False
+        self.parts: list[str | int] = []
+
+    def at(self, part: str | int, line: int) -> _Refused:
+        """Add the key or index that led here; the innermost one also gives the line (a key's, not its value's)."""
+        self.parts.append(part)
+        if not self.located:
+            self.line, self.located = line, True
+        return self
+
+
+_SCALAR = yaml.ScalarNode
+_SEQUENCE = yaml.SequenceNode
+_FRESH = (-1, -1)
+
+
+class _Measure:
+    """Sizes of the node graph, memoised by node identity: linear in the nodes written, whatever aliases expand to.
+
+    Written nodes are counted per list or mapping (its items, or twice its keys, each a node or an alias),
+    so scalars cost one type test and one length each.
+    """
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.nodes, self.expanded, self.depth = YAML_NODES.value, YAML_EXPANDED_NODES.value, YAML_DEPTH.value
+        self.chars, self.items, self.keys = YAML_STRING_CHARS.value, YAML_LIST_ITEMS.value, YAML_MAPPING_KEYS.value
+        self.written = 1
+        self.known: dict[int, tuple[int, int] | None] = {}
+        """id(node) -> (nodes once aliases are expanded, levels of lists and mappings); None while inside it."""
+
+    def over(self, limit: Limit, line: int, amount: int | None = None) -> _Refused:
+        cause = LimitExceeded(limit, f"{self.file}:{line}", amount)
+        return _Refused(line, cause.reason, cause)
+
+    def scalar(self, node: yaml.Node, line: int, part: str | int | None) -> None:
+        """Refuse a string over the limit, at `part` on `line` (where it was found)."""
+        if len(node.value) > self.chars:
+            refused = self.over(YAML_STRING_CHARS, line, len(node.value))
+            raise refused if part is None else refused.at(part, line)
+
+    def size(self, node: yaml.Node, depth: int) -> tuple[int, int]:
+        """(nodes once aliases are expanded, levels) of a list or mapping found inside `depth` others."""
+        known = self.known.get(id(node), _FRESH)
+        if known is not _FRESH:
+            if known is None:
+                raise _Refused(node.start_mark.line + 1, "malformed YAML: an alias refers to a node that contains it")
+            if depth + known[1] > self.depth:
+                raise self.over(YAML_DEPTH, node.start_mark.line + 1)
+            return known
+        if depth >= self.depth:
+            raise self.over(YAML_DEPTH, node.start_mark.line + 1)
+        self.known[id(node)] = None
+        # libyaml composes scalars, sequences and mappings only
+        result = self._sequence(node, depth + 1) if node.__class__ is _SEQUENCE else self._mapping(node, depth + 1)
+        self.known[id(node)] = result
+        return result
+
+    def _sequence(self, node: yaml.Node, depth: int) -> tuple[int, int]:
+        items = node.value
+        if len(items) > self.items:
+            raise self.over(YAML_LIST_ITEMS, node.start_mark.line + 1, len(items))
+        self.written += len(items)
+        if self.written > self.nodes:
+            raise self.over(YAML_NODES, node.start_mark.line + 1)
+        total, height, chars, expanded = 1, 0, self.chars, self.expanded
+        for index, item in enumerate(items):
+            if item.__class__ is _SCALAR:
+                if len(item.value) > chars:
+                    self.scalar(item, _item_line(node, item), index)
+                total += 1
+            else:
+                try:
+                    size, levels = self.size(item, depth)
+                except _Refused as e:
+                    raise e.at(index, _item_line(node, item)) from None
+                total += size
+                height = max(height, levels)
+            if total > expanded:
+                line = _item_line(node, item)
+                raise self.over(YAML_EXPANDED_NODES, line).at(index, line)
+        return total, height + 1
+
+    def _mapping(self, node: yaml.Node, depth: int) -> tuple[int, int]:
+        pairs = node.value
+        if len(pairs) > self.keys:
+            raise self.over(YAML_MAPPING_KEYS, node.start_mark.line + 1, len(pairs))
+        self.written += 2 * len(pairs)
+        if self.written > self.nodes:
+            raise self.over(YAML_NODES, node.start_mark.line + 1)
+        total, height, chars, expanded = 1, 0, self.chars, self.expanded
+        for key, value in pairs:
+            short = key.__class__ is _SCALAR and value.__class__ is _SCALAR
+            if short and len(key.value) <= chars and len(value.value) <= chars:
+                total += 2  # most pairs: two short scalars, nothing to descend into
+            else:
+                size, levels = self._pair(key, value, depth)
+                total += size
+                height = max(height, levels)
+            if total > expanded:
+                line = key.start_mark.line + 1
+                raise self.over(YAML_EXPANDED_NODES, line).at(_label(key), line)
+        return total, height + 1
+
+    def _pair(self, key: yaml.Node, value: yaml.Node, depth: int) -> tuple[int, int]:
+        """(nodes once aliases are expanded, levels) of a key and its value, refused at the key's line."""
+        total, height = 0, 0
+        for child in (key, value):
+            if child.__class__ is _SCALAR:
+                self.scalar(child, key.start_mark.line + 1, _label(key))
+                total += 1
+                continue
+            try:
+                size, levels = self.size(child, depth)
+            except _Refused as e:
+                raise e.at(_label(key), key.start_mark.line + 1) from None
+            total += size
+            height = max(height, levels)
+        return total, height
+
+
+def _item_line(sequence: yaml.Node, item: yaml.Node) -> int:
+    """An item's line if it is written in the list; an alias to a node written before: the list's line."""
+    at = item if item.start_mark.index >= sequence.start_mark.index else sequence
+    return at.start_mark.line + 1
+
+
+def _label(key: yaml.Node) -> str:
+    """A key as a field name (a long one cut, a list or mapping as a key shown as `?`)."""
+    if key.__class__ is not _SCALAR:
+        return "?"
+    text = str(key.value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _yaml_issue(e: yaml.MarkedYAMLError, text: str, file: str) -> SpecIssue:

@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)(?:\s+#+)?\s*$")  # a closing #-run needs a space before it
+from orchestrator.limits import RUNBOOK_FILE_BYTES, LimitExceeded, read_at_most
+
+_OPENING = re.compile(r"#{1,6}\s")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -28,10 +30,9 @@ def headings(markdown: str) -> dict[str, str]:
         if _FENCE.match(line):
             in_fence = not in_fence
             continue
-        match = None if in_fence else _HEADING.match(line)
-        if match is None:
+        text = None if in_fence else _heading_text(line)
+        if text is None:
             continue
-        text = match.group(2)
         anchor = base = slugify(text)
         n = 0
         while anchor in found:
@@ -39,6 +40,20 @@ def headings(markdown: str) -> dict[str, str]:
             anchor = f"{base}-{n}"
         found[anchor] = text
     return found
+
+
+def _heading_text(line: str) -> str | None:
+    """The text of a `#` heading line without its closing #-run (which needs a space before it), else None.
+
+    By hand: the one regular expression it replaces backtracked quadratically over a long run of spaces.
+    """
+    if _OPENING.match(line) is None:
+        return None
+    text = line.lstrip("#").strip()
+    unclosed = text.rstrip("#")
+    if unclosed and unclosed[-1].isspace():
+        return unclosed.rstrip()
+    return text or None
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ class RunbookIndex:
 
     def _headings(self, path: Path) -> dict[str, str]:
         if path not in self._cache:
-            self._cache[path] = headings(path.read_text(encoding="utf-8"))
+            self._cache[path] = headings(read_at_most(path, RUNBOOK_FILE_BYTES).decode("utf-8"))
         return self._cache[path]
 
     def problem(self, ref: str) -> str | None:
@@ -79,7 +94,12 @@ class RunbookIndex:
         path = self._file(rel)
         if path is None:
             return f"runbook {rel!r} not found in the drill's folder or any folder above it"
-        known = self._headings(path)
+        try:
+            known = self._headings(path)
+        except LimitExceeded as e:
+            return f"runbook {rel!r} cannot be checked: {e.reason}"
+        except (OSError, UnicodeDecodeError) as e:
+            return f"runbook {rel!r} cannot be read: {e}"
         if anchor not in known:
             sample = ", ".join(sorted(known)[:8]) or "none"
             return f"runbook {rel!r} has no section #{anchor} (sections: {sample})"

@@ -2,31 +2,26 @@
 
 Every one must load or be rejected with a SpecError whose issues name the file (and, where the
 file has one, the line and the field); never another exception, never a traceback from
-`drillctl validate`, and never a YAML tag that builds Python objects.
+`drillctl validate`, and never a YAML tag that builds Python objects. Each is loaded under a time
+and memory budget (tests/fuzzing.py), alias chains up to 12**9 nodes expanded among them.
 """
 
 from __future__ import annotations
 
-import copy
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.errors import SpecError
 from orchestrator.loading import load_drill
+from tests.fuzzing import FUZZ, alias_chain, alias_chains, edit_text, loads_or_rejects_clearly, mutated
 from tests.support import DRILLCTL, ROOT
 
 EXAMPLES = sorted((ROOT / "drills" / "examples").glob("*.yaml"))
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
-)
 
 
 @pytest.fixture(scope="module")
@@ -38,91 +33,20 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield root / "drills"
 
 
-def _loads_or_rejects_clearly(path: Path) -> str:
-    """'ok' or 'rejected'; anything else raised fails the test."""
-    try:
-        load_drill(path)
-    except SpecError as e:
-        assert e.issues, "a SpecError lists its issues"
-        for issue in e.issues:
-            assert issue.file == str(path)
-            assert issue.message.strip(), issue
-            assert issue.line is None or issue.line >= 1, issue
-        return "rejected"
-    return "ok"
-
-
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=30),
-    st.sampled_from(["0s", "-1s", "1e9h", "250ms", "auto", "http://user:pass@h:1", "runbooks/x.md#y", "::", "~"]),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=6,
-)
-
-
-def _paths(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [here]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            found += _paths(v, (*here, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            found += _paths(v, (*here, i))
-    return found
-
-
-def _mutate(document: Any, data: st.DataObject) -> Any:
-    """One structural mutation at a random place: delete, replace, retype, rename, duplicate, wrap."""
-    mutant = copy.deepcopy(document)
-    path = data.draw(st.sampled_from(_paths(mutant)[1:]))
-    parent = mutant
-    for part in path[:-1]:
-        parent = parent[part]
-    key = path[-1]
-    action = data.draw(st.sampled_from(["delete", "replace", "rename", "duplicate", "wrap", "stringify"]))
-    if action == "delete":
-        del parent[key]
-    elif action == "replace":
-        parent[key] = data.draw(values)
-    elif action == "rename" and isinstance(parent, dict):
-        parent[data.draw(st.text(max_size=12))] = parent.pop(key)
-    elif action == "duplicate" and isinstance(parent, list):
-        parent.append(copy.deepcopy(parent[key]))
-    elif action == "wrap":
-        parent[key] = [parent[key]]
-    else:
-        parent[key] = str(parent[key])
-    return mutant
-
-
 @FUZZ
 @given(example=st.sampled_from(EXAMPLES), data=st.data())
 def test_mutated_examples_load_or_are_rejected_clearly(example: Path, folder: Path, data: st.DataObject) -> None:
-    document = yaml.safe_load(example.read_text())
-    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-        document = _mutate(document, data)
     path = folder / "mutant.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    _loads_or_rejects_clearly(path)
+    path.write_text(mutated(example, data), encoding="utf-8")
+    loads_or_rejects_clearly(load_drill, path)
 
 
 @FUZZ
 @given(example=st.sampled_from(EXAMPLES), data=st.data())
 def test_text_edits_of_examples_load_or_are_rejected_clearly(example: Path, folder: Path, data: st.DataObject) -> None:
-    text = example.read_text()
-    at = data.draw(st.integers(min_value=0, max_value=len(text)))
-    cut = data.draw(st.integers(min_value=0, max_value=40))
-    junk = data.draw(st.text(alphabet=st.sampled_from(list(":-[]{}&*!|>'\"#%@` \n\t\x00\ufeffab1")), max_size=8))
     path = folder / "edited.yaml"
-    path.write_text(text[:at] + junk + text[at + cut :], encoding="utf-8", errors="surrogatepass")
-    _loads_or_rejects_clearly(path)
+    path.write_text(edit_text(example.read_text(), data), encoding="utf-8", errors="surrogatepass")
+    loads_or_rejects_clearly(load_drill, path)
 
 
 @FUZZ
@@ -130,7 +54,21 @@ def test_text_edits_of_examples_load_or_are_rejected_clearly(example: Path, fold
 def test_random_bytes_are_rejected_clearly(blob: bytes, folder: Path) -> None:
     path = folder / "bytes.yaml"
     path.write_bytes(blob)
-    _loads_or_rejects_clearly(path)
+    loads_or_rejects_clearly(load_drill, path)
+
+
+@FUZZ
+@given(example=st.sampled_from(EXAMPLES), aliases=alias_chains, data=st.data())
+def test_alias_chains_in_examples_load_or_are_rejected_within_budget(
+    example: Path, aliases: str, folder: Path, data: st.DataObject
+) -> None:
+    """Up to 9 levels of up to 12 aliases (12**9 nodes expanded) before, or instead of, a line of a drill."""
+    lines = example.read_text().splitlines(keepends=True)
+    at = data.draw(st.integers(min_value=0, max_value=len(lines)))
+    replace = data.draw(st.booleans())
+    path = folder / "aliases.yaml"
+    path.write_text("".join(lines[:at]) + aliases + "".join(lines[at + replace :]), encoding="utf-8")
+    loads_or_rejects_clearly(load_drill, path)
 
 
 @pytest.mark.parametrize(
@@ -140,16 +78,26 @@ def test_random_bytes_are_rejected_clearly(blob: bytes, folder: Path) -> None:
         "apiVersion: !!python/name:os.system drillctl.dev/v1\n",
         "a: &a [*a]\n",
         "a: &x [1]\nb: *x\n" * 3 + "kind: Drill\n",
+        alias_chain([9] * 9),
         "- " * 5000 + "x\n",
         "{" * 2000,
         "key: value\nkey: value\n",
     ],
-    ids=["python-tag", "python-name", "recursive-alias", "aliases", "deep-list", "deep-flow", "duplicate-keys"],
+    ids=[
+        "python-tag",
+        "python-name",
+        "recursive-alias",
+        "aliases",
+        "alias-bomb",
+        "deep-list",
+        "deep-flow",
+        "duplicate-keys",
+    ],
 )
 def test_injection_and_pathological_yaml_are_rejected(text: str, folder: Path) -> None:
     path = folder / "hostile.yaml"
     path.write_text(text, encoding="utf-8")
-    assert _loads_or_rejects_clearly(path) == "rejected"
+    assert loads_or_rejects_clearly(load_drill, path) == "rejected"
     assert not Path("/tmp/drillctl-pwned").exists()
 
 
@@ -179,4 +127,4 @@ def test_unmutated_examples_load_in_the_fuzz_folder(example: Path, folder: Path)
     """The mutants start from drills that load, so a rejection is the mutation's doing."""
     path = folder / example.name
     path.write_text(example.read_text(), encoding="utf-8")
-    assert _loads_or_rejects_clearly(path) == "ok"
+    assert loads_or_rejects_clearly(load_drill, path) == "ok"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.runbooks import RunbookIndex, RunbookLink, headings, slugify
+from tests.budget import run_bounded
 
 
 @pytest.mark.parametrize(
@@ -61,6 +62,12 @@ def test_headings_inside_fences_are_ignored() -> None:
 def test_a_fenced_heading_does_not_take_the_unsuffixed_anchor() -> None:
     markdown = "```\n## Restart\n```\n## Restart\n"
     assert headings(markdown) == {"restart": "Restart"}
+
+
+def test_a_heading_with_a_long_run_of_spaces_is_read_in_linear_time() -> None:
+    """The regular expression headings were read with took 2 s for 8,000 spaces and grew as the square."""
+    text = "a" + " " * 100_000 + "b"
+    assert run_bounded(headings, f"## {text}  ##\n", seconds=2).value == {slugify(text): text}
 
 
 # --- RunbookIndex -------------------------------------------------------------------------------
@@ -151,3 +158,11 @@ def test_duplicate_heading_anchors_resolve_to_their_own_section(tmp_path: Path) 
     index = RunbookIndex.for_drill(_write(tmp_path / "d.yaml", ""))
     assert index.resolve("runbooks/ops.md#check-1").heading == "Check"
     assert index.problem("runbooks/ops.md#check-2") is not None
+
+
+def test_a_runbook_that_is_not_utf8_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "ops.md").write_bytes(b"## Outage\n\xff\n")
+    index = RunbookIndex.for_drill(_write(tmp_path / "d.yaml", ""))
+    message = index.problem("runbooks/ops.md#outage")
+    assert message is not None and message.startswith("runbook 'runbooks/ops.md' cannot be read: ")

@@ -16,11 +16,14 @@ from orchestrator.reporting.formats import recovered, resolution, runbook_href, 
 from orchestrator.reporting.report import Report, RunbookSection
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#|!~&])")
+_BLOCK_START = re.compile(r"^(?:[=+-]|\d+[.)])")
+"""What only at the start of a line makes a block: a setext underline (`=`, `-`), a list item (`-`, `+`, `1.`)."""
 
 
 def text(value: object) -> str:
     """Plain text: Markdown and HTML characters backslash-escaped, newlines flattened."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    flat = _SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    return _BLOCK_START.sub(lambda m: m[0][:-1] + "\\" + m[0][-1], flat)
 
 
 def code(value: object) -> str:

@@ -146,6 +146,9 @@ def assert_no_markup_from(html: str, allowed: set[str], styles: int) -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(strings=st.lists(hostile, min_size=8, max_size=8))
 @example(strings=["`|`|**bold**|<b>", "<s>", "\r", "<s>", "<s>", "<s>", "<s>", "<s>"])  # a blank name opened a span
+@example(strings=["<s>"] * 7 + ["="])  # a runbook line "=" under another made the quote a setext heading
+@example(strings=["<s>"] * 7 + ["-"])  # ... and "-" a list item
+@example(strings=["<s>"] * 7 + ["1. one"])  # ... and "1." an ordered list
 def test_no_renderer_crashes_or_lets_text_become_markup(strings: list[str], tmp_path: Path) -> None:
     report = make_report(strings, tmp_path)
 

@@ -1,0 +1,74 @@
+"""What the history keeps of a run, and how it is asked for: plain data, shared by every store backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+SCHEMA_VERSION = 1
+"""Of the logical schema (runs, labels, slas, faults, meta); a backend refuses a store of a newer version."""
+
+
+@dataclass(frozen=True)
+class SlaFigure:
+    """One SLA of one run as judged: the measured value and how it stood against its threshold."""
+
+    name: str
+    type: str
+    unit: Literal["s", "ratio"]
+    passed: bool
+    measured: float | None
+    threshold: float
+    margin: float | None
+    resolution: float | None
+
+
+@dataclass(frozen=True)
+class FaultFigure:
+    """How one fault of one run hit and how the system recovered (None: did not happen while observed)."""
+
+    fault: str
+    recovery: str
+    time_to_impact: float | None
+    time_to_recover: float | None
+    unavailability: float
+    longest_outage: float
+    resolution: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run as the history holds it; `run_id` is unique in a store."""
+
+    run_id: str
+    drill: str
+    started_at: datetime
+    """Timezone-aware; stored in UTC."""
+    finished_at: datetime
+    status: str
+    """passed, failed, aborted, baseline_failed or error (report.json's `run.status`)."""
+    verdict: str
+    """PASS, FAIL, ABORTED or ERROR."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    slas: tuple[SlaFigure, ...] = ()
+    faults: tuple[FaultFigure, ...] = ()
+    source: str | None = None
+    """Where its report.json was when it was recorded."""
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Which runs to read: every given condition must hold. Runs come back oldest first."""
+
+    drill: str | None = None
+    since: datetime | None = None
+    before: datetime | None = None
+    """Runs started strictly before this moment (a rolling baseline ends where the compared run starts)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    status: str | None = None
+    exclude: str | None = None
+    """A run id to leave out (the compared run itself)."""
+    last: int | None = None
+    """Only the newest `last` runs that match."""

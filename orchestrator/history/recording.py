@@ -54,7 +54,7 @@ def import_runs(folder: Path, store: HistoryStore) -> Imported:
         try:
             records.append(record_of(read_report(path)))
         except ReportFormatError as e:
-            skipped.append((path, str(e)))
+            skipped.append((path, str(e).replace(str(path), "it")))  # the caller names the file once
     recorded = store.record(records)
     new = set(recorded)
     return Imported(recorded, [r.run_id for r in records if r.run_id not in new], skipped)

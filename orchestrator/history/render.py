@@ -26,7 +26,7 @@ def trend_lines(records: Sequence[RunRecord], found: Sequence[Trend]) -> list[st
         passed = sum(r.status == "passed" for r in runs)
         first, last = runs[0].started_at, runs[-1].started_at
         lines.append(
-            f"drill {drill}: {len(runs)} runs ({passed} passed), {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC,"
+            f"drill {drill}: {_runs(len(runs))} ({passed} passed), {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC,"
             f" last {runs[-1].run_id} {runs[-1].verdict}"
         )
         rows = [t for t in found if t.drill == drill]
@@ -41,6 +41,10 @@ def trend_lines(records: Sequence[RunRecord], found: Sequence[Trend]) -> list[st
                 f"  {span:>19}  {spark}"
             )
     return lines
+
+
+def _runs(n: int, kind: str = "") -> str:
+    return f"{n} {kind}{'run' if n == 1 else 'runs'}"
 
 
 def trends_json(query: RunQuery, records: Sequence[RunRecord], found: Sequence[Trend]) -> dict[str, Any]:
@@ -91,7 +95,7 @@ def trends_json(query: RunQuery, records: Sequence[RunRecord], found: Sequence[T
 
 def baseline_name(base: Baseline) -> str:
     """How a compared run's rolling baseline reads in place of a run id."""
-    return f"median of {len(base.runs)} passing runs {base.runs[0]} .. {base.runs[-1]}"
+    return f"median of {_runs(len(base.runs), 'passing ')} ({base.runs[0]} .. {base.runs[-1]})"
 
 
 def baseline_json(base: Baseline, spec: str) -> dict[str, Any]:

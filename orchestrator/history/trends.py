@@ -51,24 +51,33 @@ def record_of(report: Report) -> RunRecord:
         status=report.status,
         verdict=report.verdict.outcome,
         labels=labels_of(report),
-        slas=tuple(
-            SlaFigure(v.name, v.type, v.unit, v.passed, v.measured, v.threshold, v.margin, v.resolution)
-            for v in report.verdicts
-        ),
+        slas=tuple(_sla(v) for v in report.verdicts),
         faults=tuple(
             FaultFigure(
                 w.fault,
                 w.recovery,
-                w.time_to_impact,
-                w.time_to_recover,
-                w.unavailability,
-                w.longest_outage,
-                w.resolution,
+                _ns(w.time_to_impact),
+                _ns(w.time_to_recover),
+                round(w.unavailability, 9),
+                round(w.longest_outage, 9),
+                round(w.resolution, 9),
             )
             for w in report.windows
         ),
         source=str(facts.run_dir),
     )
+
+
+def _sla(v: SlaVerdict) -> SlaFigure:
+    measured = _ns(v.measured)
+    margin = None if measured is None else _ns(v.threshold - measured)
+    return SlaFigure(v.name, v.type, v.unit, v.passed, measured, v.threshold, margin, _ns(v.resolution))
+
+
+def _ns(value: float | None) -> float | None:
+    """To the nanosecond, as report.json keeps figures: a run recorded as it ends and the same run imported
+    from its report.json later hold the same numbers."""
+    return None if value is None else round(value, 9)
 
 
 def _aware(moment: datetime) -> datetime:

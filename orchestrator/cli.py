@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from orchestrator.faults.base import DriverRegistry
     from orchestrator.gameday.lease import LeaseHolder
     from orchestrator.gameday.plan import LoadedGameDay
-    from orchestrator.history.model import RunQuery, RunRecord
+    from orchestrator.history.store import HistoryStore
     from orchestrator.kube.access import KubeAccess
     from orchestrator.kube.leftovers import Leftover
     from orchestrator.kube.plan import FaultPlan
@@ -849,7 +849,7 @@ def _compare_with_history(
     facts = after.facts
     location = location_of(history, runs_dir)
     query = RunQuery(after.drill.name, None, facts.started_at, labels, "passed", facts.run_id, last)
-    records = _history_runs(location, query)
+    records = _read_history(location, lambda store: store.runs(query))
     if not records:
         wanted = "".join(f" {k}={v}" for k, v in labels.items())
         click.echo(
@@ -865,8 +865,8 @@ def _compare_with_history(
     sys.exit(1 if result.regressed else 0)
 
 
-def _history_runs(location: str, query: RunQuery) -> list[RunRecord]:
-    """The runs of an existing history that match; exit 2 when there is no usable history there."""
+def _read_history(location: str, read: Callable[[HistoryStore], L]) -> L:
+    """What `read` finds in an existing history; exit 2 when there is no usable history there."""
     import sqlite3
 
     from orchestrator.history.store import HistoryError, open_store
@@ -874,7 +874,7 @@ def _history_runs(location: str, query: RunQuery) -> list[RunRecord]:
     try:
         store = open_store(location, create=False)
         try:
-            return store.runs(query)
+            return read(store)
         finally:
             store.close()
     except (HistoryError, sqlite3.Error) as e:
@@ -943,19 +943,18 @@ def history_show(
     from orchestrator.history.model import RunQuery
     from orchestrator.history.render import trend_lines, trends_json
     from orchestrator.history.store import location_of
-    from orchestrator.history.trends import parse_since, trends
+    from orchestrator.history.trends import parse_since
 
     try:
         start = None if since is None else parse_since(since, datetime.now(UTC))
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--since") from e
     query = RunQuery(drill=drill, since=start, labels=labels, last=last)
-    records = _history_runs(location_of(history, runs_dir), query)
-    found = trends(records)
+    drills = _read_history(location_of(history, runs_dir), lambda store: store.series(query))
     if output == "json":
-        click.echo(json.dumps(trends_json(query, records, found), indent=1))
+        click.echo(json.dumps(trends_json(query, drills), indent=1))
     else:
-        click.echo("\n".join(trend_lines(records, found)))
+        click.echo("\n".join(trend_lines(drills)))
 
 
 @history.command("import")

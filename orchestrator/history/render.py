@@ -8,37 +8,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.history.model import RunQuery, RunRecord
-from orchestrator.history.trends import Baseline, Trend, sparkline
+from orchestrator.history.model import DrillSeries, RunQuery
+from orchestrator.history.trends import Baseline, sparkline
 from orchestrator.reporting.formats import figure
 
 SPARK_WIDTH = 30
 """Runs a sparkline shows (the newest); the other columns count every run."""
 
 
-def trend_lines(records: Sequence[RunRecord], found: Sequence[Trend]) -> list[str]:
+def trend_lines(drills: Sequence[DrillSeries]) -> list[str]:
     """Per drill: how many runs over which days, then one row per figure."""
-    if not records:
+    if not drills:
         return ["no runs in the history match"]
     lines: list[str] = []
-    for drill in dict.fromkeys(r.drill for r in records):
-        runs = [r for r in records if r.drill == drill]
-        passed = sum(r.status == "passed" for r in runs)
-        first, last = runs[0].started_at, runs[-1].started_at
+    for d in drills:
+        passed = sum(status == "passed" for status in d.statuses)
+        first, last = d.started_at[0], d.started_at[-1]
         lines.append(
-            f"drill {drill}: {_runs(len(runs))} ({passed} passed), {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC,"
-            f" last {runs[-1].run_id} {runs[-1].verdict}"
+            f"drill {d.drill}: {_runs(len(d.run_ids))} ({passed} passed), {first:%Y-%m-%d %H:%M} to"
+            f" {last:%Y-%m-%d %H:%M} UTC, last {d.run_ids[-1]} {d.verdicts[-1]}"
         )
-        rows = [t for t in found if t.drill == drill]
-        names = [t.subject if t.metric == "measured" else f"{t.subject} {t.metric}" for t in rows]
+        names = [f.subject if f.metric == "measured" else f"{f.subject} {f.metric}" for f in d.figures]
         width = max((len(n) for n in names), default=6)
         lines.append(f"  {'figure':<{width}}  {'runs':>5}  {'last':>9}  {'median':>9}  {'min/max':>19}  trend")
-        for name, t in zip(names, rows, strict=True):
-            span = f"{figure(t.low, t.unit)}/{figure(t.high, t.unit)}"
-            spark = sparkline([p.value for p in t.points], SPARK_WIDTH)
+        for name, f in zip(names, d.figures, strict=True):
+            span = f"{figure(f.low, f.unit)}/{figure(f.high, f.unit)}"
             lines.append(
-                f"  {name:<{width}}  {len(t.values):>5}  {figure(t.last, t.unit):>9}  {figure(t.median, t.unit):>9}"
-                f"  {span:>19}  {spark}"
+                f"  {name:<{width}}  {len(f.measured):>5}  {figure(f.last, f.unit):>9}  {figure(f.median, f.unit):>9}"
+                f"  {span:>19}  {sparkline(f.values, SPARK_WIDTH)}"
             )
     return lines
 
@@ -47,41 +44,8 @@ def _runs(n: int, kind: str = "") -> str:
     return f"{n} {kind}{'run' if n == 1 else 'runs'}"
 
 
-def trends_json(query: RunQuery, records: Sequence[RunRecord], found: Sequence[Trend]) -> dict[str, Any]:
+def trends_json(query: RunQuery, drills: Sequence[DrillSeries]) -> dict[str, Any]:
     """`drillctl history --output json`: the query, then per drill its runs and every figure's points."""
-    drills = []
-    for drill in dict.fromkeys(r.drill for r in records):
-        runs = [r for r in records if r.drill == drill]
-        drills.append(
-            {
-                "drill": drill,
-                "runs": [
-                    {
-                        "run": r.run_id,
-                        "started_at": r.started_at.isoformat(),
-                        "status": r.status,
-                        "verdict": r.verdict,
-                        "labels": dict(r.labels),
-                    }
-                    for r in runs
-                ],
-                "figures": [
-                    {
-                        "subject": t.subject,
-                        "metric": t.metric,
-                        "unit": t.unit,
-                        "runs": len(t.values),
-                        "last": t.last,
-                        "median": t.median,
-                        "min": t.low,
-                        "max": t.high,
-                        "points": [[p.run_id, p.value] for p in t.points],
-                    }
-                    for t in found
-                    if t.drill == drill
-                ],
-            }
-        )
     return {
         "query": {
             "drill": query.drill,
@@ -89,7 +53,32 @@ def trends_json(query: RunQuery, records: Sequence[RunRecord], found: Sequence[T
             "labels": dict(query.labels),
             "last": query.last,
         },
-        "drills": drills,
+        "drills": [
+            {
+                "drill": d.drill,
+                "runs": [
+                    {"run": run_id, "started_at": started.isoformat(), "status": status, "verdict": verdict}
+                    for run_id, started, status, verdict in zip(
+                        d.run_ids, d.started_at, d.statuses, d.verdicts, strict=True
+                    )
+                ],
+                "figures": [
+                    {
+                        "subject": f.subject,
+                        "metric": f.metric,
+                        "unit": f.unit,
+                        "runs": len(f.measured),
+                        "last": f.last,
+                        "median": f.median,
+                        "min": f.low,
+                        "max": f.high,
+                        "points": [[run, v] for run, v in zip(d.run_ids, f.values, strict=True) if v is not None],
+                    }
+                    for f in d.figures
+                ],
+            }
+            for d in drills
+        ],
     }
 
 

@@ -1,7 +1,8 @@
 """The history store's interface, and which backend a location names.
 
-Two operations are all the commands need, so a second backend (PostgreSQL, for a team's shared history) is a
-new class with these methods over the same logical schema (`sqlite.py`'s tables), not a change elsewhere.
+Recording runs and querying them (as records, or as columns for trends) is all the commands need, so a second
+backend (PostgreSQL, for a team's shared history) is a new class with these methods over the same logical
+schema (`sqlite.py`'s tables), not a change elsewhere.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator.history.model import RunQuery, RunRecord
+from orchestrator.history.model import DrillSeries, RunQuery, RunRecord
 
 HISTORY_FILE = "history.sqlite"
 """The embedded store's file in a runs folder: `<runs-dir>/history.sqlite`."""
@@ -28,6 +29,11 @@ class HistoryStore(Protocol):
 
     def runs(self, query: RunQuery) -> list[RunRecord]:
         """The runs that match, oldest first."""
+        ...
+
+    def series(self, query: RunQuery) -> list[DrillSeries]:
+        """The same runs as columns per drill, with each figure's values: what trends read, built without a
+        record per run (the same data `runs` returns, grouped as `DrillSeries` says)."""
         ...
 
     def close(self) -> None: ...

@@ -1,4 +1,4 @@
-"""Pure: reports into history records, records into trends and rolling baselines. No I/O.
+"""Pure: reports into history records, series into sparklines, records into rolling baselines. No I/O.
 
 A baseline is a `comparison.Judged` built from the medians of earlier passing runs, so `drillctl compare
 --baseline history:...` judges a run with the very rules `drillctl compare A B` uses. The runs' spread (the
@@ -14,18 +14,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, cast
 
 from orchestrator.history.model import FaultFigure, RunRecord, SlaFigure
 from orchestrator.model.verdict import DrillVerdict, ProbeStats, Recovery, RecoveryWindow, SlaVerdict
 
 if TYPE_CHECKING:
     from orchestrator.reporting.report import Report  # not at run time: `drillctl history` starts without it
-
-Unit = Literal["s", "ratio"]
-
-FAULT_METRICS: tuple[str, ...] = ("time_to_recover", "unavailability")
-"""The fault figures a trend shows (a baseline compares every figure `compare` compares)."""
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -117,76 +112,7 @@ def parse_since(text: str, now: datetime) -> datetime:
         ) from None
 
 
-# --- trends -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Point:
-    run_id: str
-    started_at: datetime
-    value: float | None
-    """None: not measured in that run (a fault that never recovered, an SLA not judged)."""
-
-
-@dataclass(frozen=True)
-class Trend:
-    """One figure of one drill over its runs, oldest first."""
-
-    drill: str
-    subject: str
-    """`sla <name>` or `fault <name>`, as `drillctl compare` names them."""
-    metric: str
-    unit: Unit
-    points: tuple[Point, ...]
-
-    @property
-    def values(self) -> list[float]:
-        return [p.value for p in self.points if p.value is not None]
-
-    @property
-    def last(self) -> float | None:
-        return self.points[-1].value if self.points else None
-
-    @property
-    def median(self) -> float | None:
-        values = self.values
-        return statistics.median(values) if values else None
-
-    @property
-    def low(self) -> float | None:
-        return min(self.values, default=None)
-
-    @property
-    def high(self) -> float | None:
-        return max(self.values, default=None)
-
-
-def trends(records: Sequence[RunRecord]) -> list[Trend]:
-    """Every figure of every drill in `records` (oldest first): each SLA's measured value, and each fault's
-    time to recover and unavailability; drills and figures in the order they first appear."""
-    series: dict[tuple[str, str, str], tuple[Unit, list[Point]]] = {}
-    for run in records:
-        for sla in run.slas:
-            _add(series, run, f"sla {sla.name}", "measured", sla.unit, sla.measured)
-        for fault in run.faults:
-            for metric in FAULT_METRICS:
-                _add(series, run, f"fault {fault.fault}", metric, "s", getattr(fault, metric))
-    return [
-        Trend(drill, subject, metric, unit, tuple(points))
-        for (drill, subject, metric), (unit, points) in series.items()
-    ]
-
-
-def _add(
-    series: dict[tuple[str, str, str], tuple[Unit, list[Point]]],
-    run: RunRecord,
-    subject: str,
-    metric: str,
-    unit: Unit,
-    value: float | None,
-) -> None:
-    series.setdefault((run.drill, subject, metric), (unit, []))[1].append(Point(run.run_id, run.started_at, value))
-
+# --- trends ------------------------------------------------------------------------------------------
 
 SPARKS = "▁▂▃▄▅▆▇█"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from orchestrator.history.model import FaultFigure, RunRecord, SlaFigure
+from orchestrator.history.model import TREND_FAULT_METRICS, DrillSeries, FaultFigure, RunRecord, Series, SlaFigure
 from orchestrator.model.timeline import FaultMark, PhaseMark, Timeline
 from orchestrator.model.verdict import RecoveryWindow, SlaVerdict
 from orchestrator.reporting.json_report import write_json
@@ -112,3 +112,43 @@ def write_run(runs_dir: Path, rec: RunRecord) -> Path:
     run_dir.mkdir(parents=True)
     write_json(report_of(rec, run_dir), run_dir / "report.json")
     return run_dir
+
+
+def series_of(records: list[RunRecord]) -> list[DrillSeries]:
+    """The plain reading of `HistoryStore.series`, from records (oldest first): what the store's queries must
+    agree with."""
+    out = []
+    for drill in dict.fromkeys(r.drill for r in records):
+        runs = [r for r in records if r.drill == drill]
+        slas = dict.fromkeys((s.name, s.unit) for r in runs for s in r.slas)
+        faults = dict.fromkeys(f.fault for r in runs for f in r.faults)
+        figures = [
+            Series(
+                f"sla {name}",
+                "measured",
+                "ratio" if unit == "ratio" else "s",
+                tuple(next((s.measured for s in r.slas if s.name == name), None) for r in runs),
+            )
+            for name, unit in slas
+        ]
+        figures += [
+            Series(
+                f"fault {fault}",
+                metric,
+                "s",
+                tuple(next((getattr(f, metric) for f in r.faults if f.fault == fault), None) for r in runs),
+            )
+            for fault in faults
+            for metric in TREND_FAULT_METRICS
+        ]
+        out.append(
+            DrillSeries(
+                drill=drill,
+                run_ids=tuple(r.run_id for r in runs),
+                started_at=tuple(r.started_at for r in runs),
+                statuses=tuple(r.status for r in runs),
+                verdicts=tuple(r.verdict for r in runs),
+                figures=tuple(figures),
+            )
+        )
+    return out

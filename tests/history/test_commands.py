@@ -78,19 +78,22 @@ def test_a_real_run_records_itself_with_its_labels_and_history_shows_it(tmp_path
 
     document = json.loads(run("history", "history-drill", "--runs-dir", str(runs), "-o", "json").stdout)
     (entry,) = document["drills"]
-    assert entry["runs"][0]["run"] == run_dir.name and entry["runs"][0]["labels"] == {"release": "1.4", "git": "abc1"}
+    assert [r["run"] for r in entry["runs"]] == [run_dir.name]
     figures = {(f["subject"], f["metric"]): f for f in entry["figures"]}
     assert figures[("sla recovers", "measured")]["last"] == pytest.approx(measured)
     window = report["recovery_windows"][0]
     assert figures[("fault hiccup", "time_to_recover")]["median"] == pytest.approx(window["time_to_recover"])
     assert figures[("fault hiccup", "unavailability")]["points"] == [[run_dir.name, window["unavailability"]]]
 
+    assert run_dir.name in run("history", "--runs-dir", str(runs), "--label", "release=1.4").stdout
     other = run("history", "--runs-dir", str(runs), "--label", "release=1.5")
     assert other.returncode == 0 and other.stdout.strip() == "no runs in the history match"
     again = tmp_path / "imported.sqlite"
     assert run("history", "import", str(runs), "--history", str(again)).returncode == 0
     live, imported = SqliteStore(runs / "history.sqlite"), SqliteStore(again)
-    assert imported.runs(RunQuery()) == live.runs(RunQuery())  # the run as it ended = the run from its report.json
+    (recorded,) = live.runs(RunQuery())
+    assert recorded.labels == {"release": "1.4", "git": "abc1"} and recorded.verdict == "PASS"
+    assert imported.runs(RunQuery()) == [recorded]  # the run as it ended = the run from its report.json
 
     recent = json.loads(run("history", "--runs-dir", str(runs), "--since", "1h", "-o", "json").stdout)
     assert [r["run"] for d in recent["drills"] for r in d["runs"]] == [run_dir.name]

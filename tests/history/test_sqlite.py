@@ -18,7 +18,7 @@ import pytest
 from orchestrator.history.model import SCHEMA_VERSION, RunQuery
 from orchestrator.history.sqlite import SqliteStore
 from orchestrator.history.store import HistoryError, open_store
-from tests.history.support import T0, record
+from tests.history.support import T0, record, series_of
 from tests.support import ROOT
 
 
@@ -53,6 +53,36 @@ def test_queries_filter_by_drill_time_labels_status_and_count(tmp_path: Path) ->
     assert ids(drill="orders", status="failed") == [0, 3, 6, 9]
     assert ids(drill="orders", status="passed", exclude="orders-00011", last=3) == [7, 8, 10]
     assert ids(drill="orders", labels={"cluster": "prod"}, last=2) == [8, 10]
+
+
+def test_series_are_the_runs_figures_as_columns(tmp_path: Path) -> None:
+    """The store's aggregation in SQL agrees with the plain reading of its records, whatever the query."""
+    store = SqliteStore(tmp_path / "h.sqlite")
+    runs = [record(i, None if i % 5 == 4 else 0.5 + i / 100, labels={"cluster": "ab"[i % 2]}) for i in range(15)]
+    runs += [record(i, 0.3, drill="payments") for i in range(3, 6)]
+    runs += [replace(record(20, 0.6), slas=(), run_id="orders-no-slas")]
+    runs += [replace(record(21, 0.6), faults=(), run_id="orders-no-faults", labels={"cluster": "a", "git": "f00"})]
+    store.record(runs)
+    queries = [
+        RunQuery(),
+        RunQuery(drill="orders"),
+        RunQuery(labels={"cluster": "a"}),
+        RunQuery(drill="orders", last=4),
+        RunQuery(since=T0 + timedelta(hours=4), before=T0 + timedelta(hours=12)),
+        RunQuery(drill="nothing"),
+    ]
+    for query in queries:
+        assert store.series(query) == series_of(store.runs(query)), query
+    (orders, payments) = store.series(RunQuery())
+    assert [(f.subject, f.metric) for f in orders.figures] == [
+        ("sla recovers", "measured"),
+        ("fault cut", "time_to_recover"),
+        ("fault cut", "unavailability"),
+    ]
+    assert len(orders.run_ids) == 17 and payments.run_ids[0] == "payments-00003"
+    assert orders.run_ids[-2:] == ("orders-no-slas", "orders-no-faults")
+    assert orders.figures[0].values[-2:] == (None, 0.6) and orders.figures[1].values[-2:] == (0.6, None)
+    assert orders.figures[1].values[4] is None  # never recovered
 
 
 def test_files_that_are_no_history_are_refused_and_left_as_they_were(tmp_path: Path) -> None:
@@ -123,5 +153,5 @@ def test_a_writer_killed_mid_transaction_leaves_the_store_intact(tmp_path: Path)
     assert after._db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     ids = {r.run_id for r in after.runs(RunQuery())}
     assert ids == {"orders-00001", "killed-0", "killed-1"}  # killed-2 was never committed: none of its rows
-    assert after._db.execute("SELECT count(*) FROM slas WHERE run_id = 'killed-2'").fetchone() == (0,)
+    assert after._db.execute("SELECT count(*) FROM slas").fetchone() == (3,)  # one per committed run: none of killed-2
     assert after.record([replace(record(9, 0.5), run_id="later")]) == ["later"]

@@ -1,4 +1,5 @@
-"""The pure part of the history: reports into records, records into trends and rolling baselines."""
+"""The pure part of the history: reports into records, series into figures and sparklines, records into
+rolling baselines."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.comparison import compare
+from orchestrator.history.model import Series
 from orchestrator.history.trends import (
     baseline,
     parse_baseline,
@@ -16,7 +18,6 @@ from orchestrator.history.trends import (
     parse_since,
     record_of,
     sparkline,
-    trends,
 )
 from tests.history.support import T0, record, report_of
 
@@ -34,23 +35,12 @@ def test_a_report_without_labels_or_an_offset_reads_as_utc_and_unlabelled() -> N
     assert back.labels == {} and back.started_at == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def test_trends_hold_every_figure_per_drill_in_run_order() -> None:
-    runs = [record(1, 0.5), record(2, 0.7, drill="payments"), record(3, None), record(4, 0.9)]
-    found = trends(runs)
-    rows = [(t.drill, t.subject, t.metric) for t in found]
-    assert rows == [
-        ("orders", "sla recovers", "measured"),
-        ("orders", "fault cut", "time_to_recover"),
-        ("orders", "fault cut", "unavailability"),
-        ("payments", "sla recovers", "measured"),
-        ("payments", "fault cut", "time_to_recover"),
-        ("payments", "fault cut", "unavailability"),
-    ]
-    recover = found[1]
-    assert [p.run_id for p in recover.points] == ["orders-00001", "orders-00003", "orders-00004"]
-    assert recover.values == [0.5, 0.9]  # run 3 never recovered: a gap, not a zero
-    assert (recover.last, recover.median, recover.low, recover.high) == (0.9, pytest.approx(0.7), 0.5, 0.9)
-    assert found[2].values == pytest.approx([0.7, 3.2, 1.1])
+def test_a_series_reads_last_median_and_range_over_the_runs_that_measured_it() -> None:
+    series = Series("fault cut", "time_to_recover", "s", (0.5, None, 0.9, 0.7))
+    assert series.measured == [0.5, 0.9, 0.7]  # the second run never recovered: a gap, not a zero
+    assert (series.last, series.median, series.low, series.high) == (0.7, 0.7, 0.5, 0.9)
+    gone = Series("fault cut", "time_to_recover", "s", (None,))
+    assert (gone.last, gone.median, gone.low, gone.high) == (None, None, None, None)
 
 
 def test_sparkline_scales_lowest_to_highest_and_leaves_gaps() -> None:

@@ -39,8 +39,8 @@ def _hang_inside(store: SqliteStore, run: RunRecord) -> None:
     """The store's own insert, then a stop before the commit that `record` would make next."""
     original = store._insert_figures
 
-    def insert_then_hang(db: sqlite3.Connection, rec: RunRecord) -> None:
-        original(db, rec)
+    def insert_then_hang(db: sqlite3.Connection, key: int, rec: RunRecord) -> None:
+        original(db, key, rec)
         print("inside", flush=True)
         time.sleep(3600)
 

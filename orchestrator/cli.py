@@ -848,7 +848,9 @@ def _compare_with_history(
         sys.exit(EXIT_INVALID)
     facts = after.facts
     location = location_of(history, runs_dir)
-    query = RunQuery(after.drill.name, None, facts.started_at, labels, "passed", facts.run_id, last)
+    query = RunQuery(
+        drill=after.drill.name, before=facts.started_at, labels=labels, status="passed", exclude=facts.run_id, last=last
+    )
     records = _read_history(location, lambda store: store.runs(query))
     if not records:
         wanted = "".join(f" {k}={v}" for k, v in labels.items())
@@ -859,7 +861,8 @@ def _compare_with_history(
     base = baseline(records)
     result = compare_runs(base, after, limits)
     if output == "json":
-        click.echo(json.dumps(change_json(result, after.drill.name, baseline_json(base, spec), facts.run_id, limits)))
+        document = change_json(result, after.drill.name, baseline_json(base, spec), facts.run_id, limits)
+        click.echo(json.dumps(document, indent=1))
     else:
         click.echo("\n".join(change_lines(result, after.drill.name, baseline_name(base), facts.run_id)))
     sys.exit(1 if result.regressed else 0)

@@ -101,13 +101,18 @@ def test_a_real_run_records_itself_with_its_labels_and_history_shows_it(tmp_path
     assert future["drills"] == []
 
 
-def test_a_history_that_cannot_be_written_is_said_and_the_run_keeps_its_exit_code(tmp_path: Path) -> None:
-    document = drill(
-        "tiny",
+def _tiny(name: str) -> dict[str, object]:
+    """A drill with nothing to start and nothing to inject: a command probe and one SLA."""
+    return drill(
+        name,
         steady_state={"interval": "100ms", "probes": [{"type": "command", "name": "noop", "argv": ["true"]}]},
         phases={"baseline": "300ms", "recovery": "300ms"},
         slas=[{"name": "quiet", "type": "error_rate", "phase": "baseline", "max": 0.5}],
     )
+
+
+def test_a_history_that_cannot_be_written_is_said_and_the_run_keeps_its_exit_code(tmp_path: Path) -> None:
+    document = _tiny("tiny")
     broken = tmp_path / "history.sqlite"
     broken.write_text("this is not an SQLite file\n" * 50)
     runs = tmp_path / "runs"
@@ -117,6 +122,32 @@ def test_a_history_that_cannot_be_written_is_said_and_the_run_keeps_its_exit_cod
     (run_dir,) = run_dirs(runs)
     assert '"event": "history_not_recorded"' in (run_dir / "drill.log.jsonl").read_text()
     assert broken.read_text().startswith("this is not an SQLite file")
+
+
+def test_every_drill_of_a_game_day_records_itself_with_the_game_days_labels(tmp_path: Path) -> None:
+    write(tmp_path, _tiny("first"), "a.yaml")
+    write(tmp_path, _tiny("second"), "b.yaml")
+    plan = {
+        "apiVersion": "drillctl.dev/v1",
+        "kind": "GameDay",
+        "metadata": {"name": "g"},
+        "spec": {"drills": ["*.yaml"]},
+    }
+    runs = tmp_path / "runs"
+    result = run(
+        "gameday",
+        "run",
+        str(write(tmp_path, plan, "gameday.yml")),
+        "--runs-dir",
+        str(runs),
+        "--quiet",
+        "--label",
+        "release=2.0",
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    recorded = SqliteStore(runs / "history.sqlite").runs(RunQuery(labels={"release": "2.0"}))
+    assert [(r.drill, r.verdict) for r in recorded] == [("first", "PASS"), ("second", "PASS")]
 
 
 def test_import_indexes_runs_once_and_skips_what_is_not_a_drillctl_report(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ bench: setup ## Benchmarks (figures printed, nothing asserted)
 	@$(PY) bench/vs_chaostoolkit.py
 	@$(PY) bench/long_gameday.py
 	@$(PY) bench/watchdog_revert.py
+	@$(PY) bench/history.py
 
 k8s-up: ## A real Kubernetes control plane on loopback (etcd, apiserver, controllers, KWOK)
 	@bash scripts/k8s/up.sh

@@ -23,10 +23,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 L = TypeVar("L")
 
 if TYPE_CHECKING:
+    from orchestrator.comparison import Tolerance
     from orchestrator.console import LiveView
     from orchestrator.faults.base import DriverRegistry
     from orchestrator.gameday.lease import LeaseHolder
     from orchestrator.gameday.plan import LoadedGameDay
+    from orchestrator.history.store import HistoryStore
     from orchestrator.kube.access import KubeAccess
     from orchestrator.kube.leftovers import Leftover
     from orchestrator.kube.plan import FaultPlan
@@ -93,6 +95,28 @@ def _push_target(pushgateway: str | None, push_every: str) -> PushTarget | None:
     if every <= 0:
         raise click.UsageError("--push-every must be longer than 0s")
     return PushTarget(pushgateway, every)
+
+
+def label_option(help_text: str) -> Callable[[F], F]:
+    """`--label key=value`, repeatable, parsed into a dict."""
+
+    def parse(_: click.Context, __: click.Parameter, items: tuple[str, ...]) -> dict[str, str]:
+        from orchestrator.history.trends import parse_labels
+
+        try:
+            return parse_labels(items)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from e
+
+    return click.option("--label", "labels", metavar="KEY=VALUE", multiple=True, callback=parse, help=help_text)
+
+
+HISTORY = click.option(
+    "--history",
+    metavar="PATH",
+    envvar="DRILLCTL_HISTORY",
+    help="the history store (default: <runs-dir>/history.sqlite; also $DRILLCTL_HISTORY)",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -356,6 +380,8 @@ def _kube_plans(registry: DriverRegistry, faults: Sequence[FaultSpec]) -> list[F
     help="keep serving metrics this long after the run, so a last scrape sees the SLA verdicts",
 )
 @push_options
+@label_option("recorded with the run in the history, e.g. --label release=1.4 --label cluster=staging (repeatable)")
+@HISTORY
 @OUTPUT
 def run(
     file: Path,
@@ -371,6 +397,8 @@ def run(
     metrics_linger: str,
     pushgateway: str | None,
     push_every: str,
+    labels: dict[str, str],
+    history: str | None,
     output: str,
 ) -> None:
     """Run a drill end to end and write its report.
@@ -381,6 +409,10 @@ def run(
     Ctrl-C or SIGTERM at any point reverts every injected fault before exiting (code 4).
     The run directory holds report.json, report.md, report.junit.xml, journal.jsonl
     (undo records, written before each injection), drill.log.jsonl and process logs.
+    The run is then recorded, with its --label pairs, in the history (see `drillctl history`).
+
+    \b
+      drillctl run drills/examples/quickstart.yaml --label release=1.4 --label git=$(git rev-parse --short HEAD)
     """
     from orchestrator.console import LiveView
     from orchestrator.kube.access import KubeAccess
@@ -408,7 +440,7 @@ def run(
         except OSError as e:
             raise click.UsageError(f"--metrics-port {metrics_port}: {e.strerror or e}") from e
     kube = kube_access(drill, KubeAccess(kubeconfig, context, namespace), confirmed=yes)
-    report = run_drill(drill, runs_dir, toxiproxy_url, view, kube, metrics, push)
+    report = run_drill(drill, runs_dir, toxiproxy_url, view, kube, metrics, push, labels, history)
     if output == "json":
         from orchestrator.reporting.json_report import to_json
 
@@ -585,15 +617,32 @@ def report(run_dir: Path, fmt: str, write_to: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("baseline_run", type=click.Path(path_type=Path))
-@click.argument("new_run", type=click.Path(path_type=Path))
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path), metavar="[BASELINE_RUN] NEW_RUN")
 @click.option("--tolerance", default="20%", show_default=True, help="how much worse a figure may get, relative")
 @click.option("--floor", default="100ms", show_default=True, help="smallest regression of a window or outage")
 @click.option("--latency-floor", default="10ms", show_default=True, help="smallest regression of a latency")
 @click.option("--rate-floor", default="1%", show_default=True, help="smallest regression of an error rate")
+@click.option(
+    "--baseline",
+    "baseline_spec",
+    metavar="history:last=N",
+    help="compare NEW_RUN with the medians of the last N passing runs of its drill in the history, not with a run",
+)
+@label_option("with --baseline: only runs with this label (repeatable)")
+@HISTORY
+@runs_dir_option("with --baseline: whose history.sqlite to read")
 @OUTPUT
 def compare(
-    baseline_run: Path, new_run: Path, tolerance: str, floor: str, latency_floor: str, rate_floor: str, output: str
+    runs: tuple[Path, ...],
+    tolerance: str,
+    floor: str,
+    latency_floor: str,
+    rate_floor: str,
+    baseline_spec: str | None,
+    labels: dict[str, str],
+    history: str | None,
+    runs_dir: Path,
+    output: str,
 ) -> None:
     """Compare two runs of one drill: per SLA, fault and probe, what changed and whether it regressed.
 
@@ -601,6 +650,15 @@ def compare(
     baseline), its floor, and the resolution of the measurement. An SLA that passed and now fails,
     or a fault that no longer recovers, always regresses. Exit 1 on a regression, 0 otherwise,
     2 when a report cannot be read or the runs are of different drills.
+
+    \b
+    With --baseline history:last=N the baseline is the median of each SLA and fault figure over
+    the last N passing runs of the drill (started before NEW_RUN, with every --label given), and
+    the runs' spread (worst minus median) counts as its resolution: a run within the spread passes.
+    Probe statistics are not in the history, so only SLAs and faults are compared then.
+      drillctl compare runs/<before> runs/<after>
+      drillctl compare --baseline history:last=10 runs/<after>
+      drillctl compare --baseline history:last=10 --label cluster=staging runs/<after> -o json
     """
     from orchestrator.comparison import Tolerance
     from orchestrator.comparison import compare as compare_runs
@@ -615,6 +673,13 @@ def compare(
         limits = Tolerance(share(tolerance), parse_duration(floor), parse_duration(latency_floor), share(rate_floor))
     except ValueError as e:
         raise click.UsageError(f"bad tolerance: {e}") from e
+    if baseline_spec is not None:
+        if len(runs) != 1:
+            raise click.UsageError("with --baseline, give one run: drillctl compare --baseline history:last=10 RUN")
+        _compare_with_history(runs[0], baseline_spec, labels, history, runs_dir, limits, output)
+    if len(runs) != 2:
+        raise click.UsageError("give two runs (BASELINE_RUN NEW_RUN), or one with --baseline history:last=N")
+    baseline_run, new_run = runs
     try:
         before, after = read_report(baseline_run), read_report(new_run)
     except ReportFormatError as e:
@@ -675,6 +740,8 @@ def gameday_plan(file: Path, output: str) -> None:
 @click.option("--yes", is_flag=True, help="confirm drills in a protected Kubernetes context (e.g. one matching *prod*)")
 @click.option("--quiet", "-q", is_flag=True, help="no live view on stderr")
 @push_options
+@label_option("recorded with every drill's run in the history (repeatable)")
+@HISTORY
 @OUTPUT
 def gameday_run(
     file: Path,
@@ -690,6 +757,8 @@ def gameday_run(
     quiet: bool,
     pushgateway: str | None,
     push_every: str,
+    labels: dict[str, str],
+    history: str | None,
     output: str,
 ) -> None:
     """Run every drill of a game day and write the game-day report.
@@ -719,7 +788,9 @@ def gameday_run(
     holder = _gameday_lease(loaded, kube, lease_namespace, wait_for) if loaded.lease_enabled else None
     try:
         push = _push_target(pushgateway, push_every)
-        options = GameDayOptions(runs_dir, toxiproxy_url, kube, confirmed=yes, forced=force, push=push)
+        options = GameDayOptions(
+            runs_dir, toxiproxy_url, kube, confirmed=yes, forced=force, push=push, labels=labels, history=history
+        )
         result = run_gameday(loaded, options, view, holder)
     finally:
         if holder is not None:
@@ -745,3 +816,189 @@ def _gameday_lease(loaded: LoadedGameDay, kube: KubeAccess, namespace: str | Non
     except (PreflightError, BackendError) as e:
         click.echo(f"error: game day {loaded.spec.name}: {e}", err=True)
         sys.exit(EXIT_PREFLIGHT)
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+def _compare_with_history(
+    run_dir: Path,
+    spec: str,
+    labels: dict[str, str],
+    history: str | None,
+    runs_dir: Path,
+    limits: Tolerance,
+    output: str,
+) -> None:
+    """`compare --baseline history:last=N RUN`: the rolling baseline, judged by `comparison.compare`; exits."""
+    from orchestrator.comparison import compare as compare_runs
+    from orchestrator.history.model import RunQuery
+    from orchestrator.history.render import baseline_json, baseline_name
+    from orchestrator.history.store import location_of
+    from orchestrator.history.trends import baseline, parse_baseline
+    from orchestrator.reporting.json_report import ReportFormatError, read_report
+    from orchestrator.reporting.terminal import change_json, change_lines
+
+    try:
+        last = parse_baseline(spec)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--baseline") from e
+    try:
+        after = read_report(run_dir)
+    except ReportFormatError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    facts = after.facts
+    location = location_of(history, runs_dir)
+    query = RunQuery(
+        drill=after.drill.name, before=facts.started_at, labels=labels, status="passed", exclude=facts.run_id, last=last
+    )
+    records = _read_history(location, lambda store: store.runs(query))
+    if not records:
+        wanted = "".join(f" {k}={v}" for k, v in labels.items())
+        click.echo(
+            f"error: no passing run of drill {after.drill.name}{wanted} before {facts.run_id} in {location}", err=True
+        )
+        sys.exit(EXIT_INVALID)
+    base = baseline(records)
+    result = compare_runs(base, after, limits)
+    if output == "json":
+        document = change_json(result, after.drill.name, baseline_json(base, spec), facts.run_id, limits)
+        click.echo(json.dumps(document, indent=1))
+    else:
+        click.echo("\n".join(change_lines(result, after.drill.name, baseline_name(base), facts.run_id)))
+    sys.exit(1 if result.regressed else 0)
+
+
+def _read_history(location: str, read: Callable[[HistoryStore], L]) -> L:
+    """What `read` finds in an existing history; exit 2 when there is no usable history there."""
+    import sqlite3
+
+    from orchestrator.history.store import HistoryError, open_store
+
+    try:
+        store = open_store(location, create=False)
+        try:
+            return read(store)
+        finally:
+            store.close()
+    except (HistoryError, sqlite3.Error) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+class _HistoryGroup(click.Group):
+    """`drillctl history [DRILL]` is `drillctl history show [DRILL]`: a first word that names no subcommand
+    (a drill, an option) belongs to `show`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_HistoryGroup)
+def history() -> None:
+    """Every finished run is recorded in a history: is recovery getting slower?
+
+    \b
+    A run records its verdict, each SLA's measured value, threshold, margin and resolution, and
+    each fault's time to impact, time to recover and unavailability, with its --label pairs, in
+    <runs-dir>/history.sqlite (SQLite, WAL: runs that finish together both land).
+      drillctl run drills/x.yaml --label release=1.4     records itself
+      drillctl history import runs/                      index runs made before (idempotent)
+      drillctl history                                   every drill, one row per figure
+      drillctl history quickstart --since 30d --label cluster=staging
+      drillctl history quickstart -o json
+      drillctl compare --baseline history:last=10 runs/<run>   against the last 10 passing runs
+    """
+
+
+@history.command("show")
+@click.argument("drill", required=False)
+@click.option(
+    "--since", metavar="DATE|AGE", help="only runs started since then: 2026-11-30, 2026-11-30T12:00Z, 7d, 12h"
+)
+@label_option("only runs with this label (repeatable)")
+@click.option("--last", type=click.IntRange(min=1), help="only the newest N runs that match")
+@HISTORY
+@runs_dir_option("whose history.sqlite to read")
+@OUTPUT
+def history_show(
+    drill: str | None,
+    since: str | None,
+    labels: dict[str, str],
+    last: int | None,
+    history: str | None,
+    runs_dir: Path,
+    output: str,
+) -> None:
+    """Each figure of a drill (or of every drill) over its runs, oldest to newest.
+
+    \b
+    One row per figure: each SLA's measured value, each fault's time to recover and
+    unavailability; columns: runs measured, last, median, min/max, and a sparkline of the
+    last 30 runs (lowest ▁ to highest █, a gap where a run did not measure it).
+      drillctl history quickstart --since 7d
+      drillctl history --label release=1.4 -o json
+    Exit 2 when there is no usable history.
+    """
+    from datetime import UTC, datetime
+
+    from orchestrator.history.model import RunQuery
+    from orchestrator.history.render import trend_lines, trends_json
+    from orchestrator.history.store import location_of
+    from orchestrator.history.trends import parse_since
+
+    try:
+        start = None if since is None else parse_since(since, datetime.now(UTC))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--since") from e
+    query = RunQuery(drill=drill, since=start, labels=labels, last=last)
+    drills = _read_history(location_of(history, runs_dir), lambda store: store.series(query))
+    if output == "json":
+        click.echo(json.dumps(trends_json(query, drills), indent=1))
+    else:
+        click.echo("\n".join(trend_lines(drills)))
+
+
+@history.command("import")
+@click.argument("folder", metavar="RUNS_DIR", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@HISTORY
+@OUTPUT
+def history_import(folder: Path, history: str | None, output: str) -> None:
+    """Record the runs under RUNS_DIR (every report.json below it) in the history, in one transaction.
+
+    \b
+    Runs the history holds already are left alone, so importing twice records nothing new. A
+    report.json that cannot be read or is not a drillctl report is skipped with one line on
+    stderr naming the file and why, and the import goes on. The history is RUNS_DIR/history.sqlite
+    unless --history says otherwise. Exit 0 (skipped files included), 2 when the history is unusable.
+      drillctl history import runs/
+    """
+    import sqlite3
+
+    from orchestrator.history.recording import import_runs
+    from orchestrator.history.store import HistoryError, location_of, open_store
+
+    location = location_of(history, folder)
+    try:
+        store = open_store(location)
+        try:
+            result = import_runs(folder, store)
+        finally:
+            store.close()
+    except (HistoryError, sqlite3.Error) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    for path, why in result.skipped:
+        click.echo(f"skipped {path}: {why}", err=True)
+    if output == "json":
+        skipped = [{"file": str(path), "reason": why} for path, why in result.skipped]
+        document = {"history": location, "recorded": result.recorded, "known": result.known, "skipped": skipped}
+        click.echo(json.dumps(document, indent=1))
+    else:
+        click.echo(
+            f"{location}: recorded {len(result.recorded)} runs, {len(result.known)} already there, "
+            f"skipped {len(result.skipped)} files"
+        )

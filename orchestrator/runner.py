@@ -10,6 +10,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ from orchestrator.engine import Engine, RunResult
 from orchestrator.errors import PreflightError
 from orchestrator.exit_codes import EXIT_PREFLIGHT
 from orchestrator.faults.registry import build_registry
+from orchestrator.history.recording import record_finished
+from orchestrator.history.store import location_of
 from orchestrator.kube.access import KubeAccess
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import log_to
@@ -92,9 +95,12 @@ def run_drill(
     kube: KubeAccess | None = None,
     metrics: DrillMetrics | None = None,
     push: PushTarget | None = None,
+    labels: Mapping[str, str] | None = None,
+    history: str | None = None,
 ) -> Report:
     """`metrics` (fed by the view) get the verdicts once judged; with `push`, they also go to a Pushgateway
-    during the run and once more at its end."""
+    during the run and once more at its end. Once its reports are written, the run is recorded with its
+    `labels` in the history (`history`, default `<runs_dir>/history.sqlite`)."""
     left = unsettled(runs_dir)
     if left:
         where = ", ".join(str(p.parent) for p in left)
@@ -158,11 +164,12 @@ def run_drill(
             process_restarts=dict(result.process_restarts),
             stopped_by=result.stopped_by,
         )
-        report = build_report(drill, facts, result.timeline)
+        report = build_report(drill, facts, result.timeline, labels)
         write_json(report, run_dir / "report.json")
         write_markdown(report, run_dir / "report.md")
         write_html(report, run_dir / "report.html")
         write_junit(report, run_dir / "report.junit.xml")
+        record_finished(report, location_of(history, runs_dir))  # a failure is logged and said, never fatal
         if metrics is not None:
             metrics.judged(report.verdicts, report.verdict)
         if pusher is not None:

@@ -102,9 +102,14 @@ def _env() -> dict[str, str]:
     return {**os.environ, "NO_COLOR": "1"}
 
 
+def run_dirs(runs_dir: Path) -> list[Path]:
+    """The run directories in a runs folder, without the history store beside them (history.sqlite)."""
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir())
+
+
 def report_of(runs_dir: Path) -> dict[str, Any]:
     """The report.json of the only run in `runs_dir`."""
-    (run_dir,) = list(runs_dir.iterdir())
+    (run_dir,) = run_dirs(runs_dir)
     document: dict[str, Any] = json.loads((run_dir / "report.json").read_text())
     return document
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import ROOT, report_of, run
+from tests.support import ROOT, report_of, run, run_dirs
 
 EXAMPLES = sorted((ROOT / "drills" / "examples").glob("*.yaml"))
 
@@ -93,7 +93,7 @@ def test_quickstart_runs_green_end_to_end(tmp_path: Path, toxiproxy_binary: Path
         "orders-baseline-latency",
         "orders-latency-under-slow-inventory",
     }
-    markdown = next(tmp_path.iterdir()) / "report.md"
+    markdown = run_dirs(tmp_path)[0] / "report.md"
     text = markdown.read_text()
     assert "[Inventory outage](" in text and "#inventory-outage)" in text
     assert "report:" in result.stdout

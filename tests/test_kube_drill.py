@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator.kube.marks import TAINT_KEY
 from tests.kube.support import Pool, kube_api, pool, wait_for
-from tests.support import ROOT, report_of, run
+from tests.support import ROOT, report_of, run, run_dirs
 
 __all__ = ["kube_api", "pool"]
 
@@ -63,7 +63,7 @@ def test_node_crash_recovery_window_agrees_with_the_pod_ready_delay(pool: Pool, 
     assert READY_DELAY - INTERVAL <= measured <= READY_DELAY + INTERVAL + REACTION, measured
     assert window["time_to_impact"] is not None and window["time_to_impact"] < REACTION
 
-    journal = [json.loads(line) for line in (next(tmp_path.iterdir()) / "journal.jsonl").read_text().splitlines()]
+    journal = [json.loads(line) for line in (run_dirs(tmp_path)[0] / "journal.jsonl").read_text().splitlines()]
     prepared = next(e for e in journal if e["event"] == "prepared")
     assert prepared["state"]["chosen"] == [victim] and prepared["state"]["seed"] == 5
 

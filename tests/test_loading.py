@@ -512,7 +512,7 @@ def test_run_with_unreachable_toxiproxy_fails_preflight_and_injects_nothing(fold
     )
 
     assert result.returncode == 3, result.stdout + result.stderr
-    [run_dir] = list(runs.iterdir())
+    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]  # not the history.sqlite beside it
     report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
     assert report["run"]["status"] == "preflight_failed"
     assert report["run"]["exit_code"] == 3

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orchestrator.logs import REDACTED, redact
 from tests.fixtures.toxiproxy import free_port
-from tests.support import DRILLCTL, drill, upstream_process, write
+from tests.support import DRILLCTL, drill, run_dirs, upstream_process, write
 
 
 def test_redact_keeps_the_shape_and_hides_the_secrets() -> None:
@@ -60,7 +60,7 @@ def test_a_real_run_writes_no_secret_anywhere(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 4, result.stderr
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = run_dirs(runs)
     written = [p for p in run_dir.rglob("*") if p.is_file() and p.name != "svc.log"]  # svc.log: the target's own
     assert {p.name for p in written} >= {"drill.log.jsonl", "report.json", "report.md", "report.html", "journal.jsonl"}
     for path in written:

@@ -18,7 +18,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.toxiproxy import free_port
-from tests.support import DRILLCTL, ROOT, proxied_upstream_drill, report_of, samples, wait_while_running, write
+from tests.support import (
+    DRILLCTL,
+    ROOT,
+    proxied_upstream_drill,
+    report_of,
+    run_dirs,
+    samples,
+    wait_while_running,
+    write,
+)
 
 PUSHGATEWAY = ROOT / ".tools" / "bin" / "pushgateway"
 READY_TIMEOUT_S = 30.0
@@ -123,7 +132,7 @@ def test_a_run_pushes_while_it_runs_and_its_verdict_at_the_end(pushgateway: str,
     # The last push came after the last sample: it holds every sample the report holds.
     assert of_run(end, "drillctl_probe_samples_total", run_id, probe="stock", result="ok") == {run_id: ok}
     assert of_run(end, "drillctl_probe_samples_total", run_id, probe="stock", result="failed") == {run_id: failed}
-    (run_dir,) = runs.iterdir()
+    (run_dir,) = run_dirs(runs)
     log = [json.loads(line) for line in (run_dir / "drill.log.jsonl").read_text().splitlines()]
     assert not [e for e in log if e["event"] == "pushgateway_push_failed"]
 
@@ -138,7 +147,7 @@ def test_a_pushgateway_that_is_not_there_is_logged_and_changes_nothing(tmp_path:
     assert result.returncode == 0, (result.stdout, result.stderr)
     report = report_of(runs)
     assert report["run"]["verdict"] == "PASS"
-    (run_dir,) = runs.iterdir()
+    (run_dir,) = run_dirs(runs)
     log = [json.loads(line) for line in (run_dir / "drill.log.jsonl").read_text().splitlines()]
     failures = [e for e in log if e["event"] == "pushgateway_push_failed"]
     assert len(failures) >= 3, "the first push, periodic ones, and the last"
@@ -161,7 +170,7 @@ def test_a_game_day_pushes_each_drill_as_the_chart_configures_it(pushgateway: st
     result = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
     assert result.returncode == 0, (result.stdout, result.stderr)
 
-    (drill_run,) = [d for d in runs.iterdir() if d.name.startswith("pushed-")]
+    (drill_run,) = [d for d in run_dirs(runs) if d.name.startswith("pushed-")]
     run_id = json.loads((drill_run / "report.json").read_text())["run"]["id"]
     end = pushed(pushgateway)
     assert of_run(end, "drillctl_drill_verdict", run_id, verdict="PASS") == {run_id: 1.0}

@@ -15,7 +15,16 @@ import requests
 from orchestrator.journal import Journal
 from orchestrator.model.undo import Undo
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, drill, drill_behind_created_proxy, run, upstream_process, wait_while_running, write
+from tests.support import (
+    DRILLCTL,
+    drill,
+    drill_behind_created_proxy,
+    run,
+    run_dirs,
+    upstream_process,
+    wait_while_running,
+    write,
+)
 
 
 def _port_open(port: int) -> bool:
@@ -61,7 +70,7 @@ def test_kill_9_mid_fault_is_rolled_back_by_the_watchdog(tmp_path: Path, toxipro
         stderr=subprocess.DEVNULL,
     )
     wait_while_running(proc, lambda: not toxiproxy.get("/proxies/up").json()["enabled"], 30, "the faults")
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = run_dirs(runs)
     wait_while_running(
         proc, lambda: (run_dir / "journal.jsonl").read_text().count('"injected"') == 3, 10, "three injections"
     )

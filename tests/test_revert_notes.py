@@ -23,7 +23,7 @@ from orchestrator.reporting.report_schema import REPORT_SCHEMA
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 from tests.kube.support import Pool, kube_api, pool
 from tests.reporting.test_html import parse
-from tests.support import DRILLCTL, drill, report_of, run, upstream_process, wait_while_running, write
+from tests.support import DRILLCTL, drill, report_of, run, run_dirs, upstream_process, wait_while_running, write
 
 __all__ = ["kube_api", "pool"]
 
@@ -95,7 +95,7 @@ def test_a_vanished_node_and_what_each_fault_touched_reach_every_report(
     assert faults["slow"]["revert_notes"] == [], "a local driver returns no notes"
     assert faults["lose-node"]["reverted_at"] is not None, "a vanished node is a note, not a failed revert"
 
-    (run_dir,) = runs.iterdir()
+    (run_dir,) = run_dirs(runs)
     log = [json.loads(line) for line in (run_dir / "drill.log.jsonl").read_text().splitlines()]
     assert [e["note"] for e in log if e["event"] == "kube_node_reverted"] == [vanished], "the log still has it"
 

@@ -36,7 +36,7 @@ from orchestrator.targets.local import proc_files, process_state
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 from tests.kube.support import Pool, kube_api, pool, wait_for
 from tests.kube.test_leftovers import is_restored
-from tests.support import DRILLCTL, drill, upstream_process, write
+from tests.support import DRILLCTL, drill, run_dirs, upstream_process, write
 
 __all__ = ["kube_api", "pool"]
 
@@ -242,7 +242,7 @@ def test_a_failure_at_each_engine_step_leaves_nothing(
     proc = soak.start(runs, DRILLCTL_TEST_FAIL_AT=checkpoint)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode in codes, err
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = run_dirs(runs)
     report = json.loads((run_dir / "report.json").read_text())
     assert f"failure injected at {checkpoint}" in (report["run"]["reason"] or "") or checkpoint.startswith("revert:"), (
         report["run"]
@@ -265,7 +265,7 @@ def test_two_quick_ctrl_c_mid_fault_still_revert_everything(soak: Soak, tmp_path
     proc.send_signal(signal.SIGINT)
     # And an impatient user's further Ctrl-Cs, all through the rollback (once the report is written,
     # drillctl gives Ctrl-C back its usual meaning: a game day runs several drills in one process).
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = run_dirs(runs)
     repeats = 0
     while proc.poll() is None and time.monotonic() < sent + 60:
         if sum(e["event"] == "reverted" for e in read_entries(run_dir / "journal.jsonl")) == 3:
@@ -313,7 +313,7 @@ def test_sigkill_mid_node_loss_leaves_no_node_cordoned_or_tainted(pool: Pool, tm
         proc.kill()
         proc.communicate(timeout=30)
         wait_for("the node to be restored", lambda: is_restored(pool, node), timeout=SETTLE_BOUND)
-        (run_dir,) = list(runs.iterdir())
+        (run_dir,) = run_dirs(runs)
         assert _wait(lambda d=run_dir: not _watchdog_running(d), SETTLE_BOUND)
         assert pending(run_dir / "journal.jsonl") == []
         times.append(json.loads((run_dir / "watchdog.json").read_text())["reverted_monotonic"] - killed)

@@ -17,7 +17,7 @@ from orchestrator.model.spec import ErrorRateStop, ProbeFailingStop
 from orchestrator.model.timeline import Sample
 from orchestrator.stop_conditions import Recent, check, lookback
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, drill, report_of, run, upstream_process, wait_while_running, write
+from tests.support import DRILLCTL, drill, report_of, run, run_dirs, upstream_process, wait_while_running, write
 
 INTERVAL = 0.1
 
@@ -208,7 +208,7 @@ def test_drillctl_abort_from_another_terminal(tmp_path: Path, toxiproxy: Toxipro
         text=True,
     )
     wait_while_running(proc, lambda: bool(toxiproxy.get("/proxies").json().get("up", {}).get("toxics")), 30, "fault")
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = run_dirs(runs)
     aborted = run("abort", run_dir.name, "--runs-dir", str(runs), "--reason", "db team\nsaid stop", timeout=60)
     assert aborted.returncode == 0, aborted.stderr
     assert "aborted after" in aborted.stdout

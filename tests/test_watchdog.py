@@ -19,7 +19,7 @@ from typing import Any
 from orchestrator.journal import read_entries
 from orchestrator.watchdog import watch
 from tests.fixtures.toxiproxy import ToxiproxyServer
-from tests.support import DRILLCTL, drill_behind_created_proxy, wait_while_running, write
+from tests.support import DRILLCTL, drill_behind_created_proxy, run_dirs, wait_while_running, write
 
 
 async def _watch(lines: list[bytes], eof: bool, journal: Path, hang_timeout: float = 0.3) -> tuple[str, float]:
@@ -88,7 +88,7 @@ def test_a_frozen_run_is_killed_and_rolled_back(tmp_path: Path, toxiproxy: Toxip
     runs = tmp_path / "runs"
     proc = _start(path, runs, toxiproxy)
     wait_while_running(proc, lambda: bool(_toxics(toxiproxy)), 30, "the latency fault")
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = run_dirs(runs)
     frozen = time.monotonic()
     proc.send_signal(signal.SIGSTOP)  # the whole orchestrator hangs: no beat, no revert, no exit
     wait_while_running(None, lambda: proc.poll() is not None, 30, "the watchdog to kill the frozen run")
@@ -117,7 +117,7 @@ def test_a_stuck_step_is_reverted_at_its_deadline_while_the_run_lives(
     print(f"fault lived {lived:.3f}s (duration 1s + margin 3s)")
     assert proc.poll() is None, "the run itself is alive and beating"
     assert 3.0 <= lived <= 15.0
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = run_dirs(runs)
     by_watchdog = [e for e in read_entries(run_dir / "journal.jsonl") if e.get("by") == "watchdog: lifetime"]
     assert [(e["event"], e["step_id"].rsplit("/", 1)[1]) for e in by_watchdog] == [("reverted", "slow")]
     proc.send_signal(signal.SIGTERM)

@@ -13,8 +13,8 @@ import io
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -54,6 +54,10 @@ class GameDayOptions:
     forced: bool
     push: PushTarget | None = None
     """Each drill pushes its metrics to this Pushgateway (`--pushgateway`, `DRILLCTL_PUSHGATEWAY` in the chart)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """`--label key=value`: every drill's run is recorded in the history with them."""
+    history: str | None = None
+    """Where the drills' runs are recorded (`--history`); default `<runs_dir>/history.sqlite`."""
 
 
 def run_gameday(
@@ -150,7 +154,17 @@ def _run_one(drill: LoadedDrill, options: GameDayOptions, view: LiveView) -> Dri
             if options.push is not None:
                 metrics = DrillMetrics(drill.spec.name)
                 view = MeteredView(metrics, quiet=view.quiet)
-            report = run_drill(drill, options.runs_dir, options.toxiproxy_url, view, access, metrics, options.push)
+            report = run_drill(
+                drill,
+                options.runs_dir,
+                options.toxiproxy_url,
+                view,
+                access,
+                metrics,
+                options.push,
+                options.labels,
+                options.history,
+            )
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else EXIT_PREFLIGHT
         return DrillResult(

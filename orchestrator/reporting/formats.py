@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.model.verdict import RecoveryWindow, SlaVerdict
-from orchestrator.reporting.report import RunbookSection
+
+if TYPE_CHECKING:
+    from orchestrator.reporting.report import RunbookSection  # not at run time: `drillctl history` starts fast
 
 
 def seconds(value: float | None) -> str:

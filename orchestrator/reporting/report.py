@@ -163,8 +163,11 @@ def quote(link: RunbookLink) -> RunbookSection:
     return RunbookSection(ref=link.ref, path=link.path, anchor=link.anchor, heading=link.heading, text=text)
 
 
-def build_report(drill: LoadedDrill, facts: RunFacts, timeline: Timeline) -> Report:
-    """SLAs are only judged on a completed run: an aborted drill proves nothing either way."""
+def build_report(
+    drill: LoadedDrill, facts: RunFacts, timeline: Timeline, labels: Mapping[str, str] | None = None
+) -> Report:
+    """SLAs are only judged on a completed run: an aborted drill proves nothing either way. `labels` (`drillctl
+    run --label`) go into `environment.labels`, where the history reads them again."""
     spec = drill.spec
     completed = facts.status == "completed"
     refs = [spec.metadata.runbook, *(f.runbook for f in spec.spec.faults), *(s.runbook for s in spec.spec.slas)]
@@ -185,6 +188,10 @@ def build_report(drill: LoadedDrill, facts: RunFacts, timeline: Timeline) -> Rep
         windows=recovery_windows(spec, timeline),
         stats=probe_stats(timeline),
         runbooks=runbooks,
-        environment={**environment(), "toxiproxy_url": facts.toxiproxy_url},
+        environment={
+            **environment(),
+            "toxiproxy_url": facts.toxiproxy_url,
+            **({"labels": dict(labels)} if labels else {}),
+        },
         series=summarize(timeline) if is_long(timeline) else None,
     )

@@ -40,9 +40,12 @@ def _colour(good: bool) -> str:
 
 def comparison_lines(result: Comparison, before: Report, after: Report) -> list[str]:
     """Every figure that changed or was judged, then the notes and the verdict."""
-    lines = [
-        f"drill {after.drill.name}: {before.facts.run_id} ({result.baseline}) -> {after.facts.run_id} ({result.new})"
-    ]
+    return change_lines(result, after.drill.name, before.facts.run_id, after.facts.run_id)
+
+
+def change_lines(result: Comparison, drill: str, baseline: str, new: str) -> list[str]:
+    """`comparison_lines` for a baseline that is not one run (a rolling baseline from the history)."""
+    lines = [f"drill {drill}: {baseline} ({result.baseline}) -> {new} ({result.new})"]
     for c in result.changes:
         if c.allowed is None and not c.regression and c.baseline == c.new:
             continue
@@ -58,10 +61,18 @@ def comparison_lines(result: Comparison, before: Report, after: Report) -> list[
 
 def comparison_json(result: Comparison, before: Report, after: Report, tolerance: Tolerance) -> dict[str, Any]:
     """`drillctl compare --output json`."""
+    baseline = {"run": before.facts.run_id, "verdict": result.baseline}
+    return change_json(result, after.drill.name, baseline, after.facts.run_id, tolerance)
+
+
+def change_json(
+    result: Comparison, drill: str, baseline: dict[str, Any], new: str, tolerance: Tolerance
+) -> dict[str, Any]:
+    """`comparison_json` with the baseline described by the caller (a run, or runs of the history)."""
     return {
-        "drill": after.drill.name,
-        "baseline": {"run": before.facts.run_id, "verdict": result.baseline},
-        "new": {"run": after.facts.run_id, "verdict": result.new},
+        "drill": drill,
+        "baseline": baseline,
+        "new": {"run": new, "verdict": result.new},
         "tolerance": dataclasses.asdict(tolerance),
         "regression": result.regressed,
         "changes": [

@@ -25,7 +25,7 @@ from orchestrator.model.spec import ClockSkewFault, LocalProcess, LocalTargets
 from orchestrator.targets import faketime
 from orchestrator.targets.local import LocalFleet
 from tests.fixtures.toxiproxy import free_port
-from tests.support import DRILLCTL, drill, report_of, run, upstream_process, write
+from tests.support import DRILLCTL, drill, report_of, run, run_dirs, upstream_process, write
 
 FAULT = TypeAdapter(ClockSkewFault)
 TOLERANCE = 1.0
@@ -259,7 +259,7 @@ def test_drillctl_run_reports_the_skew_and_plan_lists_it(tmp_path: Path) -> None
     assert 1.5 < fault["reverted_at"] - fault["injected_at"] < 4.0
     assert fault["runbook"]["ref"] == "runbooks/clock.md#clock-ahead"
     assert fault["runbook"]["heading"] == "Clock ahead"
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = run_dirs(runs)
     assert faketime.read_offset(run_dir / "faketime" / "upstream.offset") == "+0"
 
 

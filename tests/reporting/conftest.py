@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import proxied_upstream_drill, run, write
+from tests.support import proxied_upstream_drill, run, run_dirs, write
 
 RUNBOOK = """\
 # Orders
@@ -77,7 +77,7 @@ def _run(folder: Path, name: str, outage: str) -> Path:
     runs = folder / "runs" / name
     result = run("run", str(path), "--runs-dir", str(runs), "--quiet")
     assert result.returncode in (0, 1), result.stdout + result.stderr
-    (run_dir,) = runs.iterdir()
+    (run_dir,) = run_dirs(runs)
     return run_dir
 
 

@@ -17,7 +17,7 @@ from orchestrator.loading import LoadedDrill, load_drill
 from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, Timeline
 from orchestrator.reporting.html import MAX_POINTS, render_html
 from orchestrator.reporting.report import Report, RunFacts, build_report
-from tests.support import run
+from tests.support import run, run_dirs
 
 EVIL = "<script>alert(1)</script>"
 EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -362,7 +362,7 @@ def test_a_run_writes_report_html_beside_report_md(tmp_path: Path, listener: int
     path.write_text(yaml.safe_dump(document))
     result = run("run", str(path), "--runs-dir", str(tmp_path / "runs"))
     assert result.returncode == 0, result.stdout + result.stderr
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = run_dirs(tmp_path / "runs")
     assert (run_dir / "report.md").is_file()
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     page = parse(html)

@@ -1,0 +1,133 @@
+"""What the history keeps of a run, and how it is asked for: plain data, shared by every store backend."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Literal
+
+SCHEMA_VERSION = 1
+"""Of the logical schema (runs, labels, slas, faults, meta); a backend refuses a store of a newer version."""
+
+Unit = Literal["s", "ratio"]
+
+TREND_FAULT_METRICS: tuple[str, ...] = ("time_to_recover", "unavailability")
+"""The fault figures a trend shows, after each SLA's measured value (a baseline compares them all)."""
+
+
+@dataclass(frozen=True)
+class SlaFigure:
+    """One SLA of one run as judged: the measured value and how it stood against its threshold."""
+
+    name: str
+    type: str
+    unit: Literal["s", "ratio"]
+    passed: bool
+    measured: float | None
+    threshold: float
+    margin: float | None
+    resolution: float | None
+
+
+@dataclass(frozen=True)
+class FaultFigure:
+    """How one fault of one run hit and how the system recovered (None: did not happen while observed)."""
+
+    fault: str
+    recovery: str
+    time_to_impact: float | None
+    time_to_recover: float | None
+    unavailability: float
+    longest_outage: float
+    resolution: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run as the history holds it; `run_id` is unique in a store."""
+
+    run_id: str
+    drill: str
+    started_at: datetime
+    """Timezone-aware; stored in UTC."""
+    finished_at: datetime
+    status: str
+    """passed, failed, aborted, baseline_failed or error (report.json's `run.status`)."""
+    verdict: str
+    """PASS, FAIL, ABORTED or ERROR."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    slas: tuple[SlaFigure, ...] = ()
+    faults: tuple[FaultFigure, ...] = ()
+    source: str | None = None
+    """Where its report.json was when it was recorded."""
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Which runs to read: every given condition must hold. Runs come back oldest first."""
+
+    drill: str | None = None
+    since: datetime | None = None
+    before: datetime | None = None
+    """Runs started strictly before this moment (a rolling baseline ends where the compared run starts)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    status: str | None = None
+    exclude: str | None = None
+    """A run id to leave out (the compared run itself)."""
+    last: int | None = None
+    """Only the newest `last` runs that match."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One figure of a drill over the matching runs, oldest first."""
+
+    subject: str
+    """`sla <name>` or `fault <name>`, as `drillctl compare` names them."""
+    metric: str
+    """`measured` for an SLA; a fault's `time_to_recover` or `unavailability`."""
+    unit: Unit
+    values: tuple[float | None, ...]
+    """One per run of its DrillSeries; None where that run did not measure it (a fault that never recovered, an
+    SLA the drill did not have then)."""
+
+    @cached_property
+    def measured(self) -> list[float]:
+        return [v for v in self.values if v is not None]
+
+    @property
+    def last(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    @property
+    def median(self) -> float | None:
+        measured = self.measured
+        return statistics.median(measured) if measured else None
+
+    @property
+    def low(self) -> float | None:
+        return min(self.measured, default=None)
+
+    @property
+    def high(self) -> float | None:
+        return max(self.measured, default=None)
+
+
+@dataclass(frozen=True)
+class DrillSeries:
+    """A drill's matching runs and their figures as columns, oldest first: what trends are drawn from.
+
+    Columns rather than a `RunRecord` per run: `drillctl history` reads 10,000 runs within its time budget
+    because no object is built per run and figure (bench/history.py).
+    """
+
+    drill: str
+    run_ids: tuple[str, ...]
+    started_at: tuple[datetime, ...]
+    statuses: tuple[str, ...]
+    verdicts: tuple[str, ...]
+    figures: tuple[Series, ...]
+    """Each SLA's measured value, then each fault's TREND_FAULT_METRICS, in the order the drill declares them."""

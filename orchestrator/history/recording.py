@@ -1,0 +1,64 @@
+"""Writing the history: a finished run records itself, and `drillctl history import` indexes older runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import structlog
+
+from orchestrator.history.model import RunRecord
+from orchestrator.history.store import HistoryStore, open_store
+from orchestrator.history.trends import record_of
+from orchestrator.logs import log_to
+from orchestrator.reporting.json_report import ReportFormatError, read_report
+from orchestrator.reporting.report import Report
+
+
+def record_finished(report: Report, location: str) -> str | None:
+    """Record a run whose reports are written. A failure is logged (drill.log.jsonl) and said on stderr, and
+    returned; it never changes the run's verdict or exit code, so nothing escapes from here."""
+    try:
+        store = open_store(location)
+        try:
+            store.record([record_of(report)])
+        finally:
+            store.close()
+    except Exception as e:  # whatever it is (a locked or foreign file, a full disk, a bug), the run stands
+        problem = f"history not recorded in {location}: {type(e).__name__}: {e}"
+        with (report.facts.run_dir / "drill.log.jsonl").open("a", encoding="utf-8") as log_file:
+            log_to(log_file)
+            structlog.get_logger().warning("history_not_recorded", location=location, error=f"{type(e).__name__}: {e}")
+        click.echo(f"warning: {problem}", err=True)
+        return problem
+    return None
+
+
+@dataclass(frozen=True)
+class Imported:
+    recorded: list[str]
+    known: list[str]
+    """Run ids the history held already."""
+    skipped: list[tuple[Path, str]]
+    """Each report.json that is not a drillctl report, and why."""
+
+
+def import_runs(folder: Path, store: HistoryStore) -> Imported:
+    """Every `report.json` below `folder` into the store, in one transaction; run ids already there are left
+    alone (importing twice records nothing new), and a file that is not a drillctl report is skipped."""
+    records: list[RunRecord] = []
+    skipped: list[tuple[Path, str]] = []
+    for path in _reports(folder):
+        try:
+            records.append(record_of(read_report(path)))
+        except ReportFormatError as e:
+            skipped.append((path, str(e).replace(str(path), "it")))  # the caller names the file once
+    recorded = store.record(records)
+    new = set(recorded)
+    return Imported(recorded, [r.run_id for r in records if r.run_id not in new], skipped)
+
+
+def _reports(folder: Path) -> Iterator[Path]:
+    return (p for p in sorted(folder.rglob("report.json")) if p.is_file())

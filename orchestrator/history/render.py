@@ -1,0 +1,91 @@
+"""What `drillctl history` and `drillctl compare --baseline history:...` print: text lines and JSON documents.
+
+Pure, like `reporting/terminal.py`; cli.py only echoes these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.history.model import DrillSeries, RunQuery
+from orchestrator.history.trends import Baseline, sparkline
+from orchestrator.reporting.formats import figure
+
+SPARK_WIDTH = 30
+"""Runs a sparkline shows (the newest); the other columns count every run."""
+
+
+def trend_lines(drills: Sequence[DrillSeries]) -> list[str]:
+    """Per drill: how many runs over which days, then one row per figure."""
+    if not drills:
+        return ["no runs in the history match"]
+    lines: list[str] = []
+    for d in drills:
+        passed = sum(status == "passed" for status in d.statuses)
+        first, last = d.started_at[0], d.started_at[-1]
+        lines.append(
+            f"drill {d.drill}: {_runs(len(d.run_ids))} ({passed} passed), {first:%Y-%m-%d %H:%M} to"
+            f" {last:%Y-%m-%d %H:%M} UTC, last {d.run_ids[-1]} {d.verdicts[-1]}"
+        )
+        names = [f.subject if f.metric == "measured" else f"{f.subject} {f.metric}" for f in d.figures]
+        width = max((len(n) for n in names), default=6)
+        lines.append(f"  {'figure':<{width}}  {'runs':>5}  {'last':>9}  {'median':>9}  {'min/max':>19}  trend")
+        for name, f in zip(names, d.figures, strict=True):
+            span = f"{figure(f.low, f.unit)}/{figure(f.high, f.unit)}"
+            lines.append(
+                f"  {name:<{width}}  {len(f.measured):>5}  {figure(f.last, f.unit):>9}  {figure(f.median, f.unit):>9}"
+                f"  {span:>19}  {sparkline(f.values, SPARK_WIDTH)}"
+            )
+    return lines
+
+
+def _runs(n: int, kind: str = "") -> str:
+    return f"{n} {kind}{'run' if n == 1 else 'runs'}"
+
+
+def trends_json(query: RunQuery, drills: Sequence[DrillSeries]) -> dict[str, Any]:
+    """`drillctl history --output json`: the query, then per drill its runs and every figure's points."""
+    return {
+        "query": {
+            "drill": query.drill,
+            "since": None if query.since is None else query.since.isoformat(),
+            "labels": dict(query.labels),
+            "last": query.last,
+        },
+        "drills": [
+            {
+                "drill": d.drill,
+                "runs": [
+                    {"run": run_id, "started_at": started.isoformat(), "status": status, "verdict": verdict}
+                    for run_id, started, status, verdict in zip(
+                        d.run_ids, d.started_at, d.statuses, d.verdicts, strict=True
+                    )
+                ],
+                "figures": [
+                    {
+                        "subject": f.subject,
+                        "metric": f.metric,
+                        "unit": f.unit,
+                        "runs": len(f.measured),
+                        "last": f.last,
+                        "median": f.median,
+                        "min": f.low,
+                        "max": f.high,
+                        "points": [[run, v] for run, v in zip(d.run_ids, f.values, strict=True) if v is not None],
+                    }
+                    for f in d.figures
+                ],
+            }
+            for d in drills
+        ],
+    }
+
+
+def baseline_name(base: Baseline) -> str:
+    """How a compared run's rolling baseline reads in place of a run id."""
+    return f"median of {_runs(len(base.runs), 'passing ')} ({base.runs[0]} .. {base.runs[-1]})"
+
+
+def baseline_json(base: Baseline, spec: str) -> dict[str, Any]:
+    return {"history": spec, "runs": list(base.runs), "verdict": base.verdict.outcome}

@@ -1,0 +1,60 @@
+"""The history store's interface, and which backend a location names.
+
+Recording runs and querying them (as records, or as columns for trends) is all the commands need, so a second
+backend (PostgreSQL, for a team's shared history) is a new class with these methods over the same logical
+schema (`sqlite.py`'s tables), not a change elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.history.model import DrillSeries, RunQuery, RunRecord
+
+HISTORY_FILE = "history.sqlite"
+"""The embedded store's file in a runs folder: `<runs-dir>/history.sqlite`."""
+
+
+class HistoryError(Exception):
+    """The store cannot be opened or used: not a history, a newer schema, an unsupported location."""
+
+
+class HistoryStore(Protocol):
+    def record(self, runs: Sequence[RunRecord]) -> list[str]:
+        """Record every run in one transaction; a run id already there is left as it is. Returns the ids
+        newly recorded."""
+        ...
+
+    def runs(self, query: RunQuery) -> list[RunRecord]:
+        """The runs that match, oldest first."""
+        ...
+
+    def series(self, query: RunQuery) -> list[DrillSeries]:
+        """The same runs as columns per drill, with each figure's values: what trends read, built without a
+        record per run (the same data `runs` returns, grouped as `DrillSeries` says)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def location_of(history: str | None, runs_dir: Path) -> str:
+    """`--history` as given, else the runs folder's embedded store."""
+    return history if history else str(runs_dir / HISTORY_FILE)
+
+
+def open_store(location: str, create: bool = True) -> HistoryStore:
+    """The store at `location`: a file path (or `sqlite:///path`) is an SQLite history, created if absent
+    unless `create` is false (readers: asking must not leave an empty history behind)."""
+    if location.startswith(("postgresql://", "postgres://")):
+        raise HistoryError("a PostgreSQL history is not supported yet: give a file path (SQLite)")
+    from orchestrator.history.sqlite import SqliteStore
+
+    path = Path(location.removeprefix("sqlite://"))
+    if not create and not path.exists():
+        raise HistoryError(
+            f"no history at {path}: every run records itself there, and `drillctl history import RUNS_DIR` indexes"
+            " older runs"
+        )
+    return SqliteStore(path)

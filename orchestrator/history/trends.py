@@ -1,0 +1,203 @@
+"""Pure: reports into history records, series into sparklines, records into rolling baselines. No I/O.
+
+A baseline is a `comparison.Judged` built from the medians of earlier passing runs, so `drillctl compare
+--baseline history:...` judges a run with the very rules `drillctl compare A B` uses. The runs' spread (the
+worst value minus the median) stands in for the baseline's resolution: a figure cannot regress by less than
+the run-to-run variation already seen, so a run within the spread of its baseline passes.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
+
+from orchestrator.history.model import FaultFigure, RunRecord, SlaFigure
+from orchestrator.model.verdict import DrillVerdict, ProbeStats, Recovery, RecoveryWindow, SlaVerdict
+
+if TYPE_CHECKING:
+    from orchestrator.reporting.report import Report  # not at run time: `drillctl history` starts without it
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
+_AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]+$")
+
+
+def labels_of(report: Report) -> dict[str, str]:
+    """The `--label key=value` pairs a run was given, which report.json keeps in `environment.labels`."""
+    found = report.environment.get("labels")
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in found.items()}
+
+
+def record_of(report: Report) -> RunRecord:
+    """What the history keeps of a run: its verdict, every SLA's figures and every fault's recovery."""
+    facts = report.facts
+    return RunRecord(
+        run_id=facts.run_id,
+        drill=report.drill.name,
+        started_at=_aware(facts.started_at),
+        finished_at=_aware(facts.finished_at),
+        status=report.status,
+        verdict=report.verdict.outcome,
+        labels=labels_of(report),
+        slas=tuple(_sla(v) for v in report.verdicts),
+        faults=tuple(
+            FaultFigure(
+                w.fault,
+                w.recovery,
+                _ns(w.time_to_impact),
+                _ns(w.time_to_recover),
+                round(w.unavailability, 9),
+                round(w.longest_outage, 9),
+                round(w.resolution, 9),
+            )
+            for w in report.windows
+        ),
+        source=str(facts.run_dir),
+    )
+
+
+def _sla(v: SlaVerdict) -> SlaFigure:
+    measured = _ns(v.measured)
+    margin = None if measured is None else _ns(v.threshold - measured)
+    return SlaFigure(v.name, v.type, v.unit, v.passed, measured, v.threshold, margin, _ns(v.resolution))
+
+
+def _ns(value: float | None) -> float | None:
+    """To the nanosecond, as report.json keeps figures: a run recorded as it ends and the same run imported
+    from its report.json later hold the same numbers."""
+    return None if value is None else round(value, 9)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time without an offset (a hand-written report) is read as UTC, as drillctl writes every time."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def parse_labels(items: Iterable[str]) -> dict[str, str]:
+    """`key=value` pairs (the value may be empty, the key may not); a repeated key keeps its last value."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not _LABEL_KEY.match(key):
+            raise ValueError(f"expected key=value with a key of letters, digits and _.-/, got {item!r}")
+        labels[key] = value
+    return labels
+
+
+def parse_baseline(spec: str) -> int:
+    """`history:last=N`: how many of the latest passing runs make a rolling baseline."""
+    kind, _, last = spec.partition(":last=")
+    if kind != "history" or not last.isdigit() or int(last) < 1:
+        raise ValueError(f"expected history:last=N with N of 1 or more (e.g. history:last=10), got {spec!r}")
+    return int(last)
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """A moment (`2026-11-30`, `2026-11-30T12:00:00+01:00`; UTC without an offset) or an age (`90m`, `12h`, `7d`)."""
+    age = _AGE.match(text)
+    if age is not None:
+        return now - timedelta(seconds=float(age.group(1)) * _AGE_UNITS[age.group(2)])
+    try:
+        return _aware(datetime.fromisoformat(text))
+    except ValueError:
+        raise ValueError(
+            f"expected a date (2026-11-30), a time (2026-11-30T12:00Z) or an age (90m, 12h, 7d, 2w), got {text!r}"
+        ) from None
+
+
+# --- trends ------------------------------------------------------------------------------------------
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None], width: int = 30) -> str:
+    """The last `width` values as block characters, lowest to highest; a gap for a value not measured."""
+    shown = list(values)[-width:]
+    present = [v for v in shown if v is not None]
+    if not present:
+        return " " * len(shown)
+    low, high = min(present), max(present)
+    top = len(SPARKS) - 1
+    if high == low:
+        return "".join(" " if v is None else SPARKS[top // 2] for v in shown)
+    return "".join(" " if v is None else SPARKS[round((v - low) / (high - low) * top)] for v in shown)
+
+
+# --- rolling baselines ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The medians of earlier passing runs, in the shape `comparison.compare` reads (a `Judged`)."""
+
+    runs: tuple[str, ...]
+    """The run ids it was built from, oldest first."""
+    verdict: DrillVerdict
+    verdicts: list[SlaVerdict]
+    windows: list[RecoveryWindow]
+    stats: list[ProbeStats]
+
+
+def baseline(records: Sequence[RunRecord]) -> Baseline:
+    """Per SLA and per fault (as the newest run has them), the median of each figure over `records`; the
+    resolution is the larger of the median resolution and the spread of the figures (worst minus median)."""
+    if not records:
+        raise ValueError("a baseline needs at least one run")
+    newest = records[-1]
+    verdicts = []
+    for sla in newest.slas:
+        same = [s for run in records for s in run.slas if s.name == sla.name]
+        measured = [s.measured for s in same if s.measured is not None]
+        resolutions = [s.resolution for s in same if s.resolution is not None]
+        spread = _spread(measured)
+        resolution = max(statistics.median(resolutions), spread) if resolutions else spread or None
+        verdicts.append(
+            SlaVerdict(
+                name=sla.name,
+                type=sla.type,
+                passed=all(s.passed for s in same),
+                measured=statistics.median(measured) if measured else None,
+                threshold=sla.threshold,
+                unit=sla.unit,
+                detail=f"median of {len(measured)} runs",
+                runbook=None,
+                resolution=resolution,
+            )
+        )
+    windows = []
+    for fault in newest.faults:
+        same_faults = [f for run in records for f in run.faults if f.fault == fault.fault]
+        figures = {
+            metric: [v for f in same_faults if (v := getattr(f, metric)) is not None]
+            for metric in ("time_to_impact", "time_to_recover", "unavailability", "longest_outage")
+        }
+        medians = {metric: statistics.median(values) if values else None for metric, values in figures.items()}
+        spread = max(_spread(figures[m]) for m in ("time_to_recover", "unavailability", "longest_outage"))
+        windows.append(
+            RecoveryWindow(
+                fault=fault.fault,
+                time_to_impact=medians["time_to_impact"],
+                time_to_recover=medians["time_to_recover"],
+                unavailability=medians["unavailability"] or 0.0,
+                resolution=max(statistics.median(f.resolution for f in same_faults), spread),
+                longest_outage=medians["longest_outage"] or 0.0,
+                recovery=_most_common(f.recovery for f in same_faults),
+            )
+        )
+    return Baseline(tuple(r.run_id for r in records), DrillVerdict("PASS"), verdicts, windows, [])
+
+
+def _spread(values: Sequence[float]) -> float:
+    return max(values) - statistics.median(values) if values else 0.0
+
+
+def _most_common(recoveries: Iterable[str]) -> Recovery:
+    """The usual way the fault ended (ties: the one seen first)."""
+    return cast(Recovery, Counter(recoveries).most_common(1)[0][0])

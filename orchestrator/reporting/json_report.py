@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
 from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
+from orchestrator.reporting.document import ReportFormatError, read_document, report_path
 from orchestrator.reporting.report import SCHEMA, DrillInfo, Report, RunbookSection, RunFacts
 from orchestrator.sample_store import StoredSamples
 from orchestrator.stop_conditions import Stop
@@ -27,10 +28,6 @@ T = TypeVar("T", bound="DataclassInstance")
 
 SAMPLE_COLUMNS = ["probe", "at", "phase", "ok", "latency", "lag", "error"]
 BUCKET_COLUMNS = [f.name for f in fields(Bucket)]
-
-
-class ReportFormatError(ValueError):
-    """report.json is missing, not JSON, of another schema, or not shaped as this version writes it."""
 
 
 def _link(section: RunbookSection | None) -> dict[str, str] | None:
@@ -212,7 +209,7 @@ def from_json(document: dict[str, Any], run_dir: Path) -> Report:
         raise ReportFormatError(f"not a {SCHEMA} report (schema: {found!r})")
     try:
         return _from_json(document, run_dir)
-    except (KeyError, TypeError, ValueError, IndexError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise ReportFormatError(f"malformed {SCHEMA} report: {type(e).__name__}: {e}") from e
 
 
@@ -321,11 +318,5 @@ def _read_samples(
 
 def read_report(run_dir: Path) -> Report:
     """The Report of a run directory (or of a report.json file), from report.json alone."""
-    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ReportFormatError(f"cannot read {path}: {e.strerror or e}") from e
-    except ValueError as e:
-        raise ReportFormatError(f"{path} is not JSON: {e}") from e
-    return from_json(document, path.parent)
+    path = report_path(run_dir)
+    return from_json(read_document(path), path.parent)

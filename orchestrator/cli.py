@@ -461,7 +461,14 @@ def recover(
     if output == "json":
         document: dict[str, Any] = {
             "journals": [
-                {"journal": str(r.journal), "reverted": r.reverted, "failed": r.failed, "busy": r.busy} for r in results
+                {
+                    "journal": str(r.journal),
+                    "reverted": r.reverted,
+                    "failed": r.failed,
+                    "busy": r.busy,
+                    "unreadable": r.unreadable,
+                }
+                for r in results
             ]
         }
         if leftovers is not None:
@@ -477,11 +484,15 @@ def recover(
             click.echo(f"{r.journal.parent}:")
             if r.busy:
                 click.echo("  still held by a live drillctl process: left alone")
+            if r.unreadable:
+                click.echo(f"  JOURNAL UNREADABLE, nothing reverted: {r.unreadable}")
             click.echo("".join(f"  reverted {step}\n" for step in r.reverted), nl=False)
             click.echo("".join(f"  REVERT FAILED {failure}\n" for failure in r.failed), nl=False)
-            if not (r.busy or r.reverted or r.failed):
+            if not (r.busy or r.reverted or r.failed or r.unreadable):
                 click.echo("  nothing left to revert")
-    failed = any(r.failed or r.busy for r in results) or any(leftover.failed for leftover in leftovers or [])
+    failed = any(r.failed or r.busy or r.unreadable for r in results) or any(
+        leftover.failed for leftover in leftovers or []
+    )
     sys.exit(1 if failed else 0)
 
 
@@ -559,16 +570,12 @@ def report(run_dir: Path, fmt: str, write_to: Path | None) -> None:
     run directory, on another machine, and after the runbook changed. Exit 2 if report.json is
     missing or not a drillctl.report/v1 document.
     """
+    (loaded,) = _read_reports(run_dir)
     from orchestrator.reporting.html import render_html
-    from orchestrator.reporting.json_report import ReportFormatError, read_report, render_json
+    from orchestrator.reporting.json_report import render_json
     from orchestrator.reporting.junit import render_junit
     from orchestrator.reporting.markdown import render_markdown
 
-    try:
-        loaded = read_report(run_dir)
-    except ReportFormatError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
     renderers: dict[str, Callable[[Report], str]] = {
         "html": render_html,
         "md": render_markdown,
@@ -580,6 +587,21 @@ def report(run_dir: Path, fmt: str, write_to: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         write_to.write_text(text, encoding="utf-8", errors="replace")
+
+
+def _read_reports(*run_dirs: Path) -> list[Report]:
+    """Each run's Report; exit 2 with the reason when one cannot be read. Every report.json is read (within its
+    bound) before the heavy modules are imported, so a file over the bound is refused as Python starts."""
+    from orchestrator.reporting.document import ReportFormatError, read_document, report_path
+
+    try:
+        documents = [(read_document(report_path(d)), report_path(d).parent) for d in run_dirs]
+        from orchestrator.reporting.json_report import from_json
+
+        return [from_json(document, folder) for document, folder in documents]
+    except ReportFormatError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
 
 
 @cli.command()
@@ -600,24 +622,21 @@ def compare(
     or a fault that no longer recovers, always regresses. Exit 1 on a regression, 0 otherwise,
     2 when a report cannot be read or the runs are of different drills.
     """
-    from orchestrator.comparison import Tolerance
-    from orchestrator.comparison import compare as compare_runs
     from orchestrator.model.durations import parse_duration
-    from orchestrator.reporting.json_report import ReportFormatError, read_report
-    from orchestrator.reporting.terminal import comparison_json, comparison_lines
 
     def share(text: str) -> float:
         return float(text[:-1]) / 100 if text.endswith("%") else float(text)
 
     try:
-        limits = Tolerance(share(tolerance), parse_duration(floor), parse_duration(latency_floor), share(rate_floor))
+        figures = (share(tolerance), parse_duration(floor), parse_duration(latency_floor), share(rate_floor))
     except ValueError as e:
         raise click.UsageError(f"bad tolerance: {e}") from e
-    try:
-        before, after = read_report(baseline_run), read_report(new_run)
-    except ReportFormatError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
+    before, after = _read_reports(baseline_run, new_run)
+    from orchestrator.comparison import Tolerance
+    from orchestrator.comparison import compare as compare_runs
+    from orchestrator.reporting.terminal import comparison_json, comparison_lines
+
+    limits = Tolerance(*figures)
     if before.drill.name != after.drill.name:
         click.echo(f"error: runs of different drills ({before.drill.name} and {after.drill.name})", err=True)
         sys.exit(EXIT_INVALID)

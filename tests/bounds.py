@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import strategies as st
+
 from tests.budget import run_bounded
+from tests.test_loading_fuzz import _mutate
 
 
 def said(fn: Callable[..., Any], *args: Any) -> Any:
@@ -20,3 +23,12 @@ def said(fn: Callable[..., Any], *args: Any) -> Any:
 def bounded_said(fn: Callable[..., Any], *args: Any, seconds: float = 5.0, memory_mib: int = 64) -> Any:
     """`said` in a child under a time and memory budget (tests/budget.py)."""
     return run_bounded(said, fn, *args, seconds=seconds, memory_mib=memory_mib).value
+
+
+def mutated(document: Any, data: st.DataObject) -> Any:
+    """`document` after one to three of the loader fuzz test's mutations (fewer if it runs out of parts)."""
+    for _ in range(data.draw(st.integers(1, 3))):
+        if not isinstance(document, dict | list) or not document:
+            break
+        document = _mutate(document, data)
+    return document

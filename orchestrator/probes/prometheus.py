@@ -53,7 +53,9 @@ def judge_instant_query(
         return QueryVerdict(False, "not a Prometheus API response", ())
     if payload["status"] == "error":
         return QueryVerdict(False, f"Prometheus {payload.get('errorType', 'error')}: {payload.get('error')}", ())
-    data: Mapping[str, Any] = payload.get("data") or {}
+    data: Any = payload.get("data") or {}
+    if not isinstance(data, Mapping):
+        return QueryVerdict(False, "not a Prometheus API response: its data is not an object", ())
     kind: Any = data.get("resultType")
     result: Any = data.get("result")
     try:
@@ -63,7 +65,7 @@ def judge_instant_query(
             series = [("scalar", float(result[1]))]
         else:
             return QueryVerdict(False, f"query returned a {kind}, expected an instant vector or a scalar", ())
-    except (TypeError, KeyError, IndexError, ValueError) as e:
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError) as e:  # AttributeError: not an object
         return QueryVerdict(False, f"malformed {kind} result: {e!r}", ())
     values = tuple(value for _, value in series)
     if not series:

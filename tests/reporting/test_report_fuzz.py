@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,9 +14,8 @@ from orchestrator.reporting.html import render_html
 from orchestrator.reporting.json_report import ReportFormatError, read_report, to_json
 from orchestrator.reporting.junit import render_junit
 from orchestrator.reporting.markdown import render_markdown
-from tests.bounds import bounded_said
+from tests.bounds import bounded_said, mutated
 from tests.reporting.test_renderers_fuzz import make_report
-from tests.test_loading_fuzz import _mutate
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 DOCUMENT = to_json(make_report(["probe", "sla", "fault", "delay", "k", "v", "error", "drill"], Path("/run")))
@@ -45,10 +43,7 @@ def check(tmp_path: Path, data: bytes) -> None:
 @FUZZ
 @given(data=st.data())
 def test_a_mutated_report_is_read_or_refused_clearly(tmp_path: Path, data: st.DataObject) -> None:
-    mutant: Any = DOCUMENT
-    for _ in range(data.draw(st.integers(1, 3))):
-        mutant = _mutate(mutant, data)
-    check(tmp_path, json.dumps(mutant).encode())
+    check(tmp_path, json.dumps(mutated(DOCUMENT, data)).encode())
 
 
 @FUZZ

@@ -243,13 +243,18 @@ class WatchCache:
                 self._heard_at = time.monotonic()
         return version
 
-    def _apply(self, event: Mapping[str, Any], version: str) -> str:
-        kind, obj = event.get("type"), event.get("object") or {}
+    def _apply(self, event: Any, version: str) -> str:
+        """One decoded watch event; ValueError for one shaped otherwise (the worker then re-lists)."""
+        if not isinstance(event, dict) or not isinstance(obj := event.get("object") or {}, dict):
+            raise ValueError("a watch event that is not an object holding an object")
+        kind = event.get("type")
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise _Expired
             raise ValueError(f"watch error {obj.get('code')}: {obj.get('message')}")
         metadata = obj.get("metadata") or {}
+        if not isinstance(metadata, dict) or (kind in ("ADDED", "MODIFIED", "DELETED") and "name" not in metadata):
+            raise ValueError(f"a {kind} watch event whose object has no name")
         with self._lock:
             self._heard_at = time.monotonic()
             self._stats = CacheStats(self._stats.lists, self._stats.watches, self._stats.events + 1)

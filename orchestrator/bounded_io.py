@@ -18,16 +18,20 @@ if TYPE_CHECKING:
     import aiohttp
 
 CHUNK = 1 << 16
+FILE_PIECE = 1 << 20
 
 
 def read_file(path: Path, limit: Limit) -> bytes:
     """The whole file, refused (LimitExceeded naming the file) once it is over `limit` bytes: before reading
     when its size says so, else once reading passes the bound (a device, a file still growing)."""
+    data = bytearray()
     with path.open("rb") as f:
         limit.check(os.fstat(f.fileno()).st_size, str(path))
-        data = f.read(limit.value + 1)
+        # In pieces: `read(n)` would reserve n bytes at once, however short the file.
+        while len(data) <= limit.value and (piece := f.read(min(FILE_PIECE, limit.value + 1 - len(data)))):
+            data += piece
     limit.check(len(data), str(path))
-    return data
+    return bytes(data)
 
 
 async def read_line(reader: asyncio.StreamReader) -> bytes | None:

@@ -539,9 +539,19 @@ def abort(run: str, reason: str, wait_seconds: float, runs_dir: Path) -> None:
     if not sent.ended:
         click.echo(f"abort sent to {sent.run_dir}; it has not ended within {wait_seconds:g}s", err=True)
         sys.exit(1)
-    report = sent.run_dir / "report.json"
-    status = json.loads(report.read_text())["run"]["status"] if report.exists() else "ended without a report"
-    click.echo(f"{sent.run_dir}: {status} after {sent.waited:.3f}s")
+    click.echo(f"{sent.run_dir}: {_ended_as(sent.run_dir / 'report.json')} after {sent.waited:.3f}s")
+
+
+def _ended_as(report: Path) -> str:
+    """The status an ended run's report.json gives (read within its bound), or why there is none."""
+    from orchestrator.reporting.document import ReportFormatError, read_document
+
+    if not report.exists():
+        return "ended without a report"
+    try:
+        return str(read_document(report)["run"]["status"])
+    except (ReportFormatError, KeyError, TypeError) as e:
+        return f"ended, but its report cannot be read ({e})"
 
 
 def _summary(report: Report, view: LiveView) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.abort import ControlChannel
-from orchestrator.limits import ABORT_REQUEST_BYTES, ABORT_REQUESTS
+from orchestrator.cli import _ended_as
+from orchestrator.limits import ABORT_REQUEST_BYTES, ABORT_REQUESTS, REPORT_BYTES
 from tests.budget import run_bounded
 
 
@@ -114,3 +115,14 @@ def test_a_flood_is_heard_up_to_the_bound_then_left_unread(tmp_path: Path, monke
     then = b"more\n" * 100
     outcome = run_bounded(unread_after_flood, tmp_path, b"stop\n" * 10, then, 5, seconds=10)
     assert outcome.value == (5, len(then))
+
+
+def test_drillctl_abort_reads_the_ended_run_s_report_within_its_bound(tmp_path: Path) -> None:
+    """`drillctl abort` prints the status of the report the run wrote; a huge one costs it nothing."""
+    report = tmp_path / "report.json"
+    report.write_text('{"run": {"status": "aborted"}}')
+    assert run_bounded(_ended_as, report, seconds=5, memory_mib=16).value == "aborted"
+    with report.open("wb") as f:
+        f.truncate(REPORT_BYTES.default + 1)
+    said = run_bounded(_ended_as, report, seconds=5, memory_mib=16).value
+    assert said.startswith(f"ended, but its report cannot be read ({report}: report.json is over the limit of")

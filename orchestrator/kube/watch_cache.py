@@ -205,8 +205,10 @@ class WatchCache:
             for item in items:
                 objects[item["metadata"]["name"]] = item
                 check_answer(KUBE_LIST_ITEMS, len(objects), self._where())
-            if token is None or self._stopping.is_set():
+            if token is None:
                 break
+            if self._stopping.is_set():
+                return version  # a part of the list: never published as if it were all of it
         with self._lock:
             self._objects = objects
             self._version += 1

@@ -84,6 +84,15 @@ REPORT_BYTES = Limit(
     # A run writes at most 50,000 inline samples (about 6 MB at indent 1) plus 1,000 series buckets
     # a probe (about 150 KB): ten times the largest real report.
 )
+REPORT_VALUES = Limit(
+    "report_values",
+    4_000_000,
+    "values",
+    "report.json",
+    # Counted as commas (some in strings, so a little over): 50,000 inline samples are 350,000, a series
+    # about 10,000 a probe. Python holds a value in 30 to 70 bytes, so this bounds what the bytes cannot:
+    # 64 MB of `[],` alone would be 1.6 GB once decoded.
+)
 SAMPLES_FILE_BYTES = Limit(
     "samples_file_bytes",
     2 * 2**30,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.limits import REPORT_BYTES, SAMPLES_FILE_BYTES
+from orchestrator.limits import REPORT_BYTES, REPORT_VALUES, SAMPLES_FILE_BYTES
 from orchestrator.model.timeline import Sample, SampleLog
 from orchestrator.reporting.json_report import read_report, write_json
 from orchestrator.sample_store import SampleStream, read_samples
@@ -45,6 +45,28 @@ def test_a_report_just_over_its_bound_is_refused_naming_it(tmp_path: Path, monke
     said = bounded_said(drill_name, path)
     assert said.startswith(f"refused: ReportFormatError: {path}: report.json is over the limit of")
     assert f"raise it with {REPORT_BYTES.env}=N" in said
+
+
+def test_a_report_of_values_just_under_its_bound_is_read_and_just_over_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = report_file(tmp_path)
+    values = path.read_bytes().count(b",") + 1
+    monkeypatch.setenv(REPORT_VALUES.env, str(values))
+    assert bounded_said(drill_name, path) == "drill"
+    monkeypatch.setenv(REPORT_VALUES.env, str(values - 1))
+    said = bounded_said(drill_name, path)
+    assert said.startswith(
+        f"refused: ReportFormatError: {path}: report.json is over the limit of {values - 1:,} values"
+    )
+
+
+def test_a_report_of_many_small_values_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    """8 MB of `[],` is 2.8 million empty lists, 200 MB once decoded: refused from the bytes alone."""
+    path = tmp_path / "report.json"
+    path.write_bytes(b"[" + b"[]," * (REPORT_VALUES.default + 1) + b"[]]")
+    said = bounded_said(drill_name, path, seconds=5, memory_mib=48)
+    assert said.startswith(f"refused: ReportFormatError: {path}: report.json is over the limit of 4,000,000 values")
 
 
 def test_a_report_that_grows_past_its_size_is_refused_once_read_passes_the_bound(

@@ -234,7 +234,7 @@ class WatchCache:
         try:
             if self._stopping.is_set():
                 return version
-            for line in _lines(response, endpoint(response, self._conn.server)):
+            for line in event_lines(response, endpoint(response, self._conn.server)):
                 version = self._apply(json.loads(line), version)
         finally:
             with self._lock:
@@ -309,7 +309,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _lines(response: Any, where: str) -> Iterator[str]:
+def event_lines(response: Any, where: str) -> Iterator[str]:
     """The newline-delimited JSON events of a watch response, each within KUBE_WATCH_EVENT_BYTES.
 
     Read in pieces of at most READ_CHUNK (the server's own chunks can be of any size), and only the

@@ -18,7 +18,7 @@ from kubernetes import client
 from kubernetes.client import CoreV1Api, V1Pod  # here, once: in every forked child they would take seconds
 
 from orchestrator.kube.access import KubeConnection, bounded
-from orchestrator.kube.watch_cache import WatchCache, _lines
+from orchestrator.kube.watch_cache import WatchCache, event_lines
 from orchestrator.limits import KUBE_ANSWER_BYTES, KUBE_LIST_ITEMS, KUBE_LIST_PAGE, KUBE_WATCH_EVENT_BYTES
 from tests.bounds import bounded_said
 from tests.fixtures.answers import Answer, AnswerServer
@@ -142,7 +142,7 @@ def events(url: str) -> list[str]:
     conn = connection(url)
     response = conn.api.rest_client.pool_manager.request("GET", f"{url}/api/v1/pods?watch=true", preload_content=False)
     try:
-        return [json.loads(line)["object"]["metadata"]["name"] for line in _lines(response, url)]
+        return [json.loads(line)["object"]["metadata"]["name"] for line in event_lines(response, url)]
     finally:
         response.release_conn()
 

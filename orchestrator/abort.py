@@ -19,7 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
+from orchestrator.bounded_io import read_line
 from orchestrator.errors import DrillError
+from orchestrator.limits import ABORT_REQUEST_BYTES, ABORT_REQUESTS, LimitExceeded
 
 CONTROL = "control"
 MAX_REASON = 1000
@@ -47,14 +51,30 @@ class ControlChannel:
         self._keep = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
 
     async def listen(self, on_abort: Callable[[str], None]) -> None:
-        """Call `on_abort(reason)` for each request, until cancelled."""
+        """Call `on_abort(reason)` for each request, until cancelled.
+
+        A request over ABORT_REQUEST_BYTES is dropped (and logged); past ABORT_REQUESTS requests the
+        run stops reading, so a flood costs it nothing more (writers then find the FIFO full).
+        """
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
+        reader = asyncio.StreamReader(limit=ABORT_REQUEST_BYTES.value)  # read_line drops longer requests
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(os.dup(self._read), "rb", buffering=0)
         )
+        log = structlog.get_logger()
         try:
-            while line := await reader.readline():
+            requests = 0
+            while (line := await read_line(reader)) != b"":
+                requests += 1
+                if requests > ABORT_REQUESTS.value:
+                    log.warning("abort_requests_ignored", error=LimitExceeded(ABORT_REQUESTS, str(self.path)).reason)
+                    transport.pause_reading()
+                    await asyncio.Future()
+                if line is None:
+                    log.warning(
+                        "abort_request_dropped", error=LimitExceeded(ABORT_REQUEST_BYTES, str(self.path)).reason
+                    )
+                    continue
                 on_abort(clean_reason(line.decode(errors="replace")))
         finally:
             transport.close()

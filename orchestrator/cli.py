@@ -495,7 +495,14 @@ def recover(
     if output == "json":
         document: dict[str, Any] = {
             "journals": [
-                {"journal": str(r.journal), "reverted": r.reverted, "failed": r.failed, "busy": r.busy} for r in results
+                {
+                    "journal": str(r.journal),
+                    "reverted": r.reverted,
+                    "failed": r.failed,
+                    "busy": r.busy,
+                    "unreadable": r.unreadable,
+                }
+                for r in results
             ]
         }
         if leftovers is not None:
@@ -511,11 +518,15 @@ def recover(
             click.echo(f"{r.journal.parent}:")
             if r.busy:
                 click.echo("  still held by a live drillctl process: left alone")
+            if r.unreadable:
+                click.echo(f"  JOURNAL UNREADABLE, nothing reverted: {r.unreadable}")
             click.echo("".join(f"  reverted {step}\n" for step in r.reverted), nl=False)
             click.echo("".join(f"  REVERT FAILED {failure}\n" for failure in r.failed), nl=False)
-            if not (r.busy or r.reverted or r.failed):
+            if not (r.busy or r.reverted or r.failed or r.unreadable):
                 click.echo("  nothing left to revert")
-    failed = any(r.failed or r.busy for r in results) or any(leftover.failed for leftover in leftovers or [])
+    failed = any(r.failed or r.busy or r.unreadable for r in results) or any(
+        leftover.failed for leftover in leftovers or []
+    )
     sys.exit(1 if failed else 0)
 
 
@@ -562,9 +573,19 @@ def abort(run: str, reason: str, wait_seconds: float, runs_dir: Path) -> None:
     if not sent.ended:
         click.echo(f"abort sent to {sent.run_dir}; it has not ended within {wait_seconds:g}s", err=True)
         sys.exit(1)
-    report = sent.run_dir / "report.json"
-    status = json.loads(report.read_text())["run"]["status"] if report.exists() else "ended without a report"
-    click.echo(f"{sent.run_dir}: {status} after {sent.waited:.3f}s")
+    click.echo(f"{sent.run_dir}: {_ended_as(sent.run_dir / 'report.json')} after {sent.waited:.3f}s")
+
+
+def _ended_as(report: Path) -> str:
+    """The status an ended run's report.json gives (read within its bound), or why there is none."""
+    from orchestrator.reporting.document import ReportFormatError, read_document
+
+    if not report.exists():
+        return "ended without a report"
+    try:
+        return str(read_document(report)["run"]["status"])
+    except (ReportFormatError, KeyError, TypeError) as e:
+        return f"ended, but its report cannot be read ({e})"
 
 
 def _summary(report: Report, view: LiveView) -> None:
@@ -593,16 +614,12 @@ def report(run_dir: Path, fmt: str, write_to: Path | None) -> None:
     run directory, on another machine, and after the runbook changed. Exit 2 if report.json is
     missing or not a drillctl.report/v1 document.
     """
+    (loaded,) = _read_reports(run_dir)
     from orchestrator.reporting.html import render_html
-    from orchestrator.reporting.json_report import ReportFormatError, read_report, render_json
+    from orchestrator.reporting.json_report import render_json
     from orchestrator.reporting.junit import render_junit
     from orchestrator.reporting.markdown import render_markdown
 
-    try:
-        loaded = read_report(run_dir)
-    except ReportFormatError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
     renderers: dict[str, Callable[[Report], str]] = {
         "html": render_html,
         "md": render_markdown,
@@ -614,6 +631,21 @@ def report(run_dir: Path, fmt: str, write_to: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         write_to.write_text(text, encoding="utf-8", errors="replace")
+
+
+def _read_reports(*run_dirs: Path) -> list[Report]:
+    """Each run's Report; exit 2 with the reason when one cannot be read. Every report.json is read (within its
+    bound) before the heavy modules are imported, so a file over the bound is refused as Python starts."""
+    from orchestrator.reporting.document import ReportFormatError, read_document, report_path
+
+    try:
+        documents = [(read_document(report_path(d)), report_path(d).parent) for d in run_dirs]
+        from orchestrator.reporting.json_report import from_json
+
+        return [from_json(document, folder) for document, folder in documents]
+    except ReportFormatError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
 
 
 @cli.command()
@@ -660,31 +692,28 @@ def compare(
       drillctl compare --baseline history:last=10 runs/<after>
       drillctl compare --baseline history:last=10 --label cluster=staging runs/<after> -o json
     """
-    from orchestrator.comparison import Tolerance
-    from orchestrator.comparison import compare as compare_runs
     from orchestrator.model.durations import parse_duration
-    from orchestrator.reporting.json_report import ReportFormatError, read_report
-    from orchestrator.reporting.terminal import comparison_json, comparison_lines
 
     def share(text: str) -> float:
         return float(text[:-1]) / 100 if text.endswith("%") else float(text)
 
     try:
-        limits = Tolerance(share(tolerance), parse_duration(floor), parse_duration(latency_floor), share(rate_floor))
+        figures = (share(tolerance), parse_duration(floor), parse_duration(latency_floor), share(rate_floor))
     except ValueError as e:
         raise click.UsageError(f"bad tolerance: {e}") from e
+    from orchestrator.comparison import Tolerance
+
+    limits = Tolerance(*figures)
     if baseline_spec is not None:
         if len(runs) != 1:
             raise click.UsageError("with --baseline, give one run: drillctl compare --baseline history:last=10 RUN")
         _compare_with_history(runs[0], baseline_spec, labels, history, runs_dir, limits, output)
     if len(runs) != 2:
         raise click.UsageError("give two runs (BASELINE_RUN NEW_RUN), or one with --baseline history:last=N")
-    baseline_run, new_run = runs
-    try:
-        before, after = read_report(baseline_run), read_report(new_run)
-    except ReportFormatError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
+    before, after = _read_reports(*runs)
+    from orchestrator.comparison import compare as compare_runs
+    from orchestrator.reporting.terminal import comparison_json, comparison_lines
+
     if before.drill.name != after.drill.name:
         click.echo(f"error: runs of different drills ({before.drill.name} and {after.drill.name})", err=True)
         sys.exit(EXIT_INVALID)
@@ -836,18 +865,13 @@ def _compare_with_history(
     from orchestrator.history.render import baseline_json, baseline_name
     from orchestrator.history.store import location_of
     from orchestrator.history.trends import baseline, parse_baseline
-    from orchestrator.reporting.json_report import ReportFormatError, read_report
     from orchestrator.reporting.terminal import change_json, change_lines
 
     try:
         last = parse_baseline(spec)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--baseline") from e
-    try:
-        after = read_report(run_dir)
-    except ReportFormatError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
+    (after,) = _read_reports(run_dir)
     facts = after.facts
     location = location_of(history, runs_dir)
     query = RunQuery(

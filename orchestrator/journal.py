@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.errors import DrillError
+from orchestrator.limits import JOURNAL_BYTES, JOURNAL_ENTRIES, JOURNAL_LINE_BYTES, LimitExceeded
 from orchestrator.model.undo import Undo
 
 Event = Literal["prepared", "injected", "reverted", "revert_failed"]
@@ -72,14 +73,41 @@ def is_held(path: Path) -> bool:
     return False
 
 
+class JournalUnreadable(DrillError):
+    """A journal line is whole JSON but no undo record: the file is not one drillctl wrote."""
+
+
 def read_entries(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete line; a torn last line (killed mid-write) is skipped."""
-    with path.open(encoding="utf-8") as f:
-        for line in f:
+    """Every complete line; a torn line (killed mid-write) is skipped.
+
+    Read within JOURNAL_BYTES, JOURNAL_LINE_BYTES and JOURNAL_ENTRIES: a journal over one raises
+    LimitExceeded naming the file (and line), rather than reading on or dropping undo records.
+    """
+    line_limit = JOURNAL_LINE_BYTES.value
+    with path.open("rb") as f:
+        JOURNAL_BYTES.check(os.fstat(f.fileno()).st_size, str(path))
+        number = 0
+        while line := f.readline(line_limit + 1):
+            number += 1
+            if len(line) > line_limit and not line.endswith(b"\n"):
+                raise LimitExceeded(JOURNAL_LINE_BYTES, f"{path}:{number}")
+            JOURNAL_ENTRIES.check(number, f"{path}:{number}")
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
+                entry = json.loads(line)
+            except (ValueError, RecursionError):
                 continue
+            if not isinstance(entry, dict) or not _is_record(entry):
+                raise JournalUnreadable(f"{path}:{number}: not an undo record of drillctl")
+            yield entry
+
+
+def _is_record(entry: dict[str, Any]) -> bool:
+    return (
+        isinstance(entry.get("event"), str)
+        and isinstance(entry.get("driver"), str)
+        and isinstance(entry.get("step_id"), str)
+        and isinstance(entry.get("state"), dict)
+    )
 
 
 def pending(path: Path) -> list[Undo]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from orchestrator.errors import DrillError
+from orchestrator.errors import BackendError, DrillError
 
 
 @dataclass(frozen=True)
@@ -88,11 +87,137 @@ YAML_MAPPING_KEYS = Limit("yaml_mapping_keys", 10_000, "keys", "a YAML mapping")
 RUNBOOK_FILE_BYTES = Limit("runbook_file_bytes", 2**20, "bytes", "the size of a runbook file")
 
 
-def read_at_most(path: Path, limit: Limit) -> bytes:
-    """A file's bytes, having read at most limit+1 of them: a huge file is refused without being read."""
-    cap = limit.value
-    with path.open("rb") as f:
-        data = f.read(cap + 1)
-        if len(data) > cap:
-            raise LimitExceeded(limit, str(path), max(os.fstat(f.fileno()).st_size, len(data)))
-    return data
+# --- run files and backend answers ---
+#
+# What drillctl reads back from its own run directories, and what backends answer. A run writes
+# these files itself, so the defaults are far above anything a real run writes: they refuse a
+# corrupt or hostile file, never a real one. Answers of backends are bounded per answer.
+
+
+class AnswerTooLarge(LimitExceeded, BackendError):
+    """A backend's answer is over its bound: a BackendError, so every caller treats it as that backend failing."""
+
+
+REPORT_BYTES = Limit(
+    "report_bytes",
+    64 * 2**20,
+    "bytes",
+    "report.json",
+    # A run writes at most 50,000 inline samples (about 6 MB at indent 1) plus 1,000 series buckets
+    # a probe (about 150 KB): ten times the largest real report.
+)
+REPORT_VALUES = Limit(
+    "report_values",
+    4_000_000,
+    "values",
+    "report.json",
+    # Counted as commas (some in strings, so a little over): 50,000 inline samples are 350,000, a series
+    # about 10,000 a probe. Python holds a value in 30 to 70 bytes, so this bounds what the bytes cannot:
+    # 64 MB of `[],` alone would be 1.6 GB once decoded.
+)
+SAMPLES_FILE_BYTES = Limit(
+    "samples_file_bytes",
+    2 * 2**30,
+    "bytes",
+    "samples.bin",
+    # 24 bytes a sample: 89 million samples, a day at 1,000 samples a second.
+)
+JOURNAL_BYTES = Limit(
+    "journal_bytes",
+    64 * 2**20,
+    "bytes",
+    "the journal",
+    # A run writes two to four lines a fault; the largest (Kubernetes prior state) are tens of KB.
+)
+JOURNAL_LINE_BYTES = Limit(
+    "journal_line_bytes",
+    16 * 2**20,
+    "bytes",
+    "a journal line",
+    # One undo record: a Kubernetes object is at most 1.5 MiB in etcd, and a record holds a few.
+)
+JOURNAL_ENTRIES = Limit(
+    "journal_entries",
+    100_000,
+    "lines",
+    "the journal",
+    # Two to four lines a fault, a few more for each retried recovery: thousands of faults' worth.
+)
+ABORT_REQUEST_BYTES = Limit(
+    "abort_request_bytes",
+    4096,
+    "bytes",
+    "an abort request",
+    # `drillctl abort` writes at most 1,000 characters (4,000 bytes) and a newline: one PIPE_BUF.
+)
+ABORT_REQUESTS = Limit(
+    "abort_requests",
+    100,
+    "requests",
+    "abort requests to one run",
+    # The first one stops the run and later ones change nothing; past this the run stops reading them.
+)
+WATCHDOG_LINE_BYTES = Limit(
+    "watchdog_line_bytes",
+    64 * 2**10,
+    "bytes",
+    "a line from the run to its watchdog",
+    # The longest line the run sends is `deadline STEP T`, with a step id of a few hundred bytes.
+)
+HTTP_PROBE_BODY_BYTES = Limit(
+    "http_probe_body_bytes",
+    4 * 2**20,
+    "bytes",
+    "an http probe's response body",
+    # Read only for `body_match`, which checks a health page, not a download.
+)
+PROMETHEUS_ANSWER_BYTES = Limit(
+    "prometheus_answer_bytes",
+    16 * 2**20,
+    "bytes",
+    "a Prometheus query answer",
+    # About 100,000 series of an instant vector: a threshold query returns a handful.
+)
+PUSHGATEWAY_ANSWER_BYTES = Limit(
+    "pushgateway_answer_bytes",
+    64 * 2**10,
+    "bytes",
+    "a Pushgateway answer",
+    # It answers a push with nothing, or one line of error.
+)
+WEBHOOK_ANSWER_BYTES = Limit(
+    "webhook_answer_bytes",
+    1 * 2**20,
+    "bytes",
+    "a webhook's answer",
+    # Chat and incident tools answer a post with a short status document.
+)
+KUBE_ANSWER_BYTES = Limit(
+    "kube_answer_bytes",
+    64 * 2**20,
+    "bytes",
+    "a Kubernetes API answer",
+    # An object is at most 1.5 MiB in etcd; a list page (KUBE_LIST_PAGE objects) is a few MB.
+)
+KUBE_LIST_ITEMS = Limit(
+    "kube_list_items",
+    100_000,
+    "objects",
+    "a Kubernetes list",
+    # Objects of one kind in one namespace (or Nodes) a watch cache holds: more than any real cluster's.
+)
+KUBE_WATCH_EVENT_BYTES = Limit(
+    "kube_watch_event_bytes",
+    16 * 2**20,
+    "bytes",
+    "a Kubernetes watch event",
+    # One event carries one object, at most 1.5 MiB in etcd, a few times that as JSON.
+)
+KUBE_LIST_PAGE = 500
+"""Objects asked for in one list request (`limit`, with `continue` for the next page), as kubectl asks."""
+
+
+def check_answer(limit: Limit, amount: int, where: str) -> None:
+    """Like `limit.check`, for a backend's answer: raises AnswerTooLarge, a BackendError."""
+    if amount > limit.value:
+        raise AnswerTooLarge(limit, where, amount)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.bounded_io import read_file
 from orchestrator.errors import SpecError, SpecIssue
 from orchestrator.limits import (
     SPEC_FILE_BYTES,
@@ -23,7 +24,6 @@ from orchestrator.limits import (
     YAML_STRING_CHARS,
     Limit,
     LimitExceeded,
-    read_at_most,
 )
 from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import (
@@ -83,7 +83,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
     """A YAML file as Python data, with the line of every key and item (for GameDay files too)."""
     file = str(path)
     try:
-        raw = read_at_most(path, SPEC_FILE_BYTES)
+        raw = read_file(path, SPEC_FILE_BYTES)
     except OSError as e:
         raise SpecError([SpecIssue(file, None, "", f"cannot read: {e.strerror}")]) from e
     except LimitExceeded as e:
@@ -131,7 +131,7 @@ def is_gameday(path: Path) -> bool:
     A file over the size limit is not one: loading it as a drill then says why it is refused.
     """
     try:
-        return _GAMEDAY_KIND.search(read_at_most(path, SPEC_FILE_BYTES).decode("utf-8")) is not None
+        return _GAMEDAY_KIND.search(read_file(path, SPEC_FILE_BYTES).decode("utf-8")) is not None
     except (OSError, UnicodeDecodeError, LimitExceeded):
         return False
 

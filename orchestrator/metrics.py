@@ -12,6 +12,8 @@ from __future__ import annotations
 import http.client
 import sys
 import threading
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 from wsgiref.simple_server import WSGIServer
@@ -19,7 +21,10 @@ from wsgiref.simple_server import WSGIServer
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway, start_http_server
 
+from orchestrator.bounded_io import content_length, read_stream
 from orchestrator.console import LiveView
+from orchestrator.errors import BackendError
+from orchestrator.limits import PUSHGATEWAY_ANSWER_BYTES
 from orchestrator.model.timeline import Sample
 from orchestrator.model.verdict import DrillVerdict, SlaVerdict
 
@@ -130,6 +135,22 @@ class PushTarget:
     timeout: float = PUSH_TIMEOUT
 
 
+def bounded_handler(
+    url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+) -> Callable[[], None]:
+    """prometheus_client's default push, reading the answer within PUSHGATEWAY_ANSWER_BYTES (it reads none:
+    a gateway, or whatever answers at its URL, could send an endless body into a half-closed connection)."""
+
+    def handle() -> None:
+        request = urllib.request.Request(url, data=data, method=method)
+        for name, value in headers:
+            request.add_header(name, value)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # HTTP >= 400 raises HTTPError
+            read_stream(response, PUSHGATEWAY_ANSWER_BYTES, url, content_length(response.headers.get("Content-Length")))
+
+    return handle
+
+
 class Pusher:
     """Pushes a run's metrics to a Pushgateway every `every` seconds from a daemon thread, and once more at the
     end with the verdicts (`push`).
@@ -155,8 +176,14 @@ class Pusher:
                 registry=self.metrics.registry,
                 grouping_key=self.grouping,
                 timeout=self.target.timeout,
+                handler=bounded_handler,
             )
-        except (OSError, ValueError, http.client.HTTPException) as e:  # refused, timed out, HTTP >= 400, bad URL
+        except (
+            OSError,
+            ValueError,
+            http.client.HTTPException,
+            BackendError,
+        ) as e:  # refused, timed out, HTTP >= 400, bad URL, answer too large
             structlog.get_logger().warning(  # the logger as configured now: the run's log, also for the last push
                 "pushgateway_push_failed",
                 pushgateway=self.target.url,

@@ -30,13 +30,25 @@ class Settled:
     reverted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     busy: bool = False
+    unreadable: str | None = None
+    """Why the journal could not be read (over a bound, not a journal): nothing in it was reverted."""
 
 
 def unsettled(runs_dir: Path) -> list[Path]:
-    """Journals under `runs_dir` that still hold undo records nobody reverted, and no live run holds."""
+    """Journals under `runs_dir` that still hold undo records nobody reverted, and no live run holds.
+
+    A journal that cannot be read is one of them: nobody can tell it is settled.
+    """
     if not runs_dir.is_dir():
         return []
-    return sorted(p for p in runs_dir.glob(f"*/{JOURNAL}") if pending(p) and not is_held(p))
+    return sorted(p for p in runs_dir.glob(f"*/{JOURNAL}") if maybe_pending(p) and not is_held(p))
+
+
+def maybe_pending(path: Path) -> bool:
+    try:
+        return bool(pending(path))
+    except DrillError:
+        return True
 
 
 def standalone_registry() -> DriverRegistry:
@@ -55,6 +67,8 @@ async def settle(path: Path, registry: DriverRegistry | None = None) -> Settled:
     try:
         for undo in reversed(pending(path)):
             await _revert(undo, registry or standalone_registry(), journal, result, by=None)
+    except DrillError as e:
+        result.unreadable = str(e)
     finally:
         journal.close()
     return result
@@ -66,7 +80,11 @@ async def revert_expired(path: Path, step_id: str, registry: DriverRegistry | No
     Nothing to do if the run reverted it already; reverting twice is harmless anyway (idempotent).
     """
     result = Settled(journal=path)
-    undo = next((u for u in pending(path) if u.step_id == step_id), None)
+    try:
+        undo = next((u for u in pending(path) if u.step_id == step_id), None)
+    except DrillError as e:
+        result.unreadable = str(e)
+        return result
     if undo is None:
         return result
     journal = Journal.beside_holder(path)

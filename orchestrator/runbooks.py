@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.limits import RUNBOOK_FILE_BYTES, LimitExceeded, read_at_most
+from orchestrator.bounded_io import read_file
+from orchestrator.limits import RUNBOOK_FILE_BYTES, LimitExceeded
 
 _OPENING = re.compile(r"#{1,6}\s")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -85,7 +86,7 @@ class RunbookIndex:
 
     def _headings(self, path: Path) -> dict[str, str]:
         if path not in self._cache:
-            self._cache[path] = headings(read_at_most(path, RUNBOOK_FILE_BYTES).decode("utf-8"))
+            self._cache[path] = headings(read_file(path, RUNBOOK_FILE_BYTES).decode("utf-8"))
         return self._cache[path]
 
     def problem(self, ref: str) -> str | None:

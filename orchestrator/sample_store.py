@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, overload
 
+from orchestrator.limits import SAMPLES_FILE_BYTES
 from orchestrator.model.timeline import Sample, SampleFile, SampleLog
 
 MAGIC = b"DRLSMPL\n"
@@ -152,9 +154,13 @@ def sha256_of(path: Path) -> str:
 
 
 def read_samples(path: Path, chunk_records: int = 8192) -> SampleLog:
-    """Every whole sample of a samples.bin, in the order written; a torn last record is ignored."""
+    """Every whole sample of a samples.bin, in the order written; a torn last record is ignored.
+
+    A file over SAMPLES_FILE_BYTES is refused before anything is read (LimitExceeded).
+    """
     log = SampleLog()
     with path.open("rb") as f:
+        SAMPLES_FILE_BYTES.check(os.fstat(f.fileno()).st_size, str(path))
         head = f.read(HEADER.size)
         if len(head) < HEADER.size:
             raise SampleFileError(f"{path}: too short for a samples file")
@@ -219,6 +225,7 @@ class StoredSamples(Sequence[Sample]):
 
     def load(self) -> SampleLog:
         if self._log is None:
+            SAMPLES_FILE_BYTES.check(self.path.stat().st_size, str(self.path))
             found = sha256_of(self.path)
             if found != self.expected.sha256:
                 raise SampleFileError(f"{self.path}: sha256 {found} is not the report's {self.expected.sha256}")

@@ -42,9 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from orchestrator.journal import pending
+import structlog
+
+from orchestrator.bounded_io import read_line
+from orchestrator.limits import WATCHDOG_LINE_BYTES, LimitExceeded
 from orchestrator.logs import log_to
-from orchestrator.recovery import JOURNAL, Settled, revert_expired, settle
+from orchestrator.recovery import JOURNAL, Settled, maybe_pending, revert_expired, settle
 from orchestrator.targets.local import pids_in_group, proc_files, signal_group, wait_gone
 
 STOP_GRACE = 3.0
@@ -132,13 +135,18 @@ async def watch(reader: asyncio.StreamReader, journal: Path, hang_timeout: float
             wake = list(deadlines.values()) + ([last_beat + hang_timeout] if last_beat is not None else [])
             timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
             try:
-                raw = await asyncio.wait_for(reader.readline(), timeout)
+                raw = await asyncio.wait_for(read_line(reader), timeout)
             except TimeoutError:
-                raw = None
+                raw = b"\n"
             now = time.monotonic()
             if raw == b"":
                 return seen
-            words = (raw or b"").decode(errors="replace").split()
+            if raw is None:
+                structlog.get_logger().warning(
+                    "watchdog_line_dropped", error=LimitExceeded(WATCHDOG_LINE_BYTES, "stdin").reason
+                )
+                raw = b"\n"
+            words = raw.decode(errors="replace").split()
             match words:
                 case ["done"]:
                     seen.ending = "done"
@@ -200,7 +208,7 @@ def stop_groups(pgids: list[int]) -> list[int]:
 
 async def _stdin_reader() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=WATCHDOG_LINE_BYTES.value)  # read_line drops longer lines
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
     return reader
 
@@ -216,7 +224,7 @@ async def _guard(run_dir: Path, orchestrator: int) -> tuple[Watched, Settled | N
     if seen.ending != "done":
         # Its journal lock goes with the process: wait for the exit (EOF on the pipe can come first).
         await asyncio.to_thread(wait_gone, [orchestrator], ORCHESTRATOR_EXIT)
-    if not journal.exists() or (seen.ending == "done" and not pending(journal)):
+    if not journal.exists() or (seen.ending == "done" and not maybe_pending(journal)):
         return seen, None, noticed, None
     settled = await settle(journal)
     return seen, settled, noticed, time.monotonic()
@@ -242,6 +250,8 @@ def main(argv: list[str]) -> int:
         "reverted": settled.reverted if settled else [],
         "revert_failed": settled.failed if settled else [],
         "journal_busy": settled.busy if settled else False,
+        "journal_unreadable": settled.unreadable if settled else None,
+        "expired_unreadable": [s.unreadable for s in seen.expired if s.unreadable],
         "expired": [step for s in seen.expired for step in s.reverted],
         "expired_failed": [f for s in seen.expired for f in s.failed],
         "stopped_process_groups": stopped,
@@ -250,8 +260,8 @@ def main(argv: list[str]) -> int:
         "at": time.time(),
     }
     (run_dir / "watchdog.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    failed = settled is not None and (settled.failed or settled.busy)
-    return 1 if failed or summary["expired_failed"] else 0
+    failed = settled is not None and (settled.failed or settled.busy or settled.unreadable)
+    return 1 if failed or summary["expired_failed"] or summary["expired_unreadable"] else 0
 
 
 if __name__ == "__main__":

@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.toxiproxy", "tests.fixtures.kube", "tests.fixtures.prometheus"]
+pytest_plugins = [
+    "tests.fixtures.toxiproxy",
+    "tests.fixtures.kube",
+    "tests.fixtures.prometheus",
+    "tests.fixtures.answers",
+]

@@ -83,10 +83,17 @@ def issues(load: Callable[[Path], object], path: Path, seconds: float = 2.0, mem
 
 def mutated(source: Path, data: st.DataObject) -> str:
     """`source` with one to three structural mutations, as YAML."""
-    document = yaml.safe_load(source.read_text())
-    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-        document = _mutate(document, data)
+    document = mutations(yaml.safe_load(source.read_text()), data)
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def mutations(document: Any, data: st.DataObject) -> Any:
+    """`document` after one to three mutations (fewer if it runs out of parts)."""
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        if not isinstance(document, dict | list) or not document:
+            break
+        document = mutate(document, data)
+    return document
 
 
 def _paths(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -100,7 +107,7 @@ def _paths(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-def _mutate(document: Any, data: st.DataObject) -> Any:
+def mutate(document: Any, data: st.DataObject) -> Any:
     """One structural mutation at a random place: delete, replace, retype, rename, duplicate, wrap."""
     mutant = copy.deepcopy(document)
     path = data.draw(st.sampled_from(_paths(mutant)[1:]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import math
 import os
 import socket
@@ -27,10 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from orchestrator.errors import BackendError, PreflightError
-from orchestrator.kube.access import KubeAccess, KubeConnection, connect, status_of
+from orchestrator.kube.access import KubeAccess, KubeConnection, connect, endpoint, status_of
+from orchestrator.kube.watch_cache import event_lines
 from orchestrator.model.gameday import LeaseSpec
 
 FIELD_MANAGER = "drillctl-gameday"
@@ -182,24 +186,30 @@ class ClusterLease:
         request_timeout = seconds + self.connection.request_timeout
 
         def watch_once() -> None:
-            w = watch.Watch()  # type: ignore[no-untyped-call]
+            """The watch cache's reader, not `kubernetes.watch`: each event within KUBE_WATCH_EVENT_BYTES."""
+            response: Any = api.list_namespaced_lease(  # raw (urllib3) with _preload_content=False
+                cfg.namespace,
+                field_selector=f"metadata.name={cfg.name}",
+                watch=True,
+                timeout_seconds=seconds,
+                _preload_content=False,
+                _request_timeout=request_timeout,
+            )
             try:
-                for event in w.stream(  # type: ignore[no-untyped-call]
-                    api.list_namespaced_lease,
-                    cfg.namespace,
-                    field_selector=f"metadata.name={cfg.name}",
-                    timeout_seconds=seconds,
-                    _request_timeout=request_timeout,
-                ):
-                    if event["type"] in ("MODIFIED", "DELETED"):
+                for line in event_lines(response, endpoint(response, self.connection.server)):
+                    event = json.loads(line)
+                    if isinstance(event, dict) and event.get("type") in ("MODIFIED", "DELETED"):
                         return
             finally:
-                w.stop()  # type: ignore[no-untyped-call]
+                response.close()
+                response.release_conn()
 
         try:
             await asyncio.wait_for(asyncio.to_thread(watch_once), request_timeout + 2)
         except TimeoutError:
             return
+        except (ApiException, HTTPError, OSError, ValueError, RecursionError) as e:
+            raise BackendError(f"watch of lease {cfg.namespace}/{cfg.name} at {self.connection.server}: {e}") from e
 
     def _our_spec(self, lease: client.V1Lease | None) -> client.V1LeaseSpec | None:
         """The lease's spec while we hold it; None once it is gone or someone else's."""

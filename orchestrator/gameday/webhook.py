@@ -9,6 +9,11 @@ from typing import Any
 
 import aiohttp
 
+from orchestrator.bounded_io import read_answer
+from orchestrator.errors import BackendError
+from orchestrator.limits import WEBHOOK_ANSWER_BYTES
+from orchestrator.logs import redact
+
 
 @dataclass(frozen=True)
 class WebhookOutcome:
@@ -29,13 +34,13 @@ async def post_summary(url: str, summary: dict[str, Any], deadline: float) -> We
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=deadline)) as session,
             session.post(url, data=body, headers={"Content-Type": "application/json"}) as response,
         ):
-            await response.read()
+            await read_answer(response, WEBHOOK_ANSWER_BYTES, redact(url))
             if 200 <= response.status < 300:
                 return WebhookOutcome(url, True, response.status, None)
             return WebhookOutcome(url, False, response.status, f"answered {response.status} {response.reason}")
     except TimeoutError:
         return WebhookOutcome(url, False, None, f"no answer within {deadline:g}s")
-    except aiohttp.ClientError as e:
+    except (aiohttp.ClientError, OSError, BackendError) as e:
         return WebhookOutcome(url, False, None, f"{type(e).__name__}: {e}")
 
 

@@ -13,7 +13,8 @@ from orchestrator.history.model import RunRecord
 from orchestrator.history.store import HistoryStore, open_store
 from orchestrator.history.trends import record_of
 from orchestrator.logs import log_to
-from orchestrator.reporting.json_report import ReportFormatError, read_report
+from orchestrator.reporting.document import ReportFormatError
+from orchestrator.reporting.json_report import read_report
 from orchestrator.reporting.report import Report
 
 

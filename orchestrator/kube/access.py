@@ -25,7 +25,9 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
+from orchestrator.bounded_io import content_length, read_stream
 from orchestrator.errors import BackendError, PreflightError
+from orchestrator.limits import KUBE_ANSWER_BYTES
 from orchestrator.model.spec import KubernetesTargets
 
 T = TypeVar("T")
@@ -91,10 +93,15 @@ class KubeConnection:
 
     async def call_json(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Like `call`, but the object as the server sent it (camelCase JSON), as undo records hold it."""
-        response = await self.call(fn, *args, _preload_content=False, **kwargs)
+
+        def fetch(*args: Any, **kwargs: Any) -> bytes:
+            response = fn(*args, _preload_content=False, **kwargs)
+            return read_answer(response, endpoint(response, self.server))
+
+        data = await self.call(fetch, *args, **kwargs)
         try:
-            document = json.loads(response.data)
-        except ValueError as e:
+            document = json.loads(data)
+        except (ValueError, RecursionError) as e:
             raise BackendError(f"Kubernetes API at {self.server}: answer is not JSON: {e}") from e
         if not isinstance(document, dict):
             raise BackendError(f"Kubernetes API at {self.server}: expected an object, got {type(document).__name__}")
@@ -107,6 +114,47 @@ class KubeApiError(BackendError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def read_answer(response: Any, where: str) -> bytes:
+    """A urllib3 response's body within KUBE_ANSWER_BYTES (AnswerTooLarge naming `where`, its URL); a refused
+    answer's connection is dropped, not reused with the rest of the body in it."""
+    try:
+        return read_stream(response, KUBE_ANSWER_BYTES, where, content_length(response.headers.get("Content-Length")))
+    except BackendError:
+        response.close()
+        raise
+    finally:
+        response.release_conn()
+
+
+def endpoint(response: Any, server: str) -> str:
+    """The URL a urllib3 response answers (it knows only its path)."""
+    return server.rstrip("/") + str(getattr(response, "url", None) or "")
+
+
+def bounded(api: client.ApiClient) -> client.ApiClient:
+    """The client, reading every answer it decodes itself (`_preload_content`, the default) within KUBE_ANSWER_BYTES.
+
+    The generated client reads a whole body at once (`RESTResponse.read`); every call goes through
+    `rest_client.request`, so each response it returns gets a bounded `read` instead.
+    """
+    rest = api.rest_client
+    send: Callable[..., Any] = rest.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        answer = send(method, url, *args, **kwargs)
+        answer.read = functools.partial(_read_once, answer, url)
+        return answer
+
+    rest.request = request  # type: ignore[method-assign]
+    return api
+
+
+def _read_once(answer: Any, url: str) -> bytes:
+    if answer.data is None:
+        answer.data = read_answer(answer.response, url)
+    return bytes(answer.data)
 
 
 def status_of(error: BaseException) -> int | None:
@@ -146,7 +194,7 @@ def _connect(kubeconfig: str | None, context: str | None, namespace: str | None,
         raise PreflightError(f"kubeconfig {path}, context {chosen['name']}: {e}") from e
     resolved = namespace or chosen.get("context", {}).get("namespace") or "default"
     return KubeConnection(
-        api=client.ApiClient(configuration),
+        api=bounded(client.ApiClient(configuration)),
         kubeconfig=path,
         context=chosen["name"],
         namespace=resolved,
@@ -162,7 +210,7 @@ def _in_cluster(namespace: str | None, timeout: float) -> KubeConnection:
     except ConfigException as e:
         raise PreflightError(f"in-cluster configuration: {e}") from e
     return KubeConnection(
-        api=client.ApiClient(configuration),
+        api=bounded(client.ApiClient(configuration)),
         kubeconfig=None,
         context=IN_CLUSTER,
         namespace=namespace or SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip(),

@@ -30,7 +30,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError, MaxRetryError
 
-from orchestrator.kube.access import KubeConnection
+from orchestrator.errors import DrillError
+from orchestrator.kube.access import KubeConnection, endpoint, read_answer
+from orchestrator.limits import KUBE_LIST_ITEMS, KUBE_LIST_PAGE, KUBE_WATCH_EVENT_BYTES, check_answer
 
 Kind = Literal["Deployment", "StatefulSet", "Pod", "Node"]
 Obj = Mapping[str, Any]
@@ -41,6 +43,8 @@ READ_GRACE = 5.0
 """Extra client read timeout beyond the watch timeout before a silent connection counts as broken."""
 RETRY_MIN, RETRY_MAX = 0.2, 2.0
 """Back-off between failed lists: fast enough to see the server come back within a sampling second."""
+READ_CHUNK = 1 << 16
+"""Most bytes of a watch answer read at once."""
 STOP_TIMEOUT = 3.0
 """How long `release` waits for the worker thread; a list blocked in connect ends by its own timeout."""
 
@@ -177,7 +181,8 @@ class WatchCache:
                         self._stopping.wait(RETRY_MIN)
             except _Expired:
                 continue
-            except (ApiException, HTTPError, OSError, ValueError, KeyError, TypeError) as e:  # KeyError...: malformed
+            # KeyError and below: a malformed answer; DrillError: an answer over its bound.
+            except (ApiException, HTTPError, OSError, DrillError, ValueError, KeyError, TypeError, RecursionError) as e:
                 if self._stopping.is_set():
                     break
                 self._fail(_describe(e))
@@ -185,10 +190,25 @@ class WatchCache:
                 delay = min(delay * 2, RETRY_MAX)
 
     def _relist(self) -> str:
+        """Every object, a page of KUBE_LIST_PAGE at a time (one consistent snapshot through `continue`)."""
         self._count(lists=1)
-        response = self._list(_preload_content=False, _request_timeout=self._conn.request_timeout)
-        body = json.loads(self._read_all(response))
-        objects = {item["metadata"]["name"]: item for item in body.get("items") or []}
+        objects: dict[str, Obj] = {}
+        token: str | None = None
+        while True:
+            response = self._list(
+                limit=KUBE_LIST_PAGE,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=self._conn.request_timeout,
+            )
+            items, token, version = list_page(json.loads(self._read_all(response)))
+            for item in items:
+                objects[item["metadata"]["name"]] = item
+                check_answer(KUBE_LIST_ITEMS, len(objects), self._where())
+            if token is None:
+                break
+            if self._stopping.is_set():
+                return version  # a part of the list: never published as if it were all of it
         with self._lock:
             self._objects = objects
             self._version += 1
@@ -196,7 +216,7 @@ class WatchCache:
             self._error = None
             self._heard_at = time.monotonic()
             self._wake()
-        return str(body["metadata"]["resourceVersion"])
+        return version
 
     def _watch(self, version: str) -> str:
         """One watch request from `version`; returns the last resourceVersion seen when it ends on time."""
@@ -214,7 +234,7 @@ class WatchCache:
         try:
             if self._stopping.is_set():
                 return version
-            for line in _lines(response):
+            for line in event_lines(response, endpoint(response, self._conn.server)):
                 version = self._apply(json.loads(line), version)
         finally:
             with self._lock:
@@ -225,19 +245,25 @@ class WatchCache:
                 self._heard_at = time.monotonic()
         return version
 
-    def _apply(self, event: Mapping[str, Any], version: str) -> str:
-        kind, obj = event.get("type"), event.get("object") or {}
+    def _apply(self, event: Any, version: str) -> str:
+        """One decoded watch event; ValueError for one shaped otherwise (the worker then re-lists)."""
+        if not isinstance(event, dict) or not isinstance(obj := event.get("object") or {}, dict):
+            raise ValueError("a watch event that is not an object holding an object")
+        kind = event.get("type")
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise _Expired
             raise ValueError(f"watch error {obj.get('code')}: {obj.get('message')}")
         metadata = obj.get("metadata") or {}
+        if not isinstance(metadata, dict) or (kind in ("ADDED", "MODIFIED", "DELETED") and "name" not in metadata):
+            raise ValueError(f"a {kind} watch event whose object has no name")
         with self._lock:
             self._heard_at = time.monotonic()
             self._stats = CacheStats(self._stats.lists, self._stats.watches, self._stats.events + 1)
             if kind in ("ADDED", "MODIFIED"):
                 self._objects[metadata["name"]] = obj
                 self._version += 1
+                check_answer(KUBE_LIST_ITEMS, len(self._objects), self._where())
             elif kind == "DELETED":
                 self._objects.pop(metadata["name"], None)
                 self._version += 1
@@ -247,11 +273,13 @@ class WatchCache:
         with self._lock:
             self._response = response
         try:
-            return bytes(response.data)
+            return read_answer(response, endpoint(response, self._conn.server))
         finally:
             with self._lock:
                 self._response = None
-            response.release_conn()
+
+    def _where(self) -> str:
+        return f"{self._conn.server} ({self.describe()})"
 
     def _fail(self, error: str) -> None:
         with self._lock:
@@ -281,15 +309,40 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _lines(response: Any) -> Iterator[str]:
-    """The newline-delimited JSON events of a watch response."""
-    buffer = b""
-    for chunk in response.stream(amt=None, decode_content=False):
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        for line in complete:
-            if line.strip():
-                yield line.decode("utf-8", errors="replace")
+def event_lines(response: Any, where: str) -> Iterator[str]:
+    """The newline-delimited JSON events of a watch response, each within KUBE_WATCH_EVENT_BYTES.
+
+    Read in pieces of at most READ_CHUNK (the server's own chunks can be of any size), and only the
+    event being read is held.
+    """
+    event = bytearray()
+    for chunk in response.stream(READ_CHUNK, decode_content=False):
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            event += chunk[start:end]
+            check_answer(KUBE_WATCH_EVENT_BYTES, len(event), where)
+            if event.strip():
+                yield event.decode("utf-8", errors="replace")
+            event.clear()
+            start = end + 1
+        event += chunk[start:]
+        check_answer(KUBE_WATCH_EVENT_BYTES, len(event), where)
+
+
+def list_page(body: Any) -> tuple[list[Obj], str | None, str]:
+    """The items of one page of a list answer, the `continue` token of the next page (None: last) and the
+    list's resourceVersion; ValueError for anything shaped otherwise."""
+    if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+        raise ValueError("a list answer without metadata")
+    items = body.get("items") or []
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("metadata"), dict) and isinstance(i["metadata"].get("name"), str)
+        for i in items
+    ):
+        raise ValueError("a list answer whose items are not named objects")
+    metadata = body["metadata"]
+    token = metadata.get("continue") or None
+    return items, None if token is None else str(token), str(metadata["resourceVersion"])
 
 
 def _list_function(api: client.ApiClient, kind: Kind, namespace: str | None) -> Callable[..., Any]:

@@ -7,8 +7,19 @@ import time
 
 import aiohttp
 
+from orchestrator.bounded_io import read_answer
+from orchestrator.errors import BackendError
+from orchestrator.limits import HTTP_PROBE_BODY_BYTES
 from orchestrator.model.spec import HttpProbe as HttpProbeSpec
 from orchestrator.probes.base import Observation
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    """As the server says (UTF-8 if it does not, or names a charset Python does not know)."""
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
 
 
 class HttpProbe:
@@ -34,7 +45,8 @@ class HttpProbe:
         started = time.monotonic()
         try:
             async with self._client().request(self._spec.method, self._spec.url) as response:
-                text = await response.text(errors="replace") if self._body else ""
+                body = await read_answer(response, HTTP_PROBE_BODY_BYTES, self._spec.url) if self._body else b""
+                text = _decode(body, response.charset)
                 latency = time.monotonic() - started
                 if response.status not in self._spec.expect_status:
                     return Observation(False, latency, f"HTTP {response.status}")
@@ -45,7 +57,7 @@ class HttpProbe:
             return Observation(False, time.monotonic() - started, f"timeout after {self.timeout:g}s")
         except aiohttp.ClientError as e:
             return Observation(False, time.monotonic() - started, f"{type(e).__name__}: {e}")
-        except OSError as e:
+        except (OSError, BackendError) as e:
             return Observation(False, time.monotonic() - started, f"{type(e).__name__}: {e}")
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ else that judges a query (an abort condition, for one).
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import time
@@ -18,6 +19,9 @@ from typing import Any, Literal
 
 import aiohttp
 
+from orchestrator.bounded_io import read_answer
+from orchestrator.errors import BackendError
+from orchestrator.limits import PROMETHEUS_ANSWER_BYTES
 from orchestrator.model.spec import PrometheusProbe as PrometheusProbeSpec
 from orchestrator.probes.base import Observation
 
@@ -49,7 +53,9 @@ def judge_instant_query(
         return QueryVerdict(False, "not a Prometheus API response", ())
     if payload["status"] == "error":
         return QueryVerdict(False, f"Prometheus {payload.get('errorType', 'error')}: {payload.get('error')}", ())
-    data: Mapping[str, Any] = payload.get("data") or {}
+    data: Any = payload.get("data") or {}
+    if not isinstance(data, Mapping):
+        return QueryVerdict(False, "not a Prometheus API response: its data is not an object", ())
     kind: Any = data.get("resultType")
     result: Any = data.get("result")
     try:
@@ -59,7 +65,7 @@ def judge_instant_query(
             series = [("scalar", float(result[1]))]
         else:
             return QueryVerdict(False, f"query returned a {kind}, expected an instant vector or a scalar", ())
-    except (TypeError, KeyError, IndexError, ValueError) as e:
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError) as e:  # AttributeError: not an object
         return QueryVerdict(False, f"malformed {kind} result: {e!r}", ())
     values = tuple(value for _, value in series)
     if not series:
@@ -69,6 +75,14 @@ def judge_instant_query(
         if math.isnan(value) or not compare(value, threshold):
             return QueryVerdict(False, f"{labels} = {value:g}, expected {op} {threshold:g}", values)
     return QueryVerdict(True, None, values)
+
+
+def parse_answer(body: bytes) -> Any:
+    """The decoded JSON of an answer, or None if it is not JSON (nested too deep counts as not JSON)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _labels(metric: Mapping[str, str]) -> str:
@@ -101,15 +115,13 @@ class PrometheusProbe:
         form = {"query": self._spec.query, "timeout": f"{self.timeout:g}s"}
         try:
             async with self._client().post(self._endpoint, data=form) as response:
-                try:
-                    payload = await response.json(content_type=None)
-                except ValueError:
-                    payload = None
+                body = await read_answer(response, PROMETHEUS_ANSWER_BYTES, self._endpoint)
                 latency = time.monotonic() - started
         except TimeoutError:
             return Observation(False, time.monotonic() - started, f"timeout after {self.timeout:g}s")
-        except (aiohttp.ClientError, OSError) as e:
+        except (aiohttp.ClientError, OSError, BackendError) as e:
             return Observation(False, time.monotonic() - started, f"{type(e).__name__}: {e}")
+        payload = parse_answer(body)
         if payload is None:
             return Observation(False, latency, f"HTTP {response.status} from {self._endpoint}: not JSON")
         verdict = judge_instant_query(payload, self._spec.op, self._spec.threshold, self._spec.empty)

@@ -7,15 +7,18 @@ Its JSON Schema is in `report_schema.py`.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+import types
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
 from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
+from orchestrator.reporting.document import ReportFormatError, read_document, report_path
 from orchestrator.reporting.report import SCHEMA, DrillInfo, Report, RunbookSection, RunFacts
 from orchestrator.sample_store import StoredSamples
 from orchestrator.stop_conditions import Stop
@@ -27,10 +30,6 @@ T = TypeVar("T", bound="DataclassInstance")
 
 SAMPLE_COLUMNS = ["probe", "at", "phase", "ok", "latency", "lag", "error"]
 BUCKET_COLUMNS = [f.name for f in fields(Bucket)]
-
-
-class ReportFormatError(ValueError):
-    """report.json is missing, not JSON, of another schema, or not shaped as this version writes it."""
 
 
 def _link(section: RunbookSection | None) -> dict[str, str] | None:
@@ -202,7 +201,43 @@ def _rebuild(cls: type[T], row: dict[str, Any], **converted: Any) -> T:
     holds it another way (a runbook link for its ref, a list for a tuple). A field added since the report
     was written keeps its default."""
     taken = {f.name: row[f.name] for f in fields(cls) if f.name in row and f.name not in converted}
-    return cls(**taken, **converted)
+    return _checked(cls(**taken, **converted))
+
+
+def _checked(value: T) -> T:
+    """`value`, once every field holds what its annotation says (TypeError naming the field otherwise): a
+    hostile report.json fails here, clearly, and not later in a renderer that formats a string as a number."""
+    for name, hint in _hints(type(value)).items():
+        if not _fits(getattr(value, name), hint):
+            raise TypeError(f"{type(value).__name__}.{name} is not {hint}: {getattr(value, name)!r:.80}")
+    return value
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is tuple or origin is list:
+        return isinstance(value, origin) and all(_fits(v, args[0]) for v in value)
+    if origin in (dict, Mapping):
+        return isinstance(value, Mapping) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    if origin is Sequence:
+        return isinstance(value, Sequence)  # rows were checked as they were rebuilt; samples.bin is read later
+    return isinstance(value, origin or hint)
 
 
 def from_json(document: dict[str, Any], run_dir: Path) -> Report:
@@ -212,46 +247,50 @@ def from_json(document: dict[str, Any], run_dir: Path) -> Report:
         raise ReportFormatError(f"not a {SCHEMA} report (schema: {found!r})")
     try:
         return _from_json(document, run_dir)
-    except (KeyError, TypeError, ValueError, IndexError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise ReportFormatError(f"malformed {SCHEMA} report: {type(e).__name__}: {e}") from e
 
 
 def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
     run, drill = doc["run"], doc["drill"]
     samples, series, samples_file = _read_samples(doc["samples"], run_dir)
-    timeline = Timeline(
-        interval=float(run["interval"]),
-        probes=tuple(doc["probes"]),
-        samples=samples,
-        phases=tuple(_rebuild(PhaseMark, p) for p in doc["phases"]),
-        faults=tuple(
-            _rebuild(
-                FaultMark,
-                f,
-                params=dict(f["params"]),
-                runbook=_ref(f["runbook"]),
-                touched=tuple(f.get("touched", ())),
-                revert_notes=tuple(f.get("revert_notes", ())),
-            )
-            for f in doc["faults"]
-        ),
-        end=float(run["end"]),
-        samples_file=samples_file,
+    timeline = _checked(
+        Timeline(
+            interval=float(run["interval"]),
+            probes=tuple(doc["probes"]),
+            samples=samples,
+            phases=tuple(_rebuild(PhaseMark, p) for p in doc["phases"]),
+            faults=tuple(
+                _rebuild(
+                    FaultMark,
+                    f,
+                    params=dict(f["params"]),
+                    runbook=_ref(f["runbook"]),
+                    touched=tuple(f.get("touched", ())),
+                    revert_notes=tuple(f.get("revert_notes", ())),
+                )
+                for f in doc["faults"]
+            ),
+            end=float(run["end"]),
+            samples_file=samples_file,
+        )
     )
     status = run["status"]
-    facts = RunFacts(
-        run_id=run["id"],
-        run_dir=run_dir,
-        started_at=datetime.fromisoformat(run["started_at"]),
-        finished_at=datetime.fromisoformat(run["finished_at"]),
-        status="completed" if status in ("passed", "failed") else status,
-        reason=run["reason"],
-        stopped_by=None if run["stopped_by"] is None else Stop(**run["stopped_by"]),
-        injected=bool(run["injected"]),
-        reverted=list(doc["rollback"]["reverted"]),
-        revert_failures=list(doc["rollback"]["failed"]),
-        toxiproxy_url=doc["environment"].get("toxiproxy_url"),
-        process_restarts={str(k): int(n) for k, n in doc["process_restarts"].items()},
+    facts = _checked(
+        RunFacts(
+            run_id=run["id"],
+            run_dir=run_dir,
+            started_at=datetime.fromisoformat(run["started_at"]),
+            finished_at=datetime.fromisoformat(run["finished_at"]),
+            status="completed" if status in ("passed", "failed") else status,
+            reason=run["reason"],
+            stopped_by=None if run["stopped_by"] is None else _checked(Stop(**run["stopped_by"])),
+            injected=bool(run["injected"]),
+            reverted=list(doc["rollback"]["reverted"]),
+            revert_failures=list(doc["rollback"]["failed"]),
+            toxiproxy_url=doc["environment"].get("toxiproxy_url"),
+            process_restarts={str(k): int(n) for k, n in doc["process_restarts"].items()},
+        )
     )
     verdicts = [
         _rebuild(
@@ -281,22 +320,24 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
         _rebuild(ProbeStats, s, samples=int(s["samples"]), failures=int(s["failures"])) for s in doc["probe_stats"]
     ]
     runbooks = {ref: _rebuild(RunbookSection, r, ref=ref, path=Path(r["path"])) for ref, r in doc["runbooks"].items()}
-    return Report(
-        drill=_rebuild(
-            DrillInfo,
-            drill,
-            file=Path(drill["file"]),
-            runbook=_ref(drill["runbook"]),
-            slas_declared=int(drill["slas_declared"]),
-        ),
-        facts=facts,
-        timeline=timeline,
-        verdicts=verdicts,
-        windows=windows,
-        stats=stats,
-        runbooks=runbooks,
-        environment=dict(doc["environment"]),
-        series=series,
+    return _checked(
+        Report(
+            drill=_rebuild(
+                DrillInfo,
+                drill,
+                file=Path(drill["file"]),
+                runbook=_ref(drill["runbook"]),
+                slas_declared=int(drill["slas_declared"]),
+            ),
+            facts=facts,
+            timeline=timeline,
+            verdicts=verdicts,
+            windows=windows,
+            stats=stats,
+            runbooks=runbooks,
+            environment=dict(doc["environment"]),
+            series=series,
+        )
     )
 
 
@@ -311,8 +352,10 @@ def _read_samples(
         return tuple(_rebuild(Sample, r, ok=bool(r["ok"])) for r in rows), None, ref
     found = doc["series"]
     buckets = tuple(_rebuild(Bucket, dict(zip(found["columns"], row, strict=True))) for row in found["rows"])
-    series = SampleSeries(
-        width=float(found["width"]), samples=int(doc["count"]), until=float(found["until"]), buckets=buckets
+    series = _checked(
+        SampleSeries(
+            width=float(found["width"]), samples=int(doc["count"]), until=float(found["until"]), buckets=buckets
+        )
     )
     if ref is None or Path(ref.path).name != ref.path or not (run_dir / ref.path).is_file():
         return (), series, ref
@@ -321,11 +364,5 @@ def _read_samples(
 
 def read_report(run_dir: Path) -> Report:
     """The Report of a run directory (or of a report.json file), from report.json alone."""
-    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ReportFormatError(f"cannot read {path}: {e.strerror or e}") from e
-    except ValueError as e:
-        raise ReportFormatError(f"{path} is not JSON: {e}") from e
-    return from_json(document, path.parent)
+    path = report_path(run_dir)
+    return from_json(read_document(path), path.parent)

@@ -1,0 +1,84 @@
+"""Reading within a `Limit`: files, lines of a stream, and answers of HTTP backends.
+
+Each reader stops at the bound plus one byte, so an input over it costs the bound, never the
+input's own size (an endless body, a writer that never sends a newline, /dev/zero).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from orchestrator.limits import Limit, check_answer
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import aiohttp
+
+CHUNK = 1 << 16
+FILE_PIECE = 1 << 20
+
+
+def read_file(path: Path, limit: Limit) -> bytes:
+    """The whole file, refused (LimitExceeded naming the file) once it is over `limit` bytes: before reading
+    when its size says so, else once reading passes the bound (a device, a file still growing)."""
+    data = bytearray()
+    with path.open("rb") as f:
+        limit.check(os.fstat(f.fileno()).st_size, str(path))
+        # In pieces: `read(n)` would reserve n bytes at once, however short the file.
+        while len(data) <= limit.value and (piece := f.read(min(FILE_PIECE, limit.value + 1 - len(data)))):
+            data += piece
+    limit.check(len(data), str(path))
+    return bytes(data)
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next line with its newline (the last one may have none; b"" at the end of the stream), or None
+    for a line longer than the reader's own `limit`: read to its end and dropped, never held whole."""
+    import asyncio  # here: `drillctl report` refuses a huge report.json before importing asyncio
+
+    dropping = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:
+            return None if dropping and e.partial else e.partial
+        except asyncio.LimitOverrunError as e:
+            await reader.readexactly(e.consumed)
+            dropping = True
+            continue
+        return None if dropping else line
+
+
+class Readable(Protocol):
+    def read(self, amt: int, /) -> bytes: ...
+
+
+def read_stream(stream: Readable, limit: Limit, where: str, declared: int | None = None) -> bytes:
+    """A blocking HTTP answer (urllib3, http.client), refused as AnswerTooLarge once over `limit`;
+    `declared` is its Content-Length, refused before anything is read."""
+    if declared is not None:
+        check_answer(limit, declared, where)
+    data = bytearray()
+    while chunk := stream.read(CHUNK):
+        data += chunk
+        check_answer(limit, len(data), where)
+    return bytes(data)
+
+
+async def read_answer(response: aiohttp.ClientResponse, limit: Limit, where: str) -> bytes:
+    """An aiohttp answer's body, refused as AnswerTooLarge once over `limit` (or its Content-Length is)."""
+    if response.content_length is not None:
+        check_answer(limit, response.content_length, where)
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK):
+        data += chunk
+        check_answer(limit, len(data), where)
+    return bytes(data)
+
+
+def content_length(value: str | None) -> int | None:
+    """A Content-Length header as a number, or None when absent or not one."""
+    return int(value) if value is not None and value.isdigit() else None

@@ -63,3 +63,8 @@ class LimitExceeded(DrillError):
             f"{self.limit.what} is over the limit of {self.limit.value:,} {self.limit.unit}{seen}; "
             f"if this is a real need, raise it with {self.limit.env}=N"
         )
+
+
+# --- Toxiproxy answers ---
+
+TOXIPROXY_ANSWER = Limit("toxiproxy_answer", 4 * 2**20, "bytes", "an answer of the Toxiproxy API")

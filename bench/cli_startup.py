@@ -11,8 +11,8 @@ work itself.
 Each command runs once untimed first, with bytecode cached in a private folder
 (PYTHONPYCACHEPREFIX, PYTHONDONTWRITEBYTECODE unset): what an installed drillctl does, since pip
 writes the bytecode at install. With PYTHONDONTWRITEBYTECODE=1 in the environment and an editable
-install, every run would compile drillctl's modules again (about 30 ms of the validate path on
-this machine); `--compile-each-run` measures that way, with the caller's environment.
+install, every run compiles drillctl's modules again (32-41 ms of CPU for the validate path on
+this machine at load ~5); `--compile-each-run` measures that way, with the caller's environment.
 
     .venv/bin/python bench/cli_startup.py
     .venv/bin/python bench/cli_startup.py --no-peer --runs 30

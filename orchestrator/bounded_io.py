@@ -7,6 +7,7 @@ input's own size (an endless body, a writer that never sends a newline, /dev/zer
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -56,15 +57,20 @@ class Readable(Protocol):
     def read(self, amt: int, /) -> bytes: ...
 
 
-def read_stream(stream: Readable, limit: Limit, where: str, declared: int | None = None) -> bytes:
+def read_stream(
+    stream: Readable, limit: Limit, where: str, declared: int | None = None, deadline: float | None = None
+) -> bytes:
     """A blocking HTTP answer (urllib3, http.client), refused as AnswerTooLarge once over `limit`;
-    `declared` is its Content-Length, refused before anything is read."""
+    `declared` is its Content-Length, refused before anything is read. Past `deadline` (time.monotonic)
+    it is a TimeoutError: a socket timeout bounds each read, not a body that trickles in."""
     if declared is not None:
         check_answer(limit, declared, where)
     data = bytearray()
     while chunk := stream.read(CHUNK):
         data += chunk
         check_answer(limit, len(data), where)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{where}: the answer took longer than the timeout to read")
     return bytes(data)
 
 

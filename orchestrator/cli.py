@@ -159,9 +159,9 @@ def validate(paths: tuple[Path, ...], output: str) -> None:
     """
     from orchestrator.errors import SpecError
     from orchestrator.loading import find_drills, load_drill
-    from orchestrator.logs import silence
 
-    silence()
+    # No logs.silence() here: nothing on this path logs, and importing structlog (and asyncio with
+    # it) was a tenth of validate's start-up; tests/test_cli_startup.py keeps it out.
     results: list[dict[str, Any]] = []
     for path in find_drills(list(paths)):
         try:

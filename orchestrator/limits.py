@@ -221,3 +221,8 @@ def check_answer(limit: Limit, amount: int, where: str) -> None:
     """Like `limit.check`, for a backend's answer: raises AnswerTooLarge, a BackendError."""
     if amount > limit.value:
         raise AnswerTooLarge(limit, where, amount)
+
+
+# --- Toxiproxy answers ---
+
+TOXIPROXY_ANSWER = Limit("toxiproxy_answer", 4 * 2**20, "bytes", "an answer of the Toxiproxy API")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from urllib3 import HTTPConnectionPool
 
 from orchestrator.errors import BackendError
 from orchestrator.toxiproxy_client import ToxiproxyClient, ToxiproxyNotFound
@@ -147,3 +150,63 @@ def test_one_client_serves_several_event_loops_without_leaks(
     assert [t["name"] for t in asyncio.run(client.toxics("p"))] == ["t"]
     gc.collect()
     assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+def _pool_of(client: ToxiproxyClient) -> HTTPConnectionPool:
+    """The one connection pool the client's adapter made for its server."""
+    pools = client._api.adapter.poolmanager.pools
+    (pool,) = [pools[key] for key in pools.keys()]  # noqa: SIM118 (the container refuses iteration)
+    assert isinstance(pool, HTTPConnectionPool)
+    return pool
+
+
+def test_calls_keep_their_connection_alive(toxiproxy: ToxiproxyServer) -> None:
+    """One TCP connection for a run of calls, not one per call (what set the floor of a rollback's cost)."""
+
+    async def scenario(client: ToxiproxyClient) -> None:
+        await client.create_proxy("p", "127.0.0.1:0", "127.0.0.1:1")
+        for i in range(20):
+            await client.add_toxic("p", f"t{i}", "latency", "downstream", 1.0, {"latency": 1})
+            assert await client.remove_toxic("p", f"t{i}")
+        assert await client.remove_toxic("p", "t0") is False
+
+    client = ToxiproxyClient(toxiproxy.url)
+    asyncio.run(scenario(client))
+    pool = _pool_of(client)
+    assert pool.num_requests == 42
+    assert pool.num_connections == 1
+
+
+def test_a_client_outlives_a_restart_of_its_server(toxiproxy_binary: Path) -> None:
+    """A kept-alive connection the server closed is replaced, not reported as a failed call."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def start() -> subprocess.Popen[bytes]:
+        server = subprocess.Popen(
+            [str(toxiproxy_binary), "-host", "127.0.0.1", "-port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                requests.get(url + "/version", timeout=1).raise_for_status()
+                return server
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    server.kill()
+                    raise
+                time.sleep(0.05)
+
+    client = ToxiproxyClient(url, timeout=2)
+    server = start()
+    try:
+        assert asyncio.run(client.version()).startswith("2.12")
+        server.terminate()
+        server.wait(10)
+        server = start()
+        assert asyncio.run(client.version()).startswith("2.12"), "the first call after the restart, not a retry"
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -28,7 +28,9 @@ Toxicity = Annotated[float, Field(ge=0.0, le=1.0, description="share of connecti
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+    # defer_build: a model's validator is built when it first validates, as part of the drill's (or
+    # game day's) own, not once more for each of the fifty models at import (bench/cli_startup.py)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, defer_build=True)
 
 
 # --- probes -------------------------------------------------------------------------------------

@@ -360,6 +360,17 @@ class _Scalars(yaml.SafeLoader):
         super().__init__("")
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
+def _scalar(node: yaml.Node, scalars: _Scalars) -> Any:
+    """A string is its node's value, as the safe constructor would return it, without a third of the load's time
+    spent getting there (bench/cli_startup.py); other tags go through the constructor."""
+    if type(node) is yaml.ScalarNode and node.tag == _STR:
+        return node.value
+    return scalars.construct_object(node)
+
+
 def _to_python(
     node: yaml.Node,
     path: Path_,
@@ -377,7 +388,7 @@ def _to_python(
             out: dict[str, Any] = {}
             explicit: set[str] = set()
             for index, (key_node, value_node) in enumerate(node.value):
-                key = str(scalars.construct_object(key_node))
+                key = str(_scalar(key_node, scalars))
                 if index >= merged and key in explicit:
                     issues.append(SpecIssue(file, key_node.start_mark.line + 1, _field((*path, key)), "duplicate key"))
                 if index >= merged:
@@ -387,7 +398,7 @@ def _to_python(
             return out
         if isinstance(node, yaml.SequenceNode):
             return [_to_python(item, (*path, i), scalars, lines, issues, file) for i, item in enumerate(node.value)]
-        return scalars.construct_object(node)
+        return _scalar(node, scalars)
     except (yaml.YAMLError, ValueError, TypeError, AttributeError) as e:
         # Tags the safe loader cannot build (`!Ref`, `!!python/...`) or values that do not fit theirs (`!!int abc`).
         problem = getattr(e, "problem", None) or str(e)

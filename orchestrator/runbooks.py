@@ -6,6 +6,7 @@ when the runbook is read on a code host.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,13 @@ class RunbookLink:
     heading: str
 
 
+@functools.lru_cache(maxsize=256)
+def _headings_of(path: Path, mtime_ns: int, size: int) -> dict[str, str]:
+    """A runbook's sections, read once per version of the file: `validate drills/` checks a hundred drills
+    against the same few runbooks (mtime and size are part of the key so that an edited file is read again)."""
+    return headings(read_file(path, RUNBOOK_FILE_BYTES).decode("utf-8"))
+
+
 @dataclass
 class RunbookIndex:
     """Runbook files found from one folder up; each read once."""
@@ -86,7 +94,8 @@ class RunbookIndex:
 
     def _headings(self, path: Path) -> dict[str, str]:
         if path not in self._cache:
-            self._cache[path] = headings(read_file(path, RUNBOOK_FILE_BYTES).decode("utf-8"))
+            st = path.stat()
+            self._cache[path] = _headings_of(path, st.st_mtime_ns, st.st_size)
         return self._cache[path]
 
     def problem(self, ref: str) -> str | None:

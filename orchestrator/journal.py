@@ -18,6 +18,8 @@ from orchestrator.errors import DrillError
 from orchestrator.model.undo import Undo
 
 Event = Literal["prepared", "injected", "reverted", "revert_failed"]
+JOURNAL = "journal.jsonl"
+"""The journal's name in a run directory."""
 
 
 class JournalBusy(DrillError):

@@ -22,11 +22,12 @@ loaded machine, a slow callback) goes on beating with a growing LAG. It acts in 
   writes `watchdog.json`;
 - no beat sent for HANG_TIMEOUT seconds, and none waiting in the pipe (the process is frozen, or
   too broken to run a thread): the run is hung. Beats are judged by when they were sent, so a
-  watchdog that started late or was itself descheduled neither misses a freeze nor mistakes the
-  backlog for one. It SIGKILLs the run's process (its pid only: the run's process group may be the
-  user's shell pipeline or a CI job, and everything the run started that matters lives in groups
-  announced here), which releases the journal, then does the same as above. A hung run that
-  woke up later would act on a world it no longer owns, so it is not left alive;
+  watchdog that started late (its imports take seconds on a loaded machine) or was itself
+  descheduled neither adds that to the timeout nor mistakes the backlog for a freeze. It SIGKILLs
+  the run's process (its pid only: the run's process group may be the user's shell pipeline or a
+  CI job, and everything the run started that matters lives in groups announced here), which
+  releases the journal, then does the same as above. A hung run that woke up later would act on
+  a world it no longer owns, so it is not left alive;
 - a beat whose LAG passes LOOP_STUCK (the process lives, but its event loop has not turned for
   that long): the run is stuck, and is killed and rolled back the same way;
 - a step's deadline passes while the run is alive (it beats, but the engine is stuck somewhere):
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -50,17 +50,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, Literal
 
 from orchestrator.journal import JOURNAL, pending
 from orchestrator.logs import log_to
-
-if TYPE_CHECKING:
-    from orchestrator.recovery import Settled
-
-ACTING_MODULES = ("orchestrator.recovery", "orchestrator.targets.local")
-"""What acting needs: every driver and its client library, seconds of imports on a loaded machine. The
-watchdog imports them in a worker thread while it already reads the pipe, so a run frozen early is seen."""
+from orchestrator.recovery import Settled, revert_expired, settle
+from orchestrator.targets.local import pids_in_group, proc_files, signal_group, wait_gone
 
 STOP_GRACE = 3.0
 RUN_MARKER = "DRILLCTL_RUN"
@@ -224,7 +219,7 @@ async def watch(
             for step, at in list(deadlines.items()):
                 if at <= now:
                     del deadlines[step]
-                    reverts.append(asyncio.create_task(_revert_expired(journal, step)))
+                    reverts.append(asyncio.create_task(revert_expired(journal, step)))
             if raw is None and last_beat is not None and now - last_beat > hang_timeout:
                 seen.ending = "hung"
                 return seen
@@ -233,18 +228,6 @@ async def watch(
                 return seen
     finally:
         seen.expired = list(await asyncio.gather(*reverts))
-
-
-def _load_acting() -> None:
-    for name in ACTING_MODULES:
-        importlib.import_module(name)
-
-
-async def _revert_expired(journal: Path, step: str) -> Settled:
-    await asyncio.to_thread(_load_acting)
-    from orchestrator.recovery import revert_expired
-
-    return await revert_expired(journal, step)
 
 
 def _is_number(text: str) -> bool:
@@ -257,8 +240,6 @@ def _is_number(text: str) -> bool:
 
 def marked_groups(run_dir: Path) -> list[int]:
     """Process groups of every process whose environment carries this run's marker."""
-    from orchestrator.targets.local import proc_files
-
     marker = f"{RUN_MARKER}={run_dir.resolve()}".encode()
     groups = []
     for pid, environ in proc_files("environ"):
@@ -273,8 +254,6 @@ def marked_groups(run_dir: Path) -> list[int]:
 
 def stop_groups(pgids: list[int]) -> list[int]:
     """SIGCONT (a group may be frozen by a fault), SIGTERM, then SIGKILL what is left."""
-    from orchestrator.targets.local import pids_in_group, signal_group, wait_gone
-
     alive = [g for g in dict.fromkeys(pgids) if pids_in_group(g)]
     for pgid in alive:
         signal_group(pgid, signal.SIGCONT)
@@ -295,16 +274,11 @@ async def _stdin_reader() -> asyncio.StreamReader:
 async def _guard(run_dir: Path, orchestrator: int) -> tuple[Watched, Settled | None, float, float | None]:
     """Watch, then act; returns what was seen, what was settled, when the loss was noticed and when all was reverted."""
     journal = run_dir / JOURNAL
-    loading = asyncio.create_task(asyncio.to_thread(_load_acting))
     seen = await watch(await _stdin_reader(), journal)
     noticed = time.monotonic()
     if seen.ending in ("hung", "stuck"):
         with contextlib.suppress(ProcessLookupError):
             os.kill(orchestrator, signal.SIGKILL)
-    await loading
-    from orchestrator.recovery import settle
-    from orchestrator.targets.local import wait_gone
-
     if seen.ending != "done":
         # Its journal lock goes with the process: wait for the exit (EOF on the pipe can come first).
         await asyncio.to_thread(wait_gone, [orchestrator], ORCHESTRATOR_EXIT)

@@ -12,6 +12,8 @@ analysis gives:
 - unavailability (`analysis.unavailability`) against the true outage length;
 - recovery from the fault's start (`analysis.recovered_at` after the disable) against it too.
 Errors (measured - true) at p50/p99/max of |error| against the goal: p99 within one interval + 2 ms.
+With `--before FILE` (another `analysis.py`, e.g. from `git archive`), the same timelines are also
+measured by that analysis: a paired comparison that the machine's load cannot tilt.
 
 Part 2. The target process is frozen (SIGSTOP) for 1 s while sampled every 20 ms: the samples
 show the stall as a run of slow samples at the sampling cadence (counted against 1 s / 20 ms),
@@ -19,12 +21,14 @@ not as one slow sample (no coordinated omission).
 
     .venv/bin/python bench/accuracy.py                    # 100 trials at 10, 50 and 100 ms
     .venv/bin/python bench/accuracy.py --trials 20 --intervals 0.02
+    .venv/bin/python bench/accuracy.py --before /tmp/before-timing/orchestrator/analysis.py
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import itertools
 import os
 import random
@@ -33,10 +37,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from sampler_scale import start_targets
 
-from orchestrator.analysis import percentile, recovered_at, unavailability
+from orchestrator import analysis
+from orchestrator.analysis import percentile
 from orchestrator.model.spec import HttpProbe as HttpSpec
 from orchestrator.model.timeline import Timeline
 from orchestrator.probes.http import HttpProbe
@@ -102,7 +108,17 @@ def beyond(value: float, lo: float, hi: float) -> float:
     return value - hi if value > hi else value - lo if value < lo else 0.0
 
 
-def errors(timeline: Timeline, trials: list[Trial]) -> dict[str, list[float]]:
+def load_analysis(path: Path) -> ModuleType:
+    """Another version of `orchestrator/analysis.py`, as a module of its own beside today's."""
+    spec = importlib.util.spec_from_file_location("analysis_before", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def errors(timeline: Timeline, trials: list[Trial], measure: ModuleType = analysis) -> dict[str, list[float]]:
     """Per trial, measured - truth: against the midpoints, and beyond the bounds of the API round trips."""
     interval = timeline.interval
     stable = 3 * interval
@@ -110,10 +126,10 @@ def errors(timeline: Timeline, trials: list[Trial]) -> dict[str, list[float]]:
     for t in trials:
         start, end = t.disable[0] - interval, t.enable[1] + 2 * interval
         fault_start = sum(t.disable) / 2
-        measured = unavailability(timeline, ["target"], start, end)
+        measured = measure.unavailability(timeline, ["target"], start, end)
         out["unavail"].append(measured - t.true_length)
         out["unavail_bounds"].append(beyond(measured, *t.bounds))
-        back = recovered_at(timeline, ["target"], fault_start, stable)
+        back = measure.recovered_at(timeline, ["target"], fault_start, stable)
         window = back - fault_start if back is not None else float("inf")
         out["recovery"].append(window - t.true_length)
         out["recovery_bounds"].append(beyond(window, t.enable[0] - fault_start, t.enable[1] - fault_start))
@@ -125,12 +141,12 @@ def summary(label: str, values: list[float], goal: float | None = None) -> str:
     p99 = percentile(magnitudes, 99) or 0.0
     verdict = "" if goal is None else f"  goal <= {goal * 1e3:.0f}ms: {'met' if p99 <= goal else 'MISSED'}"
     return (
-        f"  {label:34} |err| p50 {(percentile(magnitudes, 50) or 0) * 1e3:6.2f}ms  p99 {p99 * 1e3:6.2f}ms  "
+        f"  {label:43} |err| p50 {(percentile(magnitudes, 50) or 0) * 1e3:6.2f}ms  p99 {p99 * 1e3:6.2f}ms  "
         f"max {magnitudes[-1] * 1e3:6.2f}ms  (signed {min(values) * 1e3:+6.2f}..{max(values) * 1e3:+6.2f}ms){verdict}"
     )
 
 
-async def part_one(target_port: int, intervals: list[float], trials: int) -> None:
+async def part_one(target_port: int, intervals: list[float], trials: int, before: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = LocalToxiproxy(Path(tmp) / "toxiproxy.log", seed=None)
         url = await server.start()
@@ -142,9 +158,9 @@ async def part_one(target_port: int, intervals: list[float], trials: int) -> Non
                 f"Part 1: proxy disabled for {OUTAGE[0] * 1e3:.0f}-{OUTAGE[1] * 1e3:.0f}ms (random per trial), "
                 f"{trials} trials per interval (Toxiproxy {url})"
             )
+            previous = None if before is None else load_analysis(before)
             for interval in intervals:
                 timeline, done = await outages(client, probe_url, interval, trials)
-                found = errors(timeline, done)
                 lengths = sorted(t.true_length for t in done)
                 spread = sorted(hi - lo for lo, hi in (t.bounds for t in done))
                 print(
@@ -152,11 +168,20 @@ async def part_one(target_port: int, intervals: list[float], trials: int) -> Non
                     f"p50 {(percentile(lengths, 50) or 0) * 1e3:.2f}ms (API round trips leave "
                     f"p50 {(percentile(spread, 50) or 0) * 1e3:.2f}ms, max {spread[-1] * 1e3:.2f}ms of doubt)"
                 )
+                lags = sorted(s.lag for s in timeline.samples if s.lag is not None)
+                print(
+                    f"  sampler lag p50 {(percentile(lags, 50) or 0) * 1e3:.2f}ms p99 "
+                    f"{(percentile(lags, 99) or 0) * 1e3:.2f}ms max {lags[-1] * 1e3:.2f}ms"
+                )
                 goal = interval + 0.002
-                print(summary("unavailability vs midpoints", found["unavail"], goal))
-                print(summary("unavailability beyond the bounds", found["unavail_bounds"], goal))
-                print(summary("recovery from start vs midpoints", found["recovery"], goal))
-                print(summary("recovery from start beyond bounds", found["recovery_bounds"], goal))
+                for label, measure in (("", analysis), (" (before)", previous)):
+                    if measure is None:
+                        continue
+                    found = errors(timeline, done, measure)
+                    print(summary("unavailability vs midpoints" + label, found["unavail"], goal))
+                    print(summary("unavailability beyond the bounds" + label, found["unavail_bounds"], goal))
+                    print(summary("recovery from start vs midpoints" + label, found["recovery"], goal))
+                    print(summary("recovery from start beyond bounds" + label, found["recovery_bounds"], goal))
         finally:
             await server.stop()
 
@@ -204,10 +229,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--intervals", type=float, nargs="+", default=[0.01, 0.05, 0.1], help="seconds")
+    parser.add_argument("--before", type=Path, help="another analysis.py to measure the same timelines with")
     args = parser.parse_args()
     proc, ports = start_targets()
     try:
-        asyncio.run(part_one(ports["http"], args.intervals, args.trials))
+        asyncio.run(part_one(ports["http"], args.intervals, args.trials, args.before))
         asyncio.run(part_two(ports["http"], proc.pid))
     finally:
         proc.kill()

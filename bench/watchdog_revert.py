@@ -3,7 +3,7 @@
 A real toxiproxy-server and two real processes: a latency toxic on a proxy, stop-the-world pauses
 (gc.pause) of the upstream and a libfaketime clock skew of a second process, all injected, then:
 - SIGKILL of drillctl: its watchdog sees the pipe close and reverts from the journal;
-- SIGSTOP of drillctl (a hang): the watchdog misses heartbeats for 3s, kills it, reverts;
+- SIGSTOP of drillctl (a hang): the watchdog misses heartbeats for 1.5s (3s before), kills it, reverts;
 - SIGINT / SIGTERM: the engine itself reverts, then exits 4.
 The time printed is from the signal to the last `reverted` entry in the run's journal (both wall
 clock, on this host). Nothing is asserted: these are figures.

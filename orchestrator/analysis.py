@@ -1,8 +1,10 @@
 """Pure analysis: timeline and SLAs in, verdicts out. No clock, no I/O.
 
-Health is step-wise: a probe is as healthy as its latest sample says, from that sample's
-scheduled time until its next one. A window's edges are therefore known to within the spacing
-of the samples around them plus how late the sampler started them: its resolution.
+Health is step-wise: a probe is as healthy as its latest sample says, from the moment that
+sample really started (`Sample.started`: its scheduled time plus its lag) until the next one
+started. Dating by the real start keeps the sampler's own delay out of every window: a sample
+that started late saw the target late. A window's edges are therefore known to within the
+spacing of the real starts around them (a late start widens it): its resolution.
 Percentiles are exact (nearest rank over every sample), not estimated from a histogram.
 """
 
@@ -63,16 +65,19 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 
 
 class _Probe:
-    """One probe's samples in scheduled order (ties in landing order): times, pass flags and rows of the log."""
+    """One probe's samples in the order they started (ties in landing order): starts, pass flags, rows of the log.
 
-    __slots__ = ("oks", "phases", "rows", "ties", "times")
+    A real sampler starts samples in scheduled order, so this is that order too.
+    """
+
+    __slots__ = ("oks", "phases", "rows", "starts", "ties")
 
     def __init__(self) -> None:
-        self.times = array("d")
+        self.starts = array("d")
         self.oks = bytearray()
         self.rows = array("I")
         self.ties = False
-        """Whether two samples share a scheduled time (hand-made timelines): health then groups them."""
+        """Whether two samples share a start (hand-made timelines): health then groups them."""
         self.phases: bytes | None = None
         """Phase ids in the same order, made when stats first need them."""
 
@@ -144,39 +149,47 @@ class SampleIndex:
         for i, p in enumerate(log.probe):
             appends[p](i)
         for probe, rows in zip(self._probes, groups, strict=True):
-            times = array("d", map(log.at.__getitem__, rows))
-            if not all(map(operator.le, times, islice(times, 1, None))):
-                rows = array("I", sorted(rows, key=log.at.__getitem__))  # stable: ties keep landing order
-                times = array("d", map(log.at.__getitem__, rows))
-            probe.rows, probe.times = rows, times
+            starts = self._starts(rows)
+            if not all(map(operator.le, starts, islice(starts, 1, None))):
+                order = sorted(range(len(rows)), key=starts.__getitem__)  # stable: ties keep landing order
+                rows, starts = array("I", map(rows.__getitem__, order)), array("d", map(starts.__getitem__, order))
+            probe.rows, probe.starts = rows, starts
             probe.oks = bytearray(map(log.ok.__getitem__, rows))
-            probe.ties = any(map(operator.eq, times, islice(times, 1, None)))
+            probe.ties = any(map(operator.eq, starts, islice(starts, 1, None)))
+
+    def _starts(self, rows: Sequence[int]) -> array[float]:
+        """When each of these rows really started: `at + lag`, `at` where the lag is unknown (NaN)."""
+        at, lag = self.log.at, self.log.lag
+        starts = array("d", map(operator.add, map(at.__getitem__, rows), map(lag.__getitem__, rows)))
+        for k in compress(range(len(starts)), map(math.isnan, starts)):
+            starts[k] = at[rows[k]]
+        return starts
 
     def _insert(self, i: int) -> None:
-        """One landed row, after any sample scheduled at the same time (landing order)."""
+        """One landed row, after any sample that started at the same moment (landing order)."""
         log = self.log
-        probe, at = self._probes[log.probe[i]], log.at[i]
-        times = probe.times
-        pos = len(times) if not times or times[-1] <= at else bisect.bisect_right(times, at)
-        if (pos > 0 and times[pos - 1] == at) or (pos < len(times) and times[pos] == at):
+        probe, at = self._probes[log.probe[i]], log.started(i)
+        starts = probe.starts
+        pos = len(starts) if not starts or starts[-1] <= at else bisect.bisect_right(starts, at)
+        if (pos > 0 and starts[pos - 1] == at) or (pos < len(starts) and starts[pos] == at):
             probe.ties = True
-        times.insert(pos, at)
+        starts.insert(pos, at)
         probe.oks.insert(pos, log.ok[i])
         probe.rows.insert(pos, i)
 
     def probe(self, name: str) -> _Probe | None:
         """A probe's samples, or None when it has none."""
         found = self._ids.get(name)
-        return None if found is None or not self._probes[found].times else self._probes[found]
+        return None if found is None or not self._probes[found].starts else self._probes[found]
 
     # --- health -----------------------------------------------------------------------------
 
     def health(self, probes: Iterable[str]) -> _Health:
         """Moments where 'every probe healthy' may change, with the combined state from then on.
 
-        Per probe, the state at a moment is that of its samples scheduled then (any passing one
-        counts when several share it); the combined state is healthy once every probe has a sample
-        and all of them pass.
+        Per probe, the state at a moment is that of its latest sample started by then (any passing
+        one counts when several started at once); the combined state is healthy once every probe
+        has a sample and all of them pass.
         """
         names = frozenset(probes)
         entry = self._health.get(names)
@@ -188,7 +201,7 @@ class SampleIndex:
         else:
             ids = {self._ids.get(p) for p in names}
             log = self.log
-            news = [log.at[i] for i in range(entry.seen, self.n) if log.probe[i] in ids]
+            news = [log.started(i) for i in range(entry.seen, self.n) if log.probe[i] in ids]
             dirty = min(news, default=math.inf)
         entry.seen = self.n
         if dirty < math.inf:
@@ -206,10 +219,10 @@ class SampleIndex:
             probe = self.probe(name)
             if probe is None:
                 continue
-            lo = bisect.bisect_left(probe.times, dirty)
+            lo = bisect.bisect_left(probe.starts, dirty)
             before: int | None = None
             if lo > 0:
-                first = bisect.bisect_left(probe.times, probe.times[lo - 1])
+                first = bisect.bisect_left(probe.starts, probe.starts[lo - 1])
                 before = states[k] = int(probe.oks.find(1, first, lo) >= 0)
             events += ((at, k, state) for at, state in _changes(probe, lo, before))
         events.sort()
@@ -233,15 +246,15 @@ class SampleIndex:
 
 def _changes(probe: _Probe, lo: int, state: int | None) -> list[tuple[float, int]]:
     """A probe's state changes from row `lo` on (and its first state if `state` is None: nothing before)."""
-    times, oks = probe.times, probe.oks
+    starts, oks = probe.starts, probe.oks
     out: list[tuple[float, int]] = []
-    if lo >= len(times):
+    if lo >= len(starts):
         return out
     if probe.ties:
         i = lo
-        while i < len(times):
-            at, now = times[i], 0
-            while i < len(times) and times[i] == at:
+        while i < len(starts):
+            at, now = starts[i], 0
+            while i < len(starts) and starts[i] == at:
                 now |= oks[i]
                 i += 1
             if now != state:
@@ -251,11 +264,11 @@ def _changes(probe: _Probe, lo: int, state: int | None) -> list[tuple[float, int
     pos = lo
     if state is None:
         state = oks[lo]
-        out.append((times[lo], state))
+        out.append((starts[lo], state))
         pos = lo + 1
     while (pos := oks.find(0 if state else 1, pos)) >= 0:
         state ^= 1
-        out.append((times[pos], state))
+        out.append((starts[pos], state))
         pos += 1
     return out
 
@@ -263,7 +276,7 @@ def _changes(probe: _Probe, lo: int, state: int | None) -> list[tuple[float, int
 def _stats(
     probe: str, phase: str, index: SampleIndex, rows: Sequence[int], fault: str | None = None
 ) -> ProbeStats | None:
-    """Failed samples count with their latency (a timeout took that long). `rows` in scheduled order."""
+    """Failed samples count with their latency (a timeout took that long). `rows` in the order they started."""
     if not rows:
         return None
     log = index.log
@@ -292,7 +305,7 @@ def _stats(
 
 
 def _phase_rows(index: SampleIndex, probe: _Probe, phase: str) -> Sequence[int]:
-    """A probe's rows in one phase, in scheduled order."""
+    """A probe's rows in one phase, in the order they started."""
     log = index.log
     if phase not in log.phases:
         return ()
@@ -306,7 +319,7 @@ def _phase_rows(index: SampleIndex, probe: _Probe, phase: str) -> Sequence[int]:
 
 
 def probe_stats(timeline: Timeline) -> list[ProbeStats]:
-    """Per probe and phase, then per probe over each injected fault's window (injection to its end)."""
+    """Per probe and phase, then per probe over each injected fault's window (samples started from injection to end)."""
     index = index_of(timeline.samples)
     out: list[ProbeStats] = []
     for phase in PHASES:
@@ -336,7 +349,7 @@ def _memo_stats(
         if fault is None:
             rows = _phase_rows(index, probe, phase)
         else:
-            rows = probe.rows[bisect.bisect_left(probe.times, start) : bisect.bisect_left(probe.times, end)]
+            rows = probe.rows[bisect.bisect_left(probe.starts, start) : bisect.bisect_left(probe.starts, end)]
         row = _stats(name, phase, index, rows, fault)
     index.stats[key] = row
     return row
@@ -345,8 +358,11 @@ def _memo_stats(
 def resolution(timeline: Timeline, probes: Iterable[str], start: float, end: float) -> tuple[float, float]:
     """(resolution, sampler lag) of a window [start, end]: how precisely its edges are known.
 
-    The largest spacing between consecutive samples of any selected probe around the window (at
-    least one interval; a gap in sampling widens it), plus the largest lag of those samples.
+    Health changes are dated when samples really started, so an edge lies between two consecutive
+    starts: the resolution is the largest spacing between the starts of any selected probe's
+    consecutive samples around the window (at least one interval; a gap in sampling or a late
+    start widens it). The lag is the largest of those samples' lags: already inside the spacing,
+    reported so a reader can tell a slow sampler from a gap.
     """
     index = index_of(timeline.samples)
     gap, lag = timeline.interval, 0.0
@@ -354,17 +370,17 @@ def resolution(timeline: Timeline, probes: Iterable[str], start: float, end: flo
         probe = index.probe(name)
         if probe is None:
             continue
-        times = probe.times
-        first = max(bisect.bisect_left(times, start) - 1, 0)  # pairs (a, b) with b.at >= start and a.at <= end
-        last = min(bisect.bisect_right(times, end), len(times) - 1)
+        starts = probe.starts
+        first = max(bisect.bisect_left(starts, start) - 1, 0)  # pairs (a, b): b started >= start, a <= end
+        last = min(bisect.bisect_right(starts, end), len(starts) - 1)
         if first < last:
-            widest = max(map(operator.sub, times[first + 1 : last + 1], times[first:last]))
+            widest = max(map(operator.sub, starts[first + 1 : last + 1], starts[first:last]))
             gap = max(gap, round(widest, 9))  # to the nanosecond: float noise is no gap
-        lo = bisect.bisect_left(times, start - timeline.interval)
-        hi = bisect.bisect_right(times, end + timeline.interval)
+        lo = bisect.bisect_left(starts, start - timeline.interval)
+        hi = bisect.bisect_right(starts, end + timeline.interval)
         lags = filterfalse(math.isnan, map(index.log.lag.__getitem__, probe.rows[lo:hi]))
         lag = max(lag, max(lags, default=0.0))
-    return gap + lag, lag
+    return gap, lag
 
 
 def recovered_at(timeline: Timeline, probes: Sequence[str], after: float, stable_for: float) -> float | None:
@@ -373,7 +389,7 @@ def recovered_at(timeline: Timeline, probes: Sequence[str], after: float, stable
     series = [index.probe(p) for p in dict.fromkeys(probes)]
     if not series or any(s is None for s in series):
         return None
-    observed_until = min(s.times[-1] for s in series if s is not None)
+    observed_until = min(s.starts[-1] for s in series if s is not None)
     health = index.health(probes)
     changes, key = health.changes, (after, stable_for)
     first = max(bisect.bisect_right(health.times, after) - 1, health.ruled_out.get(key, 0), 0)
@@ -394,16 +410,16 @@ def recovered_at(timeline: Timeline, probes: Sequence[str], after: float, stable
 
 
 def impact_at(timeline: Timeline, probes: Sequence[str], start: float, end: float) -> float | None:
-    """First failing sample scheduled in [start, end]."""
+    """When the first failing sample started in [start, end] started."""
     index = index_of(timeline.samples)
     first: float | None = None
     for name in dict.fromkeys(probes):
         probe = index.probe(name)
         if probe is None:
             continue
-        lo, hi = bisect.bisect_left(probe.times, start), bisect.bisect_right(probe.times, end)
-        if (at := probe.oks.find(0, lo, hi)) >= 0 and (first is None or probe.times[at] < first):
-            first = probe.times[at]
+        lo, hi = bisect.bisect_left(probe.starts, start), bisect.bisect_right(probe.starts, end)
+        if (at := probe.oks.find(0, lo, hi)) >= 0 and (first is None or probe.starts[at] < first):
+            first = probe.starts[at]
     return first
 
 
@@ -431,11 +447,11 @@ def unavailability(timeline: Timeline, probes: Sequence[str], start: float, end:
 
 
 def failing_at(timeline: Timeline, probes: Sequence[str], at: float) -> bool:
-    """Whether some probe's latest sample before `at` had failed."""
+    """Whether some probe's latest sample started before `at` had failed."""
     index = index_of(timeline.samples)
     for name in dict.fromkeys(probes):
         probe = index.probe(name)
-        if probe is not None and (before := bisect.bisect_left(probe.times, at)) > 0 and not probe.oks[before - 1]:
+        if probe is not None and (before := bisect.bisect_left(probe.starts, at)) > 0 and not probe.oks[before - 1]:
             return True
     return False
 
@@ -560,7 +576,8 @@ def _judge_recovery(sla: RecoveryWindowSla, timeline: Timeline) -> SlaVerdict:
         sla.max,
         "s",
         f"{', '.join(probes)} stable from {window:.3f}s after {reference} "
-        f"(resolution {res * 1000:.3g}ms: interval {timeline.interval * 1000:g}ms, sampler lag {lag * 1000:.3g}ms)",
+        f"(resolution {res * 1000:.3g}ms: the widest spacing of sample starts, "
+        f"interval {timeline.interval * 1000:g}ms, sampler lag up to {lag * 1000:.3g}ms)",
         probes,
         resolution=res,
         window_from=ref,

@@ -485,8 +485,9 @@ def recover(
     """
     import asyncio
 
+    from orchestrator.journal import JOURNAL
     from orchestrator.logs import silence
-    from orchestrator.recovery import JOURNAL, settle, unsettled
+    from orchestrator.recovery import settle, unsettled
 
     silence()
     journals = [d / JOURNAL for d in run_dirs] if run_dirs else unsettled(runs_dir)

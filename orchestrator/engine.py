@@ -41,6 +41,9 @@ LIFETIME_MARGIN = 3.0
 """Past a fault's scheduled end by this much, the watchdog reverts it even if the engine is stuck."""
 LATE_MARGIN = 1.0
 """Beyond its probe's timeout, how late a sample may still land and count for stop conditions."""
+TEST_BUSY = 3.5
+"""Test-only (`<checkpoint>:busy`): how long the event loop computes without turning. Longer than the
+watchdog's no-beat timeout, far shorter than its stuck-loop bound: a busy run that must live."""
 
 T = TypeVar("T")
 
@@ -494,12 +497,18 @@ class Engine:
         return max(0.0, end - self.now()) + LIFETIME_MARGIN
 
     async def _checkpoint(self, name: str) -> None:
-        """Test-only failure injection (`fail_at`); `<name>:hang` leaves this step stuck until cancelled."""
+        """Test-only failure injection (`fail_at`); `<name>:hang` leaves this step stuck until cancelled,
+        `<name>:busy` keeps the event loop computing for TEST_BUSY seconds (a slow callback)."""
         if self.fail_at == name:
             raise InjectedFailure(f"failure injected at {name} (test hook)")
         if self.fail_at == f"{name}:hang":
             self.log.warning("test_hook_hang", checkpoint=name)
             await asyncio.Event().wait()
+        if self.fail_at == f"{name}:busy":
+            self.log.warning("test_hook_busy", checkpoint=name, seconds=TEST_BUSY)
+            until = time.monotonic() + TEST_BUSY
+            while time.monotonic() < until:  # CPU on the loop's thread, holding the GIL between switches
+                sum(range(1000))
 
     async def _deadline(self, call: Awaitable[T], what: str) -> T:
         try:

@@ -19,6 +19,8 @@ from orchestrator.limits import JOURNAL_BYTES, JOURNAL_ENTRIES, JOURNAL_LINE_BYT
 from orchestrator.model.undo import Undo
 
 Event = Literal["prepared", "injected", "reverted", "revert_failed"]
+JOURNAL = "journal.jsonl"
+"""The journal's name in a run directory."""
 
 
 class JournalBusy(DrillError):

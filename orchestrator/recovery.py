@@ -14,13 +14,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from orchestrator.errors import BackendError, DrillError
 from orchestrator.faults.base import DriverRegistry
 from orchestrator.faults.registry import build_registry
-from orchestrator.journal import Journal, JournalBusy, is_held, pending
+from orchestrator.journal import JOURNAL, Journal, JournalBusy, is_held, pending
 from orchestrator.model.spec import LocalTargets
 from orchestrator.model.undo import Undo
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
-JOURNAL = "journal.jsonl"
 RECOVERY_DEADLINE = 60.0
 
 

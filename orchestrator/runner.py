@@ -234,7 +234,9 @@ def start_watchdog(run_dir: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.watchdog", str(run_dir), str(os.getpid())],
+            # -P: the working directory is not put first on sys.path, so the watchdog is this drillctl's own
+            # code, never an `orchestrator/` folder that happens to be where the run was started.
+            [sys.executable, "-P", "-m", "orchestrator.watchdog", str(run_dir), str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -3,7 +3,9 @@
 `drillctl run` starts it in a session of its own and keeps the write end of its stdin. Over that
 pipe the run sends one message a line:
 
-    beat               every BEAT_EVERY seconds, from a task on the run's event loop
+    beat T LAG         every BEAT_EVERY seconds, from a thread of the run's own: T is when it was
+                       sent (CLOCK_MONOTONIC), LAG how many seconds ago the run's event loop last
+                       ticked (it ticks every BEAT_EVERY)
     rest               beats stop on purpose: the engine has finished its rollback
     pgid N             a process group the run started (targets, restarts, a private Toxiproxy)
     deadline STEP T    the latest moment (CLOCK_MONOTONIC, shared by every process of the host)
@@ -11,18 +13,25 @@ pipe the run sends one message a line:
     settled STEP       the run reverted that step itself
     done               a clean end
 
-It acts in three cases:
+Beats come from a thread so that the two ways a run stops answering read apart: a process that
+is frozen (SIGSTOP) or gone stops beating at once, while an event loop that is only busy (a
+loaded machine, a slow callback) goes on beating with a growing LAG. It acts in four cases:
 
 - the pipe closes without `done` (SIGKILL, the OOM killer, a crash): it settles the journal
   (every injected fault reverted from its undo record), stops the announced process groups and
   writes `watchdog.json`;
-- no beat for HANG_TIMEOUT seconds (the event loop is blocked): the run is hung. It SIGKILLs the
-  run's process (its pid only: the run's process group may be the user's shell pipeline or a
+- no beat sent for HANG_TIMEOUT seconds, and none waiting in the pipe (the process is frozen, or
+  too broken to run a thread): the run is hung. Beats are judged by when they were sent, so a
+  watchdog that started late (its imports take seconds on a loaded machine) or was itself
+  descheduled neither adds that to the timeout nor mistakes the backlog for a freeze. It SIGKILLs
+  the run's process (its pid only: the run's process group may be the user's shell pipeline or a
   CI job, and everything the run started that matters lives in groups announced here), which
   releases the journal, then does the same as above. A hung run that woke up later would act on
   a world it no longer owns, so it is not left alive;
-- a step's deadline passes while the run is alive (its event loop beats, but the engine is stuck
-  somewhere): that step alone is reverted from the journal, next to the live run.
+- a beat whose LAG passes LOOP_STUCK (the process lives, but its event loop has not turned for
+  that long): the run is stuck, and is killed and rolled back the same way;
+- a step's deadline passes while the run is alive (it beats, but the engine is stuck somewhere):
+  that step alone is reverted from the journal, next to the live run.
 
 After `done`, whatever the run could not revert (a revert that failed) is retried once more here.
 
@@ -37,6 +46,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,45 +55,65 @@ from typing import IO, Literal
 import structlog
 
 from orchestrator.bounded_io import read_line
+from orchestrator.journal import JOURNAL
 from orchestrator.limits import WATCHDOG_LINE_BYTES, LimitExceeded
 from orchestrator.logs import log_to
-from orchestrator.recovery import JOURNAL, Settled, maybe_pending, revert_expired, settle
+from orchestrator.recovery import Settled, maybe_pending, revert_expired, settle
 from orchestrator.targets.local import pids_in_group, proc_files, signal_group, wait_gone
 
 STOP_GRACE = 3.0
 RUN_MARKER = "DRILLCTL_RUN"
 """Set in the environment of every process a run starts (targets, probes, a private Toxiproxy), to the
 run directory: a process started just before the run died, too late to be announced, is found by it."""
-BEAT_EVERY = 0.5
-HANG_TIMEOUT = 3.0
-"""Six missed beats: far above any stall of a healthy event loop, low enough to revert within seconds."""
+BEAT_EVERY = 0.25
+"""Also how often the run's event loop ticks: a healthy loop's LAG stays about this low."""
+HANG_TIMEOUT = 1.5
+"""Six missed beats. The beat thread needs only a core for a moment and the GIL for a switch interval
+(5 ms), so on a loaded machine it still beats; a frozen or dead process is noticed within 2 s."""
+READ_AT_LEAST = 0.05
+"""The shortest wait for a line before judging the beats: lines already in the pipe are read first."""
+LOOP_STUCK = 10.0
+"""A loop that has not turned for this long is stuck, not busy: far above the stalls a loaded 2-core
+machine gives a healthy run (about a second at a load average of 8), and every fault's own deadline
+applies meanwhile."""
 LIFETIME_MARGIN = 3.0
 """Added to a fault's scheduled end before the watchdog reverts it itself: the run's own revert comes first."""
 ORCHESTRATOR_EXIT = 5.0
 
 
 class Link:
-    """The run's side of the pipe. Writes are best effort: a dead watchdog must not stop a drill."""
+    """The run's side of the pipe. Writes are best effort: a dead watchdog must not stop a drill.
+
+    Written from the event loop and from the beat thread, one whole line at a time under a lock.
+    No beat goes out after `rest`, so a late one cannot arm the hang check again.
+    """
 
     def __init__(self, stdin: IO[bytes] | None) -> None:
         self._stdin = stdin
+        self._lock = threading.Lock()
+        self._resting = False
 
-    def _send(self, line: str) -> None:
-        if self._stdin is None or self._stdin.closed:
-            return
-        try:
-            self._stdin.write(line.encode() + b"\n")
-            self._stdin.flush()
-        except OSError:
-            return
+    def _send(self, line: str, *, beat: bool = False) -> None:
+        with self._lock:
+            if self._stdin is None or self._stdin.closed or (beat and self._resting):
+                return
+            try:
+                self._stdin.write(line.encode() + b"\n")
+                self._stdin.flush()
+            except OSError:
+                return
 
     def started(self, pgid: int) -> None:
         self._send(f"pgid {pgid}")
 
-    def beat(self) -> None:
-        self._send("beat")
+    def beat(self, ticked: float) -> None:
+        """`ticked`: when the event loop last ticked (CLOCK_MONOTONIC)."""
+        now = time.monotonic()
+        self._send(f"beat {now:.6f} {now - ticked:.3f}", beat=True)
 
     def rest(self) -> None:
+        with self._lock:
+            self._resting = True
         self._send("rest")
 
     def deadline(self, step_id: str, monotonic: float) -> None:
@@ -94,34 +124,67 @@ class Link:
 
     def done(self) -> None:
         self._send("done")
-        if self._stdin is not None and not self._stdin.closed:
-            try:
-                self._stdin.close()
-            except OSError:
-                return
+        with self._lock:
+            if self._stdin is not None and not self._stdin.closed:
+                try:
+                    self._stdin.close()
+                except OSError:
+                    return
+
+
+class _Pulse:
+    """The event loop's latest tick (CLOCK_MONOTONIC), written by the loop and read by the beat thread."""
+
+    def __init__(self) -> None:
+        self.ticked = time.monotonic()
+
+
+def _beat(link: Link, pulse: _Pulse, every: float, stop: threading.Event) -> None:
+    """The beat thread: one beat now and every `every` seconds until `stop`, each with the loop's last tick."""
+    while True:
+        link.beat(pulse.ticked)
+        if stop.wait(every):
+            return
 
 
 async def heartbeat(link: Link, every: float = BEAT_EVERY) -> None:
-    """Beats from the run's event loop, so a blocked loop stops them. Cancelled, it says `rest`."""
+    """The loop ticks; a thread of its own beats with how long ago the loop last ticked.
+
+    So a frozen or dead process stops beating at once, and a busy loop beats with a growing lag,
+    which the watchdog judges apart. Cancelled, it stops the thread and says `rest`.
+    """
+    pulse, stop = _Pulse(), threading.Event()
+    beats = threading.Thread(target=_beat, args=(link, pulse, every, stop), name="drillctl-heartbeat", daemon=True)
+    beats.start()
     try:
         while True:
-            link.beat()
+            pulse.ticked = time.monotonic()
             await asyncio.sleep(every)
     finally:
+        stop.set()
         link.rest()
+        beats.join(every)  # it wakes on `stop` at once; a beat it still sends after `rest` is dropped
 
 
 @dataclass
 class Watched:
     """What the watchdog saw of the run."""
 
-    ending: Literal["done", "lost", "hung"] = "lost"
+    ending: Literal["done", "lost", "hung", "stuck"] = "lost"
     pgids: list[int] = field(default_factory=list)
     expired: list[Settled] = field(default_factory=list)
+    lag: float = 0.0
+    """The largest event loop lag its beats reported."""
 
 
-async def watch(reader: asyncio.StreamReader, journal: Path, hang_timeout: float = HANG_TIMEOUT) -> Watched:
-    """Read the run's messages until `done`, the end of the pipe, or missed beats; revert expired steps meanwhile.
+async def watch(
+    reader: asyncio.StreamReader,
+    journal: Path,
+    hang_timeout: float = HANG_TIMEOUT,
+    loop_stuck: float = LOOP_STUCK,
+) -> Watched:
+    """Read the run's messages until `done`, the end of the pipe, missed beats or a stuck loop; revert expired
+    steps meanwhile.
 
     Beats are only expected between the first `beat` and a `rest`: before, the run has not
     reached its event loop; after, its rollback is over.
@@ -133,11 +196,12 @@ async def watch(reader: asyncio.StreamReader, journal: Path, hang_timeout: float
     try:
         while True:
             wake = list(deadlines.values()) + ([last_beat + hang_timeout] if last_beat is not None else [])
-            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
+            timeout = max(READ_AT_LEAST, min(wake) - time.monotonic()) if wake else None
+            drained = False  # nothing more in the pipe: only then are missed beats judged
             try:
                 raw = await asyncio.wait_for(read_line(reader), timeout)
             except TimeoutError:
-                raw = b"\n"
+                raw, drained = b"\n", True
             now = time.monotonic()
             if raw == b"":
                 return seen
@@ -151,8 +215,9 @@ async def watch(reader: asyncio.StreamReader, journal: Path, hang_timeout: float
                 case ["done"]:
                     seen.ending = "done"
                     return seen
-                case ["beat"]:
-                    last_beat = now
+                case ["beat", sent, lag] if _is_number(sent) and _is_number(lag):
+                    last_beat = float(sent)
+                    seen.lag = max(seen.lag, float(lag))
                 case ["rest"]:
                     last_beat = None
                 case ["pgid", pgid] if pgid.isdigit():
@@ -165,8 +230,11 @@ async def watch(reader: asyncio.StreamReader, journal: Path, hang_timeout: float
                 if at <= now:
                     del deadlines[step]
                     reverts.append(asyncio.create_task(revert_expired(journal, step)))
-            if last_beat is not None and now - last_beat > hang_timeout:
+            if drained and last_beat is not None and now - last_beat > hang_timeout:
                 seen.ending = "hung"
+                return seen
+            if seen.lag > loop_stuck:
+                seen.ending = "stuck"
                 return seen
     finally:
         seen.expired = list(await asyncio.gather(*reverts))
@@ -218,7 +286,7 @@ async def _guard(run_dir: Path, orchestrator: int) -> tuple[Watched, Settled | N
     journal = run_dir / JOURNAL
     seen = await watch(await _stdin_reader(), journal)
     noticed = time.monotonic()
-    if seen.ending == "hung":
+    if seen.ending in ("hung", "stuck"):
         with contextlib.suppress(ProcessLookupError):
             os.kill(orchestrator, signal.SIGKILL)
     if seen.ending != "done":
@@ -242,6 +310,8 @@ def main(argv: list[str]) -> int:
     events = {
         "lost": "orchestrator lost: the watchdog rolled back",
         "hung": f"orchestrator hung (no heartbeat for {HANG_TIMEOUT:g}s): killed, and the watchdog rolled back",
+        "stuck": f"orchestrator's event loop stuck (no turn for {seen.lag:.1f}s, over {LOOP_STUCK:g}s): killed, "
+        "and the watchdog rolled back",
         "done": "the run ended with faults left: the watchdog retried their reverts",
     }
     summary = {
@@ -255,6 +325,7 @@ def main(argv: list[str]) -> int:
         "expired": [step for s in seen.expired for step in s.reverted],
         "expired_failed": [f for s in seen.expired for f in s.failed],
         "stopped_process_groups": stopped,
+        "loop_lag_max": seen.lag,
         "noticed_monotonic": noticed,
         "reverted_monotonic": reverted,
         "at": time.time(),

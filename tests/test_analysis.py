@@ -566,16 +566,65 @@ def test_a_gap_in_sampling_widens_the_resolution_and_marks_a_close_pass() -> Non
     assert drill_verdict("completed", [verdict]) == DrillVerdict("PASS", (), ("recovers",))
 
 
-def test_a_clear_pass_is_not_marginal_and_sampler_lag_adds_to_the_resolution() -> None:
+def test_a_clear_pass_is_not_marginal_and_a_late_start_widens_the_resolution() -> None:
+    # the first passing sample, scheduled at 3.5, started 30ms late: recovery is dated 3.53, and the
+    # edge lies somewhere between the starts 3.4 and 3.53
     lagging = [replace(s, lag=0.03) if s.at == 3.5 else s for s in samples("api", OUTAGE)]
     tl = Timeline(INTERVAL, ("api",), tuple(lagging), PHASES, (fault("outage", 1.0, 3.0),), end=6.5)
     [verdict] = judge(drill([outage_sla(max="2s")]), tl)
-    assert verdict.measured == pytest.approx(0.5)
+    assert verdict.measured == pytest.approx(0.53)
     assert verdict.resolution == pytest.approx(0.13)
     assert not verdict.marginal and verdict.result == "PASS"
-    assert "sampler lag 30ms" in verdict.detail
+    assert "sampler lag up to 30ms" in verdict.detail
     [window] = recovery_windows(drill([]), tl)
-    assert window.sampler_lag == pytest.approx(0.03)
+    assert window.sampler_lag == pytest.approx(0.03) and window.resolution == pytest.approx(0.13)
+
+
+# --- dating by the real start: `at + lag` --------------------------------------------------------
+
+
+def lagged(pattern: str, lags: Mapping[float, float], *, every: float = 0.0) -> tuple[Sample, ...]:
+    """The samples of `pattern` for probe api, each `every` late, and those scheduled at a key of `lags` that late."""
+    return tuple(replace(s, lag=lags.get(s.at, every)) for s in samples("api", pattern))
+
+
+def test_a_late_sample_dates_its_health_change_when_it_really_started() -> None:
+    # The proxy is down from 1.02 to 3.43 (truth). The sample scheduled at 1.0 started 40ms late
+    # (1.04) and failed; the one scheduled at 3.4 started 60ms late (3.46) and passed. Dated by
+    # schedule, that outage would read 1.0-3.4, and the recovery would precede the revert it
+    # followed; dated by the real start it reads 1.04-3.46, inside what the samples could see.
+    pattern = "+" * 10 + "-" * 24 + "+" * 30  # fails at 1.0-3.3, passes from 3.4
+    tl = Timeline(INTERVAL, ("api",), lagged(pattern, {1.0: 0.04, 3.4: 0.06}), PHASES, (fault("outage", 1.02, 3.43),))
+    tl = replace(tl, end=6.4)
+    assert impact_at(tl, ["api"], 1.02, 3.43) == pytest.approx(1.04)
+    assert unavailability(tl, ["api"], 0.0, tl.end) == pytest.approx(3.46 - 1.04)
+    assert recovered_at(tl, ["api"], 1.02, 1.0) == pytest.approx(3.46)
+    assert failing_at(tl, ["api"], 1.03) is False and failing_at(tl, ["api"], 1.05) is True
+    [window] = recovery_windows(drill([]), tl)
+    assert window.recovery == "after_revert"  # dated 3.4 by schedule, it would read before_revert
+    assert window.time_to_impact == pytest.approx(0.02)
+    assert window.time_to_recover == pytest.approx(0.03)
+    # the edges lie between the starts 0.9 and 1.04, and 3.3 and 3.46: 160ms at most
+    assert window.resolution == pytest.approx(0.16) and window.sampler_lag == pytest.approx(0.06)
+
+
+def test_a_steady_sampler_lag_neither_moves_a_window_nor_widens_its_resolution() -> None:
+    pattern = "+" * 10 + "-" * 20 + "+" * 30
+    on_time = timeline({"api": pattern}, faults=[fault("outage", 1.0, 3.0)])
+    late = replace(on_time, samples=lagged(pattern, {}, every=0.004))
+    assert unavailability(late, ["api"], 0.0, late.end) == pytest.approx(2.0)
+    [window] = recovery_windows(drill([]), late)
+    [reference] = recovery_windows(drill([]), on_time)
+    assert window.unavailability == pytest.approx(reference.unavailability)
+    assert window.time_to_impact == pytest.approx(0.004) and window.time_to_recover == pytest.approx(0.004)
+    assert window.resolution == pytest.approx(INTERVAL) and window.sampler_lag == pytest.approx(0.004)
+
+
+def test_a_sample_never_started_is_dated_when_it_was_scheduled() -> None:
+    never = Sample("api", 1.05, "fault", False, None, None, "not started: 10 samples already in flight")
+    tl = timeline({"api": "+" * 20}, extra=[never])
+    assert impact_at(tl, ["api"], 1.0, 2.0) == 1.05
+    assert unavailability(tl, ["api"], 0.0, tl.end) == pytest.approx(0.05)  # until the start at 1.1
 
 
 def test_error_rate_resolution_is_one_sample() -> None:
@@ -622,12 +671,12 @@ def ref_series(samples: Sequence[Sample], probes: Sequence[str]) -> dict[str, li
         if s.probe in wanted:
             wanted[s.probe].append(s)
     for series in wanted.values():
-        series.sort(key=lambda s: s.at)
+        series.sort(key=lambda s: s.started)
     return wanted
 
 
 def ref_changes(series: dict[str, list[Sample]]) -> list[tuple[float, bool]]:
-    events = sorted((s.at, s.probe, s.ok) for samples in series.values() for s in samples)
+    events = sorted((s.started, s.probe, s.ok) for samples in series.values() for s in samples)
     state: dict[str, bool] = {}
     changes: list[tuple[float, bool]] = []
     i = 0
@@ -646,7 +695,7 @@ def ref_recovered_at(tl: Timeline, probes: Sequence[str], after: float, stable_f
     series = ref_series(tl.samples, probes)
     if not series or any(not s for s in series.values()):
         return None
-    observed_until = min(samples[-1].at for samples in series.values())
+    observed_until = min(samples[-1].started for samples in series.values())
     changes = ref_changes(series)
     for k, (at, healthy) in enumerate(changes):
         until = changes[k + 1][0] if k + 1 < len(changes) else None
@@ -670,12 +719,13 @@ def ref_outages(tl: Timeline, probes: Sequence[str], start: float, end: float) -
 
 
 def ref_impact_at(tl: Timeline, probes: Sequence[str], start: float, end: float) -> float | None:
-    return min((s.at for s in tl.samples if s.probe in probes and not s.ok and start <= s.at <= end), default=None)
+    chosen = (s.started for s in tl.samples if s.probe in probes and not s.ok and start <= s.started <= end)
+    return min(chosen, default=None)
 
 
 def ref_failing_at(tl: Timeline, probes: Sequence[str], at: float) -> bool:
     return any(
-        [s for s in series if s.at < at][-1:] and not [s for s in series if s.at < at][-1].ok
+        [s for s in series if s.started < at][-1:] and not [s for s in series if s.started < at][-1].ok
         for series in ref_series(tl.samples, probes).values()
     )
 
@@ -684,17 +734,17 @@ def ref_resolution(tl: Timeline, probes: Sequence[str], start: float, end: float
     gap, lag = tl.interval, 0.0
     for series in ref_series(tl.samples, probes).values():
         for a, b in itertools.pairwise(series):
-            if b.at >= start and a.at <= end:
-                gap = max(gap, round(b.at - a.at, 9))
+            if b.started >= start and a.started <= end:
+                gap = max(gap, round(b.started - a.started, 9))
         for s in series:
-            if start - tl.interval <= s.at <= end + tl.interval:
+            if start - tl.interval <= s.started <= end + tl.interval:
                 lag = max(lag, s.lag or 0.0)
-    return gap + lag, lag
+    return gap, lag
 
 
 def ref_stats(probe: str, phase: str, chosen: Sequence[Sample], fault: str | None = None) -> ProbeStats:
     lat = sorted(s.latency for s in chosen if s.latency is not None)
-    lags = [s.lag or 0.0 for s in sorted(chosen, key=lambda s: s.at)]
+    lags = [s.lag or 0.0 for s in sorted(chosen, key=lambda s: s.started)]
     steps = sorted(abs(b - a) for a, b in itertools.pairwise(lags))
     return ProbeStats(
         probe=probe,
@@ -725,13 +775,14 @@ def ref_probe_stats(tl: Timeline) -> list[ProbeStats]:
             continue
         start, end = mark.injected_at, mark.end if mark.end is not None else tl.end
         for probe in tl.probes:
-            if chosen := [s for s in tl.samples if s.probe == probe and start <= s.at < end]:
+            if chosen := [s for s in tl.samples if s.probe == probe and start <= s.started < end]:
                 out.append(ref_stats(probe, "fault", chosen, fault=mark.name))
     return out
 
 
 def random_samples(rnd: random.Random, probes: Sequence[str], count: int) -> list[Sample]:
-    """Samples in landing order: out of order, on a coarse grid so that times tie, flapping or in outages."""
+    """Samples in landing order: out of order, on a coarse grid so that starts tie (no lag, or none known) or
+    swap (a lag past the next slot), flapping or in outages."""
     out = []
     fail_rate = rnd.choice([0.05, 0.3, 0.7])
     for _ in range(count):
@@ -739,7 +790,7 @@ def random_samples(rnd: random.Random, probes: Sequence[str], count: int) -> lis
         at = round(rnd.randrange(0, 120) * 0.05, 9)
         ok = rnd.random() > (fail_rate if 1.0 <= at < 3.5 else fail_rate / 5)
         latency = None if rnd.random() < 0.05 else round(rnd.uniform(0.001, 0.5), 6)
-        lag = None if rnd.random() < 0.1 else round(rnd.expovariate(1000), 6)
+        lag = rnd.choice([None, 0.0, 0.0, 0.0, round(rnd.expovariate(1000), 6), round(rnd.uniform(0.0, 0.12), 6)])
         out.append(Sample(probe, at, phase_at(at), ok, latency, lag, None if ok else rnd.choice(["refused", "reset"])))
     return out
 

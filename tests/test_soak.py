@@ -9,18 +9,22 @@ the Toxiproxy server, no target process alive (stopped or not), no skewed clock,
 unsettled.
 
 DRILLCTL_SOAK_KILLS (default 50) and DRILLCTL_SOAK_TERMS (default 6) raise the counts for a longer
-local soak. A last case kills runs mid node.loss (cordon + taint) on a private KWOK node of the real
-test cluster and checks the node comes back uncordoned and untainted (DRILLCTL_SOAK_KUBE_KILLS).
+local soak. Under load (a CPU hog on every core, and the run's own event loop kept busy mid-fault) a
+healthy run must live and end by itself, and a frozen one must still be rolled back. A last case
+kills runs mid node.loss (cordon + taint) on a private KWOK node of the real test cluster and checks
+the node comes back uncordoned and untainted (DRILLCTL_SOAK_KUBE_KILLS).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ from orchestrator.targets.local import proc_files, process_state
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 from tests.kube.support import Pool, kube_api, pool, wait_for
 from tests.kube.test_leftovers import is_restored
-from tests.support import DRILLCTL, drill, run_dirs, upstream_process, write
+from tests.support import DRILLCTL, drill, run_dirs, upstream_process, wait_while_running, write
 
 __all__ = ["kube_api", "pool"]
 
@@ -45,6 +49,8 @@ KILLS = int(os.environ.get("DRILLCTL_SOAK_KILLS", "50"))
 TERMS = int(os.environ.get("DRILLCTL_SOAK_TERMS", "6"))
 SETTLE_BOUND = 30.0
 """Generous: the watchdog reverts within about a second; stopping targets may take its grace of 3s."""
+HOG_BOUND = 180.0
+"""A CPU hog ends by itself after this long, even if the test that started it never stops it."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,20 @@ def _summary(kind: str, times: list[float]) -> str:
     )
 
 
+@pytest.fixture
+def cpu_hogs() -> Iterator[int]:
+    """One process spinning on every core for the length of a test: the machine of a loaded CI runner."""
+    spin = f"import time\nend = time.monotonic() + {HOG_BOUND}\nwhile time.monotonic() < end:\n    pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield len(hogs)
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait(timeout=10)
+
+
 def test_sigkill_at_random_moments_leaves_nothing(soak: Soak, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     print(f"\nsoak seed {SEED} (DRILLCTL_SOAK_SEED={SEED} replays it), {KILLS} kills")
@@ -205,6 +225,10 @@ def test_sigterm_at_random_moments_reverts_and_leaves_nothing(soak: Soak, tmp_pa
         runs = tmp_path / f"term-{i}"
         delay = rng.uniform(0.8, 3.0)
         proc = soak.start(runs)
+        # From the moment the run has its directory (its signal handlers follow at once): on a loaded machine
+        # Python's start-up alone can outlast the shortest delay, and a SIGTERM then ends a process that has
+        # done nothing yet, which proves nothing about rollback.
+        wait_while_running(proc, functools.partial(_started, runs), 60, "the run to start")
         time.sleep(delay)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -217,6 +241,38 @@ def test_sigterm_at_random_moments_reverts_and_leaves_nothing(soak: Soak, tmp_pa
     print(_summary("SIGTERM -> exited, all reverted", exit_times))
     assert dirty == []
     assert 4 in codes, "some SIGTERMs must land after injection"
+
+
+def test_under_cpu_load_healthy_runs_live_and_a_frozen_one_is_rolled_back(
+    soak: Soak, tmp_path: Path, cpu_hogs: int
+) -> None:
+    """With every core taken by a hog: a plain run, and one whose event loop computes for several seconds
+    mid-fault (longer than the watchdog's no-beat timeout), end by themselves; a frozen one is killed and
+    rolled back by its watchdog."""
+    for case, env in (("plain", {}), ("busy", {"DRILLCTL_TEST_FAIL_AT": "injected:slow:busy"})):
+        runs = tmp_path / case
+        proc = soak.start(runs, **env)
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, f"{case}: {err}"
+        (run_dir,) = run_dirs(runs)
+        summary = run_dir / "watchdog.json"
+        # Not killed. Under this load its watchdog may still revert a fault whose deadline came first.
+        assert not summary.exists() or json.loads(summary.read_text())["ending"] == "done", case
+        assert leftovers(soak, runs) == [], case
+
+    runs = tmp_path / "frozen"
+    proc = soak.start(runs)
+    assert _wait(lambda: bool(soak.toxiproxy.get("/proxies/up/toxics").json()), 60), "the latency fault"
+    frozen = time.monotonic()
+    proc.send_signal(signal.SIGSTOP)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    (run_dir,) = run_dirs(runs)
+    assert _wait(lambda: not _watchdog_running(run_dir), SETTLE_BOUND), "watchdog still busy"
+    summary = json.loads((run_dir / "watchdog.json").read_text())
+    print(f"\n{cpu_hogs} CPU hogs: frozen -> reverted in {summary['reverted_monotonic'] - frozen:.3f}s")
+    assert summary["ending"] == "hung"
+    assert leftovers(soak, runs) == []
 
 
 CHECKPOINTS = [
@@ -318,3 +374,8 @@ def test_sigkill_mid_node_loss_leaves_no_node_cordoned_or_tainted(pool: Pool, tm
         assert pending(run_dir / "journal.jsonl") == []
         times.append(json.loads((run_dir / "watchdog.json").read_text())["reverted_monotonic"] - killed)
     print(f"\nkube node-loss kills {KUBE_KILLS}, leftovers 0; {_summary('SIGKILL -> node restored', times)}")
+
+
+def _started(runs: Path) -> bool:
+    """The run has its directory and control FIFO: its signal handlers are installed right after."""
+    return runs.exists() and any((d / "control").exists() for d in run_dirs(runs))

@@ -109,7 +109,7 @@ class MemoryPressureDriver:
         state = undo.state
         log_path = Path(state["log"])
         lifetime = spec.ramp + spec.duration + REVERT_GRACE
-        argv = [sys.executable, "-m", "orchestrator.faults.ballast", "--bytes", str(state["bytes"])]
+        argv = [sys.executable, "-P", "-m", "orchestrator.faults.ballast", "--bytes", str(state["bytes"])]
         argv += ["--ramp", str(spec.ramp), "--lifetime", str(lifetime), "--marker", state["marker"]]
         with _append(log_path) as log:
             proc = await asyncio.create_subprocess_exec(

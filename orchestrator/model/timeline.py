@@ -22,6 +22,11 @@ class Sample:
     lag: float | None
     error: str | None = None
 
+    @property
+    def started(self) -> float:
+        """When it really started, which dates what it saw: `at + lag` (`at` for one never started)."""
+        return self.at if self.lag is None else self.at + self.lag
+
 
 @dataclass(frozen=True)
 class PhaseMark:
@@ -213,6 +218,11 @@ class SampleLog(Sequence[Sample]):
         else:
             self._error_ids.setdefault(text, len(self.errors))
             self.errors.append(text)
+
+    def started(self, i: int) -> float:
+        """When sample `i` really started (`Sample.started`), read from the columns."""
+        lag = self.lag[i]
+        return self.at[i] if math.isnan(lag) else self.at[i] + lag
 
     def nbytes(self) -> int:
         """Bytes of the columns as allocated (arrays over-allocate as they grow)."""

@@ -57,8 +57,9 @@ class ProbeStats:
 class RecoveryWindow:
     """How one fault hit the selected probes. None means it did not happen while observed.
 
-    `resolution` is how precisely the window's edges are known: the largest spacing between
-    samples around it plus the sampler's worst lag there (`sampler_lag`).
+    `resolution` is how precisely the window's edges are known: the largest spacing between the
+    real starts of the samples around it (a late start widens it). `sampler_lag` is the sampler's
+    worst lag there, for the reader: it is already inside that spacing.
     """
 
     fault: str

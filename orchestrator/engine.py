@@ -386,11 +386,15 @@ class Engine:
         self.observer.event("fault_injected", name=spec.name, what=driver.describe(spec))
         await asyncio.sleep(max(0.0, step.injected_at + spec.duration - self.now()))
         await self._checkpoint(f"hold:{spec.name}")
+        # The fault ends when its revert begins, not when the revert call returns: the revert takes effect
+        # somewhere in between, and on a loaded machine the call returned (and the loop came back to this task)
+        # after samples already passed, so the recovery read as before the revert and as taking no time at all.
+        ending = self.now()
         if spec.reverts_on_schedule:
             await self._revert(step)
         else:
             self.observer.event("fault_left_in_place", name=spec.name, until="the end of the drill")
-        step.ended_at = self.now()
+        step.ended_at = ending
 
     async def _revert(self, step: _Step) -> None:
         """Revert once; shielded, so cancelling the caller does not cancel the revert."""

@@ -56,7 +56,7 @@ def test_twenty_probes_at_100ms_keep_their_cadence(tmp_path: Path) -> None:
     path = write(tmp_path, document)
     result = run("run", str(path), "--runs-dir", str(tmp_path / "runs"), "--quiet", timeout=60)
     report = report_of(tmp_path / "runs")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr  # a baseline failure says why on stdout
     rows = [dict(zip(report["samples"]["columns"], r, strict=True)) for r in report["samples"]["rows"]]
     baseline = [r for r in rows if r["phase"] == "baseline"]
     per_probe = {p["name"]: [r for r in baseline if r["probe"] == p["name"]] for p in probes}

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from orchestrator.comparison import Tolerance
     from orchestrator.console import LiveView
     from orchestrator.faults.base import DriverRegistry
-    from orchestrator.gameday.lease import LeaseHolder
+    from orchestrator.gameday.lease import Holder, LeaseHolder
     from orchestrator.gameday.plan import LoadedGameDay
     from orchestrator.history.store import HistoryStore
     from orchestrator.kube.access import KubeAccess
@@ -831,6 +831,14 @@ def gameday_run(
     sys.exit(result.exit_code)
 
 
+def _waiting_for(holder: Holder) -> None:
+    click.echo(
+        f"waiting for the game day lease: {holder.identity} holds it, "
+        f"until {holder.expires_at.isoformat(timespec='seconds')} unless renewed",
+        err=True,
+    )
+
+
 def _gameday_lease(loaded: LoadedGameDay, kube: KubeAccess, namespace: str | None, wait_for: str | None) -> LeaseHolder:
     """The cluster lock, or exit 3 saying who holds it."""
     from orchestrator.errors import BackendError, PreflightError
@@ -842,7 +850,7 @@ def _gameday_lease(loaded: LoadedGameDay, kube: KubeAccess, namespace: str | Non
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--wait") from e
     try:
-        return hold_lease(loaded.spec.spec.lease, loaded.spec.name, kube, namespace, wait)
+        return hold_lease(loaded.spec.spec.lease, loaded.spec.name, kube, namespace, wait, _waiting_for)
     except (PreflightError, BackendError) as e:
         click.echo(f"error: game day {loaded.spec.name}: {e}", err=True)
         sys.exit(EXIT_PREFLIGHT)

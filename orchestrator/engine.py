@@ -316,14 +316,26 @@ class Engine:
         raise Aborted(self._stop_reason or "stop requested")
 
     def _check_baseline(self) -> None:
+        """One pass over the samples: this runs on the event loop, and a pass per probe (20 probes at 20ms: 100,000
+        samples decoded, 0.4 s of CPU) held it, and the heartbeat, for well over a second on a loaded machine."""
         tolerance = self.spec.spec.steady_state.tolerance
+        chosen: dict[str, int] = {}
+        failed: dict[str, int] = {}
+        example: dict[str, str | None] = {}
+        for s in self.recorder.samples:
+            if s.phase != "baseline":
+                continue
+            chosen[s.probe] = chosen.get(s.probe, 0) + 1
+            if not s.ok:
+                failed[s.probe] = failed.get(s.probe, 0) + 1
+                example.setdefault(s.probe, s.error)
         broken = []
         for probe in self.spec.spec.steady_state.probes:
-            chosen = [s for s in self.recorder.samples if s.probe == probe.name and s.phase == "baseline"]
-            failed = [s for s in chosen if not s.ok]
-            if not chosen or len(failed) / len(chosen) > tolerance:
-                example = failed[0].error if failed else "no samples"
-                broken.append(f"{probe.name}: {len(failed)}/{len(chosen)} failed (e.g. {example})")
+            n, bad = chosen.get(probe.name, 0), failed.get(probe.name, 0)
+            if not n or bad / n > tolerance:
+                broken.append(
+                    f"{probe.name}: {bad}/{n} failed (e.g. {example.get(probe.name) if bad else 'no samples'})"
+                )
         if broken:
             raise BaselineFailed("steady state did not hold in the baseline, nothing injected: " + "; ".join(broken))
 
@@ -377,11 +389,15 @@ class Engine:
         self.observer.event("fault_injected", name=spec.name, what=driver.describe(spec))
         await asyncio.sleep(max(0.0, step.injected_at + spec.duration - self.now()))
         await self._checkpoint(f"hold:{spec.name}")
+        # The fault ends when its revert begins, not when the revert call returns: the revert takes effect
+        # somewhere in between, and on a loaded machine the call returned (and the loop came back to this task)
+        # after samples already passed, so the recovery read as before the revert and as taking no time at all.
+        ending = self.now()
         if spec.reverts_on_schedule:
             await self._revert(step)
         else:
             self.observer.event("fault_left_in_place", name=spec.name, until="the end of the drill")
-        step.ended_at = self.now()
+        step.ended_at = ending
 
     async def _revert(self, step: _Step) -> None:
         """Revert once; shielded, so cancelling the caller does not cancel the revert."""

@@ -35,36 +35,44 @@ def silent_listener() -> Iterator[int]:
     sock.close()
 
 
-def test_twenty_probes_at_20ms_keep_their_cadence(tmp_path: Path) -> None:
+def test_twenty_probes_at_100ms_keep_their_cadence(tmp_path: Path) -> None:
+    """Twenty samplers side by side stay on their own grids, miss no tick and keep a small lag.
+
+    At 200 samples/s: what a loaded 2-core machine (load 8) gives one run. At 20ms (1,000 samples/s, a TCP
+    handshake with a thread-per-connection upstream each) the run and its upstream need most of a core, and on
+    that machine the loop fell seconds behind, samples could not start or timed out, and the baseline failed:
+    a throughput figure, which belongs in bench/ (`bench/sampler_scale.py --http 0 --tcp 20 --hz 50`), not a fact
+    about cadence.
+    """
     port = free_port()
     probes = [
         {"type": "tcp", "name": f"p{i:02d}", "host": "127.0.0.1", "port": port, "timeout": "1s"} for i in range(20)
     ]
     document = drill(
         targets={"local": {"processes": [upstream_process("target", port)]}},
-        steady_state={"interval": "20ms", "probes": probes},
+        steady_state={"interval": "100ms", "probes": probes},
         phases={"baseline": "5s", "recovery": "1s"},
     )
     path = write(tmp_path, document)
     result = run("run", str(path), "--runs-dir", str(tmp_path / "runs"), "--quiet", timeout=60)
     report = report_of(tmp_path / "runs")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr  # a baseline failure says why on stdout
     rows = [dict(zip(report["samples"]["columns"], r, strict=True)) for r in report["samples"]["rows"]]
     baseline = [r for r in rows if r["phase"] == "baseline"]
     per_probe = {p["name"]: [r for r in baseline if r["probe"] == p["name"]] for p in probes}
     length = report["phases"][0]["end"] - report["phases"][0]["start"]
-    expected = length / 0.020
+    expected = length / 0.100
     lags = sorted(r["lag"] for r in baseline if r["lag"] is not None)
     rate = len(baseline) / length
     print(
-        f"achieved {rate:.0f} samples/s of {20 / 0.020:.0f} planned; lag p50 {percentile(lags, 50) * 1000:.2f}ms "
+        f"achieved {rate:.0f} samples/s of {20 / 0.100:.0f} planned; lag p50 {percentile(lags, 50) * 1000:.2f}ms "
         f"p90 {percentile(lags, 90) * 1000:.2f}ms p99 {percentile(lags, 99) * 1000:.2f}ms max {lags[-1] * 1000:.2f}ms"
     )
     for name, series in per_probe.items():
         assert len(series) >= 0.9 * expected, f"{name}: {len(series)} samples, expected about {expected:.0f}"
         ats = sorted(r["at"] for r in series)
         steps = {round((b - a) * 1000) for a, b in itertools.pairwise(ats)}
-        assert steps == {20}, f"{name}: scheduled times are not on a 20ms grid: {sorted(steps)[:5]}"
+        assert steps == {100}, f"{name}: scheduled times are not on a 100ms grid: {sorted(steps)[:5]}"
     assert statistics.median(lags) < 0.050
     assert sum(r["ok"] for r in baseline) / len(baseline) > 0.99
 

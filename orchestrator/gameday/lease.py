@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -253,10 +254,14 @@ class LeaseHolder:
     renewing and clears the holder.
     """
 
-    def __init__(self, lease: ClusterLease, wait: float | None = None) -> None:
+    def __init__(
+        self, lease: ClusterLease, wait: float | None = None, on_wait: Callable[[Holder], None] | None = None
+    ) -> None:
         self.lease = lease
         self.wait = wait
         """Seconds to wait for a live holder to let go; None refuses at once."""
+        self.on_wait = on_wait
+        """Told once (from the lease's thread), when a live holder makes us wait, who it is."""
         self.lost = threading.Event()
         self.lost_reason: str | None = None
         self._acquired: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -301,6 +306,7 @@ class LeaseHolder:
 
     async def _take(self) -> None:
         deadline = None if self.wait is None else self._loop_time() + self.wait
+        told = False
         while True:
             holder = await self.lease.try_acquire()
             if holder is None:
@@ -308,6 +314,9 @@ class LeaseHolder:
             left = 0.0 if deadline is None else deadline - self._loop_time()
             if left <= 0:
                 raise LeaseBusy(self.lease.config, holder)
+            if not told and self.on_wait is not None:
+                told = True
+                self.on_wait(holder)
             until_expiry = (holder.expires_at - datetime.now(UTC)).total_seconds()
             await self.lease.changed(min(left, max(until_expiry, 0.0) + 0.5))
 
@@ -340,16 +349,22 @@ class LeaseHolder:
 
 
 def hold_lease(
-    spec: LeaseSpec, gameday: str, kube: KubeAccess, namespace: str | None, wait: float | None
+    spec: LeaseSpec,
+    gameday: str,
+    kube: KubeAccess,
+    namespace: str | None,
+    wait: float | None,
+    on_wait: Callable[[Holder], None] | None = None,
 ) -> LeaseHolder:
-    """The game day's lease, taken (waiting up to `wait` seconds for another holder; None: not at all) and
-    renewed until `release`. Raises LeaseBusy, or PreflightError/BackendError when the cluster cannot be used."""
+    """The game day's lease, taken (waiting up to `wait` seconds for another holder, `on_wait` told who once;
+    None: not at all) and renewed until `release`. Raises LeaseBusy, or PreflightError/BackendError when the
+    cluster cannot be used."""
     config = LeaseConfig(
         name=spec.name,
         namespace=namespace or spec.namespace,
         duration=int(spec.duration),
         identity=new_identity(gameday),
     )
-    holder = LeaseHolder(ClusterLease(connect(kube), config), wait)
+    holder = LeaseHolder(ClusterLease(connect(kube), config), wait, on_wait)
     holder.acquire()
     return holder

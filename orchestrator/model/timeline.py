@@ -49,7 +49,8 @@ class FaultMark:
     runbook: str | None = None
     error: str | None = None
     ended_at: float | None = None
-    """When its duration ended. The revert, unless the fault stays in place to the end (restore: false)."""
+    """When its duration ended: its revert began (not when the revert returned), unless the fault stays in place
+    to the end (restore: false)."""
     touched: tuple[str, ...] = ()
     """What it touched, as its driver read it from the undo record (`node/kwok-node-1`); redacted."""
     seed: int | None = None

@@ -3,14 +3,17 @@ release and takeover, renewal, a lost lease, and two concurrent `drillctl gameda
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 from kubernetes import client
@@ -144,26 +147,63 @@ def test_a_holder_notices_when_its_lease_is_taken(
     assert read(kube_cluster, namespace).spec.holder_identity == "usurper"  # release leaves others' leases alone
 
 
+class Drained:
+    """A pipe read to its end by a thread of its own, so a test can wait for a line while the process runs."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def text(self, timeout: float = 30) -> str:
+        self._thread.join(timeout)
+        return "".join(self.lines)
+
+
 def test_two_concurrent_game_days_one_refused_one_waits(
     kube_cluster: KubeCluster, namespace: str, tmp_path: Path
 ) -> None:
-    write(tmp_path, short_drill("only", "2s"), "drill.yaml")
-    path = write(
-        tmp_path,
-        gameday(["drill.yaml"], lease={"enabled": True, "namespace": namespace, "duration": "10s"}),
-        "gameday.yaml",
-    )
+    """The first game day holds the lease, gated in its drill's setup, until a second was refused and a third is
+    waiting: states, not sleeps (on a loaded machine a contender's start alone took longer than a whole short
+    drill, so it found the lease free)."""
+    gate = tmp_path / "gate"
+    drill = short_drill("only", "2s")
+    write(tmp_path, drill, "drill.yaml")
+    gated = copy.deepcopy(drill)
+    [upstream] = gated["spec"]["targets"]["local"]["processes"]
+    healthz = upstream["ready"]["probe"]["url"]
+    check = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)"
+    upstream["ready"] = {
+        "probe": {
+            "type": "command",
+            "name": "upstream-gated",
+            "argv": ["sh", "-c", 'test -e "$1" && exec "$0" -c "$3" "$2"', sys.executable, str(gate), healthz, check],
+        },
+        "timeout": "3m",
+        "interval": "200ms",
+    }
+    write(tmp_path, gated, "gated.yaml")
+    lease = {"enabled": True, "namespace": namespace, "duration": "10s"}
+    first_day = write(tmp_path, gameday(["gated.yaml"], lease=lease), "gameday-gated.yaml")
+    path = write(tmp_path, gameday(["drill.yaml"], lease=lease), "gameday.yaml")
     kube = ["--kubeconfig", str(kube_cluster.kubeconfig)]
 
-    def start(runs: str, *extra: str) -> subprocess.Popen[str]:
+    def start(day: Path, runs: str, *extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [DRILLCTL, "gameday", "run", str(path), "--runs-dir", str(tmp_path / runs), "-o", "json", *kube, *extra],
+            [DRILLCTL, "gameday", "run", str(day), "--runs-dir", str(tmp_path / runs), "-o", "json", *kube, *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
 
-    first = start("runs-1")
+    first = start(first_day, "runs-1")
 
     def held() -> bool:
         try:
@@ -178,11 +218,23 @@ def test_two_concurrent_game_days_one_refused_one_waits(
         text=True,
         timeout=60,
     )
+    assert first.poll() is None, "the first game day ended before its gate opened"
     assert refused.returncode == 3, refused.stderr
     assert f"another game day holds lease {namespace}/drillctl-gameday: rehearsal@" in refused.stderr
-    waiter = start("runs-3", "--wait", "2m")
+    waiter = start(path, "runs-3", "--wait", "2m")
+    assert waiter.stdout is not None and waiter.stderr is not None
+    waiter_out, waiter_err = Drained(waiter.stdout), Drained(waiter.stderr)
+    deadline = time.monotonic() + 60
+    while not waiter_err.has("waiting for the game day lease: rehearsal@"):
+        assert waiter.poll() is None and time.monotonic() < deadline, (
+            f"the third game day did not wait:\n{waiter_err.text()}"
+        )
+        time.sleep(0.1)
+    assert first.poll() is None, "the first game day ended before its gate opened"
+    gate.touch()
     out1, err1 = first.communicate(timeout=180)
-    out3, err3 = waiter.communicate(timeout=180)
+    waiter.wait(timeout=180)
+    out3, err3 = waiter_out.text(), waiter_err.text()
     assert first.returncode == 0, err1
     assert waiter.returncode == 0, err3
     one, three = json.loads(out1), json.loads(out3)

@@ -7,12 +7,14 @@ timeout on every call, and the library's `validate_response` still maps 400/404/
 exceptions. The blocking call runs in a worker thread under an asyncio deadline.
 
 The subclass does not send with the library's `requests.get/post/delete`: each of those builds a
-session and a TCP connection of its own, and merges settings, cookies, hooks and the environment
-on every call, which is what a rollback of a hundred toxics spent its CPU on
-(bench/fault_latency.py). It prepares a plain `requests.Request` and sends it through one
-`HTTPAdapter` per server, whose pool keeps a connection alive for each worker thread; the
-environment's proxy settings and netrc are read once, when the client is built. The threads are
-a pool of Toxiproxy's own, wide enough for a rollback of many toxics at once.
+session and a TCP connection of its own, and merges settings, cookies, hooks and the environment on
+every call, which is what a rollback of a hundred toxics spent its CPU on (bench/fault_latency.py,
+revert to confirmed: 293 ms of CPU that way, 137-161 ms through one kept-alive `requests` adapter,
+55-64 ms now). It sends through `http.client` connections kept alive per server, one per worker
+thread in use, and only the library's `validate_response` and exceptions see the answer. Toxiproxy is a
+local or in-cluster service, so the environment's HTTP proxy settings and netrc are not consulted
+(through a corporate proxy a loopback call would be wrong anyway). The threads are a pool of
+Toxiproxy's own, wide enough for a rollback of many toxics at once.
 
 Every answer is read as a stream and bounded (`TOXIPROXY_ANSWER`, and in time by the call's
 timeout): a wrong or hostile server on that port must not make drillctl read without end.
@@ -22,16 +24,16 @@ Redirects are not followed (Toxiproxy never sends one).
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import queue
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from requests.utils import default_user_agent, get_environ_proxies, get_netrc_auth
 from toxiproxy.api import APIConsumer, validate_response
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
@@ -42,55 +44,117 @@ from orchestrator.limits import TOXIPROXY_ANSWER, LimitExceeded
 CALLS_AT_ONCE = 64
 _pool = ThreadPoolExecutor(max_workers=CALLS_AT_ONCE, thread_name_prefix="toxiproxy")
 _QUOTED = 300  # characters of an error answer quoted in a message
-# requests' defaults, but no compression: the bound is on what is read, so there is nothing to inflate
-_HEADERS = {"User-Agent": default_user_agent(), "Accept": "*/*", "Accept-Encoding": "identity"}
+# No compression: the bound is on what is read, so there is nothing to inflate.
+_HEADERS = {"User-Agent": "drillctl", "Accept": "*/*", "Accept-Encoding": "identity"}
 
 
 class ToxiproxyNotFound(BackendError):
     """The proxy or toxic does not exist (HTTP 404)."""
 
 
+@dataclass
+class _Answer:
+    """What toxiproxy-python's validate_response reads of an answer: its status and its whole body."""
+
+    status_code: int
+    content: bytes
+
+
+class _Connections:
+    """Keep-alive connections to one server, one in use per worker thread at most, idle ones reused."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(maxsize=CALLS_AT_ONCE)
+        self.opened = 0
+        """Connections made so far: a run of calls from one thread needs one."""
+
+    def send(self, method: str, path: str, body: bytes | None) -> _Answer:
+        """One request. A kept connection the server closed meanwhile (its idle timeout) fails before any
+        answer: that request is sent once more on a new connection, the only retry here."""
+        for reused in (True, False):
+            conn = self._take() if reused else None
+            if conn is None:
+                reused = False
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                self.opened += 1
+            try:
+                answer = self._exchange(conn, method, path, body)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                conn.close()  # the rest of the answer is unread: the connection must not be reused
+                raise
+            self._give_back(conn)
+            return answer
+        raise AssertionError("unreachable: the second try uses a new connection")
+
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None) -> _Answer:
+        headers = dict(_HEADERS)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        declared = response.getheader("Content-Length", "")
+        content = read_stream(
+            response,
+            TOXIPROXY_ANSWER,
+            f"{method} {path}",
+            int(declared) if declared.isdigit() else None,
+            time.monotonic() + self.timeout,
+        )
+        if response.will_close:
+            conn.close()
+        return _Answer(response.status, content)
+
+    def _take(self) -> http.client.HTTPConnection | None:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        if conn.sock is None:
+            return
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+    def close(self) -> None:
+        while (conn := self._take()) is not None:
+            conn.close()
+
+
 class _Consumer(APIConsumer):  # type: ignore[misc]
-    """toxiproxy-python's APIConsumer for one server, sending through that server's keep-alive pool."""
+    """toxiproxy-python's APIConsumer for one server, sending through that server's keep-alive connections."""
 
-    host: str
-    port: int
-    timeout: float
-    adapter: HTTPAdapter
-    proxies: dict[str, str]
-    auth: tuple[str, str] | None
+    connections: _Connections
 
     @classmethod
-    def get(cls, url: str, params: Any = None, **kwargs: Any) -> requests.Response:
-        return cls._send("GET", url, params=params, **kwargs)
+    def get(cls, url: str, params: Any = None, **kwargs: Any) -> _Answer:
+        return cls._send("GET", url, **kwargs)
 
     @classmethod
-    def delete(cls, url: str, **kwargs: Any) -> requests.Response:
+    def delete(cls, url: str, **kwargs: Any) -> _Answer:
         return cls._send("DELETE", url, **kwargs)
 
     @classmethod
-    def post(cls, url: str, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
-        return cls._send("POST", url, data=data, json=json, **kwargs)
+    def post(cls, url: str, data: Any = None, json: Any = None, **kwargs: Any) -> _Answer:
+        return cls._send("POST", url, json=json, **kwargs)
 
     @classmethod
-    def _send(cls, method: str, path: str, timeout: tuple[float, float], **kwargs: Any) -> requests.Response:
-        url = f"http://{cls.host}:{cls.port}{path}"
-        request = requests.Request(method, url, headers=_HEADERS, auth=cls.auth, **kwargs).prepare()
-        response = cls.adapter.send(request, stream=True, timeout=timeout, proxies=cls.proxies)
-        try:
-            declared = response.headers.get("Content-Length", "")
-            response._content = read_stream(
-                response.raw,
-                TOXIPROXY_ANSWER,
-                f"{method} {path}",
-                int(declared) if declared.isdigit() else None,
-                time.monotonic() + cls.timeout,
-            )
-        except BaseException:
-            response.close()  # the rest of the body stays unread: the connection must not be reused
-            raise
-        checked: requests.Response = validate_response(response)
+    def _send(cls, method: str, path: str, json: Any = None) -> _Answer:
+        body = None if json is None else _encode(json)
+        checked: _Answer = validate_response(cls.connections.send(method, path, body))
         return checked
+
+
+def _encode(value: Any) -> bytes:
+    return json.dumps(value).encode()
 
 
 def _quoted(content: object) -> str:
@@ -106,27 +170,13 @@ class ToxiproxyClient:
             raise ValueError(f"Toxiproxy URL needs a host and a port: {url!r}")
         self.url = f"http://{parts.hostname}:{parts.port}"
         self.timeout = timeout
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=CALLS_AT_ONCE)
-        weakref.finalize(self, adapter.close)
-        self._api: type[_Consumer] = type(
-            "APIConsumer",
-            (_Consumer,),
-            {
-                "host": parts.hostname,
-                "port": parts.port,
-                "timeout": timeout,
-                "adapter": adapter,
-                "proxies": get_environ_proxies(self.url),
-                "auth": get_netrc_auth(self.url),
-            },
-        )
+        connections = _Connections(parts.hostname, parts.port, timeout)
+        weakref.finalize(self, connections.close)
+        self._api: type[_Consumer] = type("APIConsumer", (_Consumer,), {"connections": connections})
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         def blocking() -> Any:
-            kwargs: dict[str, Any] = {"timeout": (self.timeout, self.timeout)}
-            if body is not None:
-                kwargs["json"] = body
-            response = getattr(self._api, method)(path, **kwargs)
+            response = getattr(self._api, method)(path) if body is None else getattr(self._api, method)(path, json=body)
             if not 200 <= response.status_code < 300:
                 raise BackendError(
                     f"Toxiproxy at {self.url}: {method.upper()} {path} -> "
@@ -152,13 +202,13 @@ class ToxiproxyClient:
             raise BackendError(f"Toxiproxy at {self.url}: {method.upper()} {path} refused: {detail}") from e
         except LimitExceeded as e:
             raise BackendError(f"Toxiproxy at {self.url}: {method.upper()} {path}: {e.reason}") from e
-        except (requests.ConnectionError, requests.Timeout, TimeoutError) as e:
+        except (OSError, TimeoutError) as e:  # refused, reset, timed out: socket errors are OSErrors
             raise BackendError(
                 f"Toxiproxy at {self.url} is unreachable or did not answer within {self.timeout:g}s "
                 f"({type(e).__name__})"
             ) from e
-        except requests.RequestException as e:
-            raise BackendError(f"Toxiproxy at {self.url}: {e}") from e
+        except http.client.HTTPException as e:  # not HTTP: another server on that port
+            raise BackendError(f"Toxiproxy at {self.url}: not an HTTP answer ({type(e).__name__}: {e})") from e
 
     def _shape(self, where: str, answer: Any, kind: type, what: str) -> Any:
         """A clear error, not a KeyError later, when a server on that port answers with the wrong shape."""

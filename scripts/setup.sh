@@ -9,9 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=${1:-test}
+# The dev install includes the plain one, so a venv set up for the tests serves the demo too.
+dev_stamp=.venv/.drillctl-installed-dev
 case "$profile" in
-  demo) extras="" ;;
-  test) extras="[dev]" ;;
+  demo) extras="" stamp=.venv/.drillctl-installed ;;
+  test) extras="[dev]" stamp=$dev_stamp ;;
   *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
 esac
 python=${PYTHON:-python3}
@@ -20,9 +22,6 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   "$python" -m venv .venv
 fi
-# The dev install includes the plain one, so a venv set up for the tests serves the demo too.
-dev_stamp=.venv/.drillctl-installed-dev
-stamp=.venv/.drillctl-installed$([ "$profile" = test ] && echo -dev)
 up_to_date() { [ -f "$1" ] && ! [ pyproject.toml -nt "$1" ]; }
 if ! up_to_date "$stamp" && ! up_to_date "$dev_stamp"; then
   echo "setup: installing drillctl${extras:+ and its dev dependencies} into .venv" >&2

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from toxiproxy.api import APIConsumer, validate_response
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from orchestrator.bounded_io import read_stream
+from orchestrator.bounded_io import content_length, read_stream
 from orchestrator.errors import BackendError
 from orchestrator.limits import TOXIPROXY_ANSWER, LimitExceeded
 
@@ -98,12 +98,11 @@ class _Connections:
             headers["Content-Type"] = "application/json"
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
-        declared = response.getheader("Content-Length", "")
         content = read_stream(
             response,
             TOXIPROXY_ANSWER,
             f"{method} {path}",
-            int(declared) if declared.isdigit() else None,
+            content_length(response.getheader("Content-Length")),
             time.monotonic() + self.timeout,
         )
         if response.will_close:

@@ -244,6 +244,12 @@ class _Measure:
         cause = LimitExceeded(limit, f"{self.file}:{line}", amount)
         return _Refused(line, cause.reason, cause)
 
+    def count_written(self, count: int, node: yaml.Node) -> None:
+        """Add the nodes (or aliases) a list or mapping holds as written; refuse the file past YAML_NODES."""
+        self.written += count
+        if self.written > self.nodes:
+            raise self.over(YAML_NODES, node.start_mark.line + 1)
+
     def scalar(self, node: yaml.Node, line: int, part: str | int | None) -> None:
         """Refuse a string over the limit, at `part` on `line` (where it was found)."""
         if len(node.value) > self.chars:
@@ -271,9 +277,7 @@ class _Measure:
         items = node.value
         if len(items) > self.items:
             raise self.over(YAML_LIST_ITEMS, node.start_mark.line + 1, len(items))
-        self.written += len(items)
-        if self.written > self.nodes:
-            raise self.over(YAML_NODES, node.start_mark.line + 1)
+        self.count_written(len(items), node)
         total, height, chars, expanded = 1, 0, self.chars, self.expanded
         for index, item in enumerate(items):
             if item.__class__ is _SCALAR:
@@ -296,9 +300,7 @@ class _Measure:
         pairs = node.value
         if len(pairs) > self.keys:
             raise self.over(YAML_MAPPING_KEYS, node.start_mark.line + 1, len(pairs))
-        self.written += 2 * len(pairs)
-        if self.written > self.nodes:
-            raise self.over(YAML_NODES, node.start_mark.line + 1)
+        self.count_written(2 * len(pairs), node)
         total, height, chars, expanded = 1, 0, self.chars, self.expanded
         for key, value in pairs:
             short = key.__class__ is _SCALAR and value.__class__ is _SCALAR

@@ -213,6 +213,13 @@ KUBE_WATCH_EVENT_BYTES = Limit(
     "a Kubernetes watch event",
     # One event carries one object, at most 1.5 MiB in etcd, a few times that as JSON.
 )
+KUBE_EXEC_OUTPUT = Limit(
+    "kube_exec_output",
+    1 * 2**20,
+    "bytes",
+    "the output of a command run in a container",
+    # drillctl's execs print one line (ending a loop early): a megabyte is thousands of times that.
+)
 KUBE_LIST_PAGE = 500
 """Objects asked for in one list request (`limit`, with `continue` for the next page), as kubectl asks."""
 

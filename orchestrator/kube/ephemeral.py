@@ -15,9 +15,12 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.stream import stream
+from websocket import WebSocketException
+from websocket._abnf import frame_buffer
 
 from orchestrator.errors import BackendError
 from orchestrator.kube.access import KubeConnection
+from orchestrator.limits import KUBE_EXEC_OUTPUT, check_answer
 
 PID_FILE = "/tmp/drillctl-loop.pid"
 STOPPED = "drillctl-loop-stopped"
@@ -66,15 +69,35 @@ async def stop_loop(conn: KubeConnection, pod: Mapping[str, Any], name: str, dea
     return f"not stopped: exec did not confirm (output {output.strip()[:80]!r}); {deadline}"
 
 
+class _BudgetedFrames(frame_buffer):
+    """websocket-client's frame reader, refusing a frame once the frames read so far pass a byte budget.
+
+    The kubernetes client's exec collects every frame whole (a frame of any declared length, and every
+    frame already waiting, before it returns), so the bound is checked where a frame's length is read,
+    before its payload is: an endless or huge output costs the budget, not its own size.
+    """
+
+    def __init__(self, replaced: frame_buffer, where: str) -> None:
+        super().__init__(replaced.recv, replaced.skip_utf8_validation)
+        self.where = where
+        self.spent = 0
+
+    def recv_length(self) -> None:
+        super().recv_length()
+        self.spent += self.length or 0
+        check_answer(KUBE_EXEC_OUTPUT, self.spent, self.where)
+
+
 async def exec_in(conn: KubeConnection, pod: str, namespace: str, container: str, command: list[str]) -> str:
-    """Run a command in a container over the exec websocket, with a deadline; its output.
+    """Run a command in a container over the exec websocket, with a deadline; its output, within KUBE_EXEC_OUTPUT.
 
     `stream` swaps `call_api` on the ApiClient it is given while it runs, so it gets one of its own.
     """
     own = client.CoreV1Api(client.ApiClient(conn.api.configuration))
+    where = f"{conn.server}/api/v1/namespaces/{namespace}/pods/{pod}/exec"
 
     def run() -> str:
-        out: str = stream(
+        ws = stream(
             own.connect_get_namespaced_pod_exec,
             pod,
             namespace,
@@ -84,15 +107,20 @@ async def exec_in(conn: KubeConnection, pod: str, namespace: str, container: str
             stdout=True,
             stdin=False,
             tty=False,
-            _request_timeout=EXEC_TIMEOUT,
+            _preload_content=False,
         )
-        return out
+        try:
+            ws.sock.frame_buffer = _BudgetedFrames(ws.sock.frame_buffer, where)
+            ws.run_forever(timeout=EXEC_TIMEOUT)
+            return str(ws.read_all())
+        finally:
+            ws.close()
 
     try:
         return await asyncio.wait_for(asyncio.to_thread(run), EXEC_TIMEOUT + 5)
     except TimeoutError as e:
         raise BackendError(f"no answer in {EXEC_TIMEOUT + 5:g}s") from e
-    except (client.exceptions.ApiException, OSError, ValueError) as e:
+    except (client.exceptions.ApiException, WebSocketException, OSError, ValueError) as e:
         raise BackendError(str(e)[:200]) from e
     finally:
         own.api_client.close()

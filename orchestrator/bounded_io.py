@@ -1,4 +1,4 @@
-"""Reading within a `Limit`: files, lines of a stream, and answers of HTTP backends.
+"""Reading within a `Limit`: files, lines of a stream, answers of HTTP backends, and globs.
 
 Each reader stops at the bound plus one byte, so an input over it costs the bound, never the
 input's own size (an endless body, a writer that never sends a newline, /dev/zero).
@@ -6,6 +6,7 @@ input's own size (an endless body, a writer that never sends a newline, /dev/zer
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 from pathlib import Path
@@ -88,3 +89,76 @@ async def read_answer(response: aiohttp.ClientResponse, limit: Limit, where: str
 def content_length(value: str | None) -> int | None:
     """A Content-Length header as a number, or None when absent or not one."""
     return int(value) if value is not None and value.isdigit() else None
+
+
+def glob(folder: Path, pattern: str, limit: Limit, where: str) -> list[str]:
+    """The paths under `folder` that `pattern` matches (`*`, `?`, `[...]` in a part; `**` for any depth), as
+    glob.glob(..., recursive=True) finds them, refused once more than `limit` directory entries were looked at.
+
+    glob.glob walks as far as the pattern reaches (`/**/*.yaml` is the whole filesystem, a symlink loop
+    goes round until the path is too long) and only then answers. This walk goes part by part, without
+    recursion, and counts every entry it looks at, so neither a tree nor a pattern can make it run long.
+    """
+    seen = 0
+
+    def entries(path: str) -> list[tuple[str, bool]]:
+        """(name, is a folder) of what `path` holds, hidden names left out, each entry counted."""
+        nonlocal seen
+        found = []
+        try:
+            with os.scandir(os.path.join(folder, path)) as it:
+                for entry in it:
+                    seen += 1
+                    limit.check(seen, where)
+                    found.append((entry.name, _is_dir(entry)))
+        except OSError:  # not a folder, gone, unreadable, a symlink loop
+            pass
+        return found
+
+    def below(path: str, folders_only: bool) -> list[str]:
+        """Everything visible below `path` (or its folders only), at any depth."""
+        found, todo = [], [path]
+        while todo:
+            here = todo.pop()
+            for name, is_dir in entries(here):
+                if name.startswith("."):
+                    continue
+                if is_dir:
+                    todo.append(os.path.join(here, name))
+                if is_dir or not folders_only:
+                    found.append(os.path.join(here, name))
+        return found
+
+    parts = [p for p in pattern.split(os.sep) if p]
+    paths = [os.sep if os.path.isabs(pattern) else ""]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        matched: dict[str, None] = {}  # in order, once each: `**/**` would otherwise multiply the paths
+        for path in paths:
+            if part == "**" and last:  # glob names the folder itself with a trailing slash
+                matched |= dict.fromkeys(([os.path.join(path, "")] if path else []) + below(path, False))
+            elif part == "**":
+                matched |= dict.fromkeys([path, *below(path, True)])
+            elif not has_magic(part):
+                joined = os.path.join(path, part)
+                if not last or os.path.lexists(os.path.join(folder, joined)):
+                    matched[joined] = None
+            else:
+                for name, is_dir in entries(path):
+                    hidden = name.startswith(".") and not part.startswith(".")
+                    if not hidden and fnmatch.fnmatchcase(name, part) and (last or is_dir):
+                        matched[os.path.join(path, name)] = None
+        paths = list(matched)
+    return paths
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def has_magic(pattern: str) -> bool:
+    """Whether a pattern (or one part of it) holds a glob wildcard."""
+    return any(c in pattern for c in "*?[")

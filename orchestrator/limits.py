@@ -83,6 +83,13 @@ YAML_STRING_CHARS = Limit("yaml_string_chars", 2**16, "characters", "a YAML stri
 YAML_LIST_ITEMS = Limit("yaml_list_items", 10_000, "items", "a YAML list")
 # Real mappings have under 50 keys.
 YAML_MAPPING_KEYS = Limit("yaml_mapping_keys", 10_000, "keys", "a YAML mapping")
+# A game day names tens of drills, by name or by a glob over a folder of them.
+GAMEDAY_DRILLS = Limit("gameday_drills", 1_000, "drills", "the drills of a game day")
+# A glob looks at every directory entry on its way (`/**/*.yaml` is the whole filesystem): a drills folder has
+# tens, and 20k are looked at in well under a second.
+GAMEDAY_GLOB_ENTRIES = Limit(
+    "gameday_glob_entries", 20_000, "directory entries", "the directory entries a game day's glob looks at"
+)
 # A runbook is a few pages of Markdown.
 RUNBOOK_FILE_BYTES = Limit("runbook_file_bytes", 2**20, "bytes", "the size of a runbook file")
 

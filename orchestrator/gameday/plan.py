@@ -5,7 +5,6 @@ Every problem, in the game day or in any drill, is found before any run.
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 from dataclasses import dataclass
@@ -13,7 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator.bounded_io import glob, has_magic
 from orchestrator.errors import SpecError, SpecIssue
+from orchestrator.limits import GAMEDAY_DRILLS, GAMEDAY_GLOB_ENTRIES, LimitExceeded
 from orchestrator.loading import LoadedDrill, is_gameday, issue_at, load_drill, read_yaml, validate_model
 from orchestrator.model.durations import format_duration
 from orchestrator.model.gameday import GameDaySpec
@@ -60,17 +61,26 @@ def load_gameday(path: Path) -> LoadedGameDay:
     if body.order == "listed" and body.seed is not None:
         issues.append(issue_at(file, lines, ("spec", "seed"), "a seed only matters with order: shuffled"))
     files: list[Path] = []
+    named: set[Path] = set()
     for i, pattern in enumerate(body.drills):
-        matched = expand(path.parent, pattern)
+        try:
+            matched = expand(path.parent, pattern)
+        except LimitExceeded as e:
+            issues.append(issue_at(file, lines, ("spec", "drills", i), f"{pattern!r}: {e.reason}"))
+            continue
         if not matched:
             issues.append(issue_at(file, lines, ("spec", "drills", i), f"{pattern!r} matches no drill file"))
         for p in matched:
             if p.resolve() == path.resolve():
                 continue
-            if p in files:
+            if p in named:
                 issues.append(issue_at(file, lines, ("spec", "drills", i), f"{p.name} is already in the game day"))
                 continue
             files.append(p)
+            named.add(p)
+        if len(files) > GAMEDAY_DRILLS.value:
+            too_many = LimitExceeded(GAMEDAY_DRILLS, file, len(files)).reason
+            raise SpecError([*issues, issue_at(file, lines, ("spec", "drills", i), too_many)])
     drills: list[LoadedDrill] = []
     for p in files:
         try:
@@ -89,10 +99,10 @@ def load_gameday(path: Path) -> LoadedGameDay:
 
 def expand(folder: Path, pattern: str) -> list[Path]:
     """A path or glob relative to the game day's folder; a glob's drill files in name order (game days skipped)."""
-    if not glob.has_magic(pattern):
+    if not has_magic(pattern):
         candidate = Path(os.path.normpath(folder / pattern))
         return [candidate] if candidate.is_file() else []
-    matches = glob.glob(pattern, root_dir=folder, recursive=True)
+    matches = glob(folder, pattern, GAMEDAY_GLOB_ENTRIES, str(folder))
     found = [
         Path(os.path.normpath(folder / m))
         for m in sorted(matches)

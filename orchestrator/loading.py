@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -79,7 +79,7 @@ def load_drill(path: Path) -> LoadedDrill:
     return LoadedDrill(spec=spec, path=path, runbooks=runbooks)
 
 
-def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
+def read_yaml(path: Path) -> tuple[Any, Lines]:
     """A YAML file as Python data, with the line of every key and item (for GameDay files too)."""
     file = str(path)
     try:
@@ -99,7 +99,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
     return _parse_yaml(text, file)
 
 
-def validate_model(model: type[M], data: Any, lines: dict[Path_, int], file: str) -> M:
+def validate_model(model: type[M], data: Any, lines: Lines, file: str) -> M:
     """Check `data` against a strict pydantic model; every error located at what the user wrote."""
     try:
         return model.model_validate(data)
@@ -107,7 +107,7 @@ def validate_model(model: type[M], data: Any, lines: dict[Path_, int], file: str
         raise SpecError([_issue_from_pydantic(err, file, data, lines) for err in e.errors()]) from e
 
 
-def issue_at(file: str, lines: dict[Path_, int], loc: Path_, message: str) -> SpecIssue:
+def issue_at(file: str, lines: Lines, loc: Path_, message: str) -> SpecIssue:
     return SpecIssue(file, _line(lines, loc), _field(loc), message)
 
 
@@ -139,8 +139,28 @@ def is_gameday(path: Path) -> bool:
 # --- YAML with positions ------------------------------------------------------------------------
 
 
-_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's parser keeps node marks too and composes ~14x faster (bench/cli_startup.py: validate 100 drills)."""
+class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser keeps node marks too and composes ~14x faster (bench/cli_startup.py: validate 100 drills).
+
+    The tag of a plain scalar depends on its text alone (drillctl adds no path resolvers), and drills say
+    `true`, `5s` and their names many times over: each text is resolved by PyYAML's regular expressions once.
+    """
+
+    _tags: ClassVar[dict[str, str]] = {}
+    _TAGS_KEPT: ClassVar[int] = 4096
+
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is not _SCALAR or not implicit[0]:
+            return str(super().resolve(kind, value, implicit))
+        tag = self._tags.get(value)
+        if tag is None:
+            tag = str(super().resolve(kind, value, implicit))
+            if len(self._tags) < self._TAGS_KEPT and len(value) < 256:
+                self._tags[value] = tag
+        return tag
+
+
+_COMPOSER = _Composer
 
 
 _COUNT_EVENTS_ABOVE = 64 * 2**10
@@ -149,7 +169,7 @@ _COUNT_EVENTS_ABOVE = 64 * 2**10
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
 
 
-def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
+def _parse_yaml(text: str, file: str) -> tuple[Any, Lines]:
     """Compose the YAML ourselves to keep the line of every key and item (1-based)."""
     try:
         if len(text) > _COUNT_EVENTS_ABOVE:
@@ -165,16 +185,81 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
         raise SpecError([SpecIssue(file, None, "", "malformed YAML: nested too deeply")]) from e
     if node is None:
         raise SpecError([SpecIssue(file, 1, "", "the file is empty")])
-    lines: dict[Path_, int] = {}
-    issues: list[SpecIssue] = []
     try:
         _check_bounds(node, file)
-        data = _to_python(node, (), _Scalars(), lines, issues, file)
     except RecursionError as e:
         raise SpecError([SpecIssue(file, None, "", "malformed YAML: nested too deeply")]) from e
-    if issues:
-        raise SpecError(issues)
-    return data, lines
+    lines = Lines(node, file)
+    try:
+        return _plain(node, lines.scalars), lines
+    except (_NotPlain, yaml.YAMLError, ValueError, TypeError, AttributeError):
+        return lines.data(), lines  # the careful reading, which says where and why
+
+
+class Lines(Mapping[Path_, int]):
+    """The line of every key and item (1-based), read from the node graph only when an issue asks for one.
+
+    Most files are valid: their data is built without a path per node, and no line is ever looked up.
+    """
+
+    def __init__(self, node: yaml.Node, file: str) -> None:
+        self.node, self.file, self.scalars = node, file, _Scalars()
+        self._lines: dict[Path_, int] | None = None
+        self._data: Any = None
+
+    def data(self) -> Any:
+        """The data as `_to_python` builds it, keeping lines; SpecError for any value it cannot build."""
+        if self._lines is None:
+            lines: dict[Path_, int] = {}
+            issues: list[SpecIssue] = []
+            self._data = _to_python(self.node, (), self.scalars, lines, issues, self.file)
+            self._lines = lines
+            if issues:
+                raise SpecError(issues)
+        return self._data
+
+    def _read(self) -> dict[Path_, int]:
+        if self._lines is None:
+            self.data()
+        assert self._lines is not None
+        return self._lines
+
+    def __getitem__(self, loc: Path_) -> int:
+        return self._read()[loc]
+
+    def __contains__(self, loc: object) -> bool:
+        return loc in self._read()
+
+    def __iter__(self) -> Iterator[Path_]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
+class _NotPlain(Exception):
+    """Merge keys, a duplicate key, a key that is no scalar: the careful reading builds it, or says why not."""
+
+
+_MAPPING = yaml.MappingNode
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _plain(node: yaml.Node, scalars: _Scalars) -> Any:
+    """What `_to_python` builds, for the common file, in a third of its time: no paths, no lines."""
+    kind = node.__class__
+    if kind is _MAPPING:
+        out: dict[str, Any] = {}
+        for key, value in node.value:
+            if key.__class__ is not _SCALAR or key.tag == _MERGE:
+                raise _NotPlain
+            out[key.value if key.tag == _STR else str(scalars.construct_object(key))] = _plain(value, scalars)
+        if len(out) != len(node.value):
+            raise _NotPlain
+        return out
+    if kind is _SEQUENCE:
+        return [_plain(item, scalars) for item in node.value]
+    return node.value if node.tag == _STR else scalars.construct_object(node)
 
 
 def _count_nodes(text: str, file: str) -> None:
@@ -410,7 +495,7 @@ def _to_python(
         return None
 
 
-def _line(lines: dict[Path_, int], loc: Path_) -> int | None:
+def _line(lines: Lines, loc: Path_) -> int | None:
     """The line of the deepest part of `loc` that exists in the file."""
     for cut in range(len(loc), -1, -1):
         if loc[:cut] in lines:
@@ -425,7 +510,7 @@ def _field(loc: Path_) -> str:
     return out
 
 
-def _issue_from_pydantic(err: Any, file: str, data: Any, lines: dict[Path_, int]) -> SpecIssue:
+def _issue_from_pydantic(err: Any, file: str, data: Any, lines: Lines) -> SpecIssue:
     """Drop the union tags pydantic adds to locations so the field matches what the user wrote."""
     loc: list[str | int] = []
     node = data

@@ -79,6 +79,7 @@ class RunbookIndex:
 
     roots: list[Path]
     _cache: dict[Path, dict[str, str]] = field(default_factory=dict)
+    _found: dict[str, Path | None] = field(default_factory=dict)
 
     @classmethod
     def for_drill(cls, drill_path: Path) -> RunbookIndex:
@@ -86,11 +87,11 @@ class RunbookIndex:
         return cls(roots=[folder, *folder.parents])
 
     def _file(self, rel: str) -> Path | None:
-        for root in self.roots:
-            candidate = root / rel
-            if candidate.is_file():
-                return candidate
-        return None
+        """The first `rel` found from the drill's folder up, looked for once per index (a drill links the same
+        runbook from several SLAs and faults)."""
+        if rel not in self._found:
+            self._found[rel] = next((c for root in self.roots if (c := root / rel).is_file()), None)
+        return self._found[rel]
 
     def _headings(self, path: Path) -> dict[str, str]:
         if path not in self._cache:

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.loading import load_drill
+from orchestrator.errors import SpecError
+from orchestrator.loading import _COMPOSER, Lines, _NotPlain, _plain, load_drill
 from tests.fuzzing import FUZZ, alias_chain, alias_chains, edit_text, loads_or_rejects_clearly, mutated
 from tests.support import DRILLCTL, ROOT
 
@@ -47,6 +49,36 @@ def test_text_edits_of_examples_load_or_are_rejected_clearly(example: Path, fold
     path = folder / "edited.yaml"
     path.write_text(edit_text(example.read_text(), data), encoding="utf-8", errors="surrogatepass")
     loads_or_rejects_clearly(load_drill, path)
+
+
+EDITS = ["&a ", "*a", "<<: *a", "!!int ", "!!str ", "!!binary ", "x", "~", "'q'", "1e3", "on", "? ", "[]", "{}"]
+
+
+@FUZZ
+@given(example=st.sampled_from(EXAMPLES), data=st.data())
+def test_the_fast_reading_builds_what_the_careful_one_builds(example: Path, data: st.DataObject) -> None:
+    """`_plain` (no lines, for valid files) and `Lines.data` (lines kept) agree wherever the fast one answers,
+    over example drills with anchors, aliases, merge keys, tags and duplicate keys put in."""
+    text = example.read_text()
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+        at = data.draw(st.integers(min_value=0, max_value=len(text)))
+        text = text[:at] + data.draw(st.sampled_from(EDITS)) + text[at:]
+    try:
+        node = yaml.compose(text, Loader=_COMPOSER)
+    except yaml.YAMLError:
+        return
+    if node is None:
+        return
+    lines = Lines(node, "edited.yaml")
+    try:
+        careful: object = lines.data()
+    except SpecError:
+        careful = "refused"
+    try:
+        fast: object = _plain(node, lines.scalars)
+    except (_NotPlain, yaml.YAMLError, ValueError, TypeError, AttributeError):
+        return
+    assert fast == careful
 
 
 @FUZZ

@@ -4,8 +4,6 @@ Only shape and single-field rules live here; rules that relate fields across the
 drill (a fault naming a declared proxy, a fault inside its phase) are in `loading`.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Annotated, Literal
 
@@ -315,7 +313,7 @@ class Selection(Strict):
     )
 
     @model_validator(mode="after")
-    def _count_or_percent(self) -> Selection:
+    def _count_or_percent(self) -> "Selection":
         if self.count is not None and self.percent is not None:
             raise ValueError("give count or percent, not both")
         return self
@@ -425,7 +423,7 @@ class ClockSkewFault(FaultBase):
     )
 
     @model_validator(mode="after")
-    def _one_target(self) -> ClockSkewFault:
+    def _one_target(self) -> "ClockSkewFault":
         wanted = {"process": "target", "node": "nodes", "workload": "workload"}[self.scope]
         _one_of(self, ("target", "nodes", "workload"), wanted, f"scope {self.scope}")
         return self
@@ -460,7 +458,7 @@ class PodTargeted(FaultBase):
     pods: PodSelection | None = Field(default=None, description="Kubernetes pods, through an ephemeral container")
 
     @model_validator(mode="after")
-    def _one_target(self) -> PodTargeted:
+    def _one_target(self) -> "PodTargeted":
         _one_of(self, ("target", "pods"), None, self.__class__.__name__)
         return self
 
@@ -524,7 +522,7 @@ class NodeLossFault(FaultBase):
     )
 
     @model_validator(mode="after")
-    def _target_and_mode(self) -> NodeLossFault:
+    def _target_and_mode(self) -> "NodeLossFault":
         _one_of(self, ("node", "nodes"), None, "node.loss")
         modes = KUBE_NODE_MODES if self.nodes is not None else LOCAL_NODE_MODES
         if self.mode not in modes:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator.errors import DrillError, PreflightError
-from orchestrator.faults.base import FaultDriver, Touched, touched
+from orchestrator.faults.base import DriverRegistry, FaultDriver, Touched, touched
 from orchestrator.kube.access import KubeAccess
 from orchestrator.model.resolution import Resolution
 from orchestrator.model.spec import FaultSpec, MemoryPressureFault, NodeLossFault, TargetResolver
@@ -102,3 +102,37 @@ class ResolvingDriver:
             return found
         line = Resolution.from_json(undo.state["resolved"]).line()
         return Touched((line, *found.targets), found.seed)
+
+
+async def plan_resolvers(registry: DriverRegistry, faults: Sequence[FaultSpec], ask: bool) -> list[dict[str, Any]]:
+    """What `drillctl plan` shows of each resolver; with `ask`, what it picks now (read-only) or why it cannot."""
+    out = []
+    for spec in faults:
+        resolver, driver = resolver_of(spec), registry.for_fault(spec)
+        if resolver is None or not isinstance(driver, ResolvingDriver):
+            continue
+        entry: dict[str, Any] = {"fault": spec.name, "resolver": describe(resolver), "timeout": resolver.timeout}
+        if ask:
+            try:
+                entry["picked"] = (await driver.resolution(spec)).to_json()
+            except DrillError as e:
+                entry["error"] = str(e)
+        out.append(entry)
+    return out
+
+
+def plan_lines(adopted: Sequence[dict[str, Any]], resolvers: Sequence[dict[str, Any]]) -> list[str]:
+    """The plan's text for adopted processes and resolvers (from the same data as its JSON)."""
+    lines = []
+    for a in adopted:
+        found = next(f"{k} {a[k]}" for k in ("pidfile", "port", "cmdline") if k in a)
+        back = f"restarted with {' '.join(a['restart'])}" if a.get("restart") else "never restarted (restore: false)"
+        lines.append(f"adopted process {a['name']}: found by {found} when a fault needs it; after a node loss {back}")
+    for r in resolvers:
+        lines.append(f"fault {r['fault']}: target asked at injection of {r['resolver']} (within {r['timeout']:g}s)")
+        if "picked" in r:
+            picked = r["picked"]
+            lines.append(f"  would pick {picked['target']} now (answer {picked['answer']!r}, {picked['elapsed']:.3f}s)")
+        elif "error" in r:
+            lines.append(f"  REFUSED: {r['error']}")
+    return lines

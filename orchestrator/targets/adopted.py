@@ -254,6 +254,7 @@ def living(identities: Iterable[Identity]) -> list[Identity]:
 
 async def restart_detached(argv: list[str], cwd: str, log: str) -> int:
     """Start `argv` detached (its own session, not our child, without the run's marker); its pid."""
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
     helper = [sys.executable, "-P", "-m", "orchestrator.targets.detach", log, cwd, "--", *argv]
     proc = await asyncio.create_subprocess_exec(
         *helper,

@@ -16,7 +16,7 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.errors import BackendError, FaultError
 from orchestrator.limits import RESOLVER_ANSWER_BYTES, LimitExceeded
@@ -24,6 +24,9 @@ from orchestrator.model.resolution import Resolution, excerpt
 from orchestrator.model.spec import TargetResolver
 from orchestrator.targets import adopted
 from orchestrator.targets.local import LocalFleet
+
+if TYPE_CHECKING:
+    from orchestrator.kube.access import KubeAccess  # the kubernetes client loads only for Kubernetes resolvers
 
 Wanted = Literal["node", "process", "either"]
 """What a fault's target may be: node.loss a node, memory.pressure a process, gc.pause either."""
@@ -49,10 +52,12 @@ def describe(resolver: TargetResolver) -> str:
     return what if resolver.answer == "name" else f"{what} (a {resolver.answer})"
 
 
-async def resolve(resolver: TargetResolver, fleet: LocalFleet, wanted: Wanted, folder: Path, kube: Any) -> Resolution:
+async def resolve(
+    resolver: TargetResolver, fleet: LocalFleet, wanted: Wanted, folder: Path, kube: KubeAccess | None
+) -> Resolution:
     """Ask the resolver now and map its one answer to a declared target; ResolveError otherwise.
 
-    `kube` is the run's KubeAccess (a Lease or label selector resolver needs it)."""
+    `kube`: the run's cluster access, for a Lease or label selector resolver; a command runs in `folder`."""
     source = describe(resolver)
     at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     started = time.monotonic()
@@ -74,7 +79,7 @@ async def resolve(resolver: TargetResolver, fleet: LocalFleet, wanted: Wanted, f
     return Resolution(source, excerpt(raw), target, at, round(elapsed, 6))
 
 
-async def _ask(resolver: TargetResolver, folder: Path, kube: Any) -> tuple[list[str], str]:
+async def _ask(resolver: TargetResolver, folder: Path, kube: KubeAccess | None) -> tuple[list[str], str]:
     """The answers (words), and the raw answer for the record."""
     match resolver.source:
         case "command":

@@ -237,17 +237,27 @@ def schema(of_report: bool) -> None:
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--toxiproxy-url", help="Toxiproxy API to use instead of the drill's toxiproxy.url")
+@click.option(
+    "--resolve",
+    is_flag=True,
+    help="run every target resolver now and print what it would pick (exit 3 if one cannot answer); "
+    "still injects nothing",
+)
 @kube_options
 @OUTPUT
 def plan(
     file: Path,
     toxiproxy_url: str | None,
+    resolve: bool,
     kubeconfig: str | None,
     context: str | None,
     namespace: str | None,
     output: str,
 ) -> None:
-    """Print the schedule and every object a run would touch. Touches nothing."""
+    """Print the schedule and every object a run would touch. Touches nothing.
+
+    A fault whose target is given by a resolver shows the resolver; with --resolve, what it picks now.
+    """
     from orchestrator.faults.registry import build_registry
     from orchestrator.kube.access import KubeAccess
     from orchestrator.logs import redact, silence
@@ -306,13 +316,17 @@ def plan(
             }
             for p in spec.targets.local.processes
         ],
+        "adopted": [a.model_dump(mode="json", exclude_none=True) for a in spec.targets.local.adopted],
         "nodes": [{"name": n.name, "processes": n.processes, "proxies": n.proxies} for n in spec.targets.local.nodes],
         "probes": [p.model_dump(mode="json") for p in spec.steady_state.probes],
     }
     kube_plans = _kube_plans(registry, spec.faults)
     if kube_plans:
         touches["kubernetes"] = [kp.to_json() for kp in kube_plans]
-    refused = any(kp.refusals for kp in kube_plans)
+    resolvers = _resolver_plans(registry, spec.faults, resolve)
+    if resolvers:
+        touches["resolvers"] = resolvers
+    refused = any(kp.refusals for kp in kube_plans) or any("error" in r for r in resolvers)
     # A plan is pasted into tickets and chats: credentials in URLs, argv and env are hidden as in logs and reports.
     steps, touches = redact(steps), redact(touches)
     if output == "json":
@@ -342,6 +356,8 @@ def plan(
         click.echo(f"  node {n['name']}: processes {', '.join(n['processes'])}{proxies}")
     for p in spec.steady_state.probes:
         click.echo(f"  probe {p.name} ({p.type}) every {format_duration(spec.steady_state.interval)}")
+    for line in _adopted_and_resolver_lines(touches):
+        click.echo(f"  {line}")
     if kube_plans:
         seed = "" if spec.seed is not None else " (the drill has no seed: a run picks its own, and may choose others)"
         click.echo(f"Kubernetes objects, resolved in the cluster now{seed}:")
@@ -349,6 +365,20 @@ def plan(
     if refused:
         click.echo("error: a run would stop in preflight (see REFUSED above); nothing was touched", err=True)
         sys.exit(EXIT_PREFLIGHT)
+
+
+def _resolver_plans(registry: DriverRegistry, faults: Sequence[FaultSpec], ask: bool) -> list[dict[str, Any]]:
+    import asyncio
+
+    from orchestrator.faults.resolving import plan_resolvers
+
+    return asyncio.run(plan_resolvers(registry, faults, ask))
+
+
+def _adopted_and_resolver_lines(touches: dict[str, Any]) -> list[str]:
+    from orchestrator.faults.resolving import plan_lines
+
+    return plan_lines(touches["adopted"], touches.get("resolvers", []))
 
 
 def _kube_plans(registry: DriverRegistry, faults: Sequence[FaultSpec]) -> list[FaultPlan]:

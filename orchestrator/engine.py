@@ -167,6 +167,7 @@ class Engine:
             await self._preflight()
             await self._checkpoint("setup")
             await self._setup()
+            await self._check_targets()
             self._start_sampling()
             await self._checkpoint("baseline")
             await self._phase("baseline", self.spec.spec.phases.baseline)
@@ -260,6 +261,14 @@ class Engine:
         for proc in self.processes:
             await proc.wait_ready()
             self.observer.event("process_ready", name=proc.spec.name)
+
+    async def _check_targets(self) -> None:
+        """Drivers that name targets at injection time (resolvers) ask once the system runs: a resolver that
+        cannot answer stops the run here, before the baseline (PreflightError, exit 3)."""
+        for step in self.steps.values():
+            check = getattr(self.drivers.for_fault(step.spec), "check_targets", None)
+            if check is not None:
+                await self._deadline(check(step.spec), f"check the target of {step.spec.name}")
 
     async def _teardown(self) -> None:
         for proc in reversed(self.processes):
@@ -370,7 +379,11 @@ class Engine:
         driver = self.drivers.for_fault(spec)
         await asyncio.sleep(max(0.0, phase_start + spec.start - self.now()))
         await self._checkpoint(f"prepare:{spec.name}")
-        undo = await self._deadline(driver.prepare(spec, f"{self.run_id}/{spec.name}"), f"prepare {spec.name}")
+        try:
+            undo = await self._deadline(driver.prepare(spec, f"{self.run_id}/{spec.name}"), f"prepare {spec.name}")
+        except Exception as e:
+            step.error = f"prepare failed, nothing injected: {e}"
+            raise
         self.journal.record("prepared", undo)
         step.undo = undo
         step.touched = touched(driver, undo)

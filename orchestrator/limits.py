@@ -240,3 +240,13 @@ def check_answer(limit: Limit, amount: int, where: str) -> None:
 # --- Toxiproxy answers ---
 
 TOXIPROXY_ANSWER = Limit("toxiproxy_answer", 4 * 2**20, "bytes", "an answer of the Toxiproxy API")
+
+# --- target resolvers ---
+
+RESOLVER_ANSWER_BYTES = Limit(
+    "resolver_answer_bytes",
+    1 * 2**20,
+    "bytes",
+    "a target resolver's answer (a command's output, an HTTP body)",
+    # The answer names one node, pid or port: a status document of a few KB at most.
+)

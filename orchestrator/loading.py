@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -41,6 +42,7 @@ from orchestrator.model.spec import (
     NodeLossFault,
     PodKillFault,
     RecoveryWindowSla,
+    TargetResolver,
 )
 from orchestrator.runbooks import RunbookIndex
 
@@ -607,16 +609,23 @@ def _stop_condition_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
 def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
     local = spec.spec.targets.local
     processes = {p.name: p for p in local.processes}
+    adopted = {p.name for p in local.adopted}
     nodes = {n.name for n in local.nodes}
     proxies = {p.name for p in spec.spec.proxies}
     yield from _unique("targets.local.nodes", [n.name for n in local.nodes])
+    for k, name in enumerate(p.name for p in local.adopted):
+        if name in processes or name in nodes:
+            yield ("spec", "targets", "local", "adopted", k, "name"), f"{name!r} is also a started process or a node"
     for i, node in enumerate(local.nodes):
         at: Path_ = ("spec", "targets", "local", "nodes", i)
         if node.name in processes:
             yield (*at, "name"), f"node {node.name!r} has the name of a process; fault targets would be ambiguous"
         for k, name in enumerate(node.processes):
-            if name not in processes:
-                yield (*at, "processes", k), f"names process {name!r}, which targets.local.processes does not declare"
+            if name not in processes and name not in adopted:
+                yield (
+                    (*at, "processes", k),
+                    f"names process {name!r}, which targets.local.processes (or .adopted) does not declare",
+                )
         for k, name in enumerate(node.proxies):
             if name not in proxies:
                 yield (*at, "proxies", k), f"names proxy {name!r}, which spec.proxies does not declare"
@@ -625,28 +634,46 @@ def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
         if f.backend != "local":
             continue
         if isinstance(f, NodeLossFault):
-            if f.node not in nodes:
-                yield (*at, "node"), f"names node {f.node!r}, which targets.local.nodes does not declare"
+            yield from _named_target(at, "node", f.node, nodes, "node", "targets.local.nodes")
             continue
         if not isinstance(f, ClockSkewFault | GcPauseFault | MemoryPressureFault | GcFullFault):
             continue
-        known = processes.keys() | nodes if isinstance(f, GcPauseFault) else processes.keys()
-        if f.target not in known:
-            what = "process or node" if isinstance(f, GcPauseFault) else "process"
-            yield (*at, "target"), f"names {what} {f.target!r}, which targets.local does not declare"
-            continue
-        if isinstance(f, ClockSkewFault) and processes[f.local_target].clock != "faketime":
-            yield (
-                (*at, "target"),
-                (f"process {f.target!r} was not started under libfaketime: set clock: faketime on it"),
-            )
+        if isinstance(f, GcPauseFault):
+            known = processes.keys() | adopted | nodes
+        elif isinstance(f, MemoryPressureFault):
+            known = processes.keys() | adopted
+        else:
+            known = set(processes)
+        what = "process or node" if isinstance(f, GcPauseFault) else "process"
+        issues = list(_named_target(at, "target", f.target, known, what, "targets.local"))
+        yield from issues
         if isinstance(f, GcPauseFault) and f.pause + f.jitter >= f.every:
             yield (
                 (*at, "pause"),
                 (f"a pause of {f.pause:g}s (+{f.jitter:g}s jitter) does not fit in its period of {f.every:g}s"),
             )
+        if issues or isinstance(f.target, TargetResolver):
+            continue  # a resolved target is checked by its driver once resolved
+        if isinstance(f, ClockSkewFault) and processes[f.local_target].clock != "faketime":
+            yield (
+                (*at, "target"),
+                (f"process {f.target!r} was not started under libfaketime: set clock: faketime on it"),
+            )
         if isinstance(f, MemoryPressureFault):
-            yield from _memory_check(at, f, processes[f.local_target].memory_limit)
+            started = processes.get(f.local_target)
+            yield from _memory_check(at, f, None if started is None else started.memory_limit)
+
+
+def _named_target(
+    at: Path_, field: str, target: str | TargetResolver | None, known: AbstractSet[str], what: str, where: str
+) -> Iterator[tuple[Path_, str]]:
+    """A target named outright is declared; a resolver's `names` map only to declared ones."""
+    if isinstance(target, TargetResolver):
+        for key, name in target.names.items():
+            if name not in known:
+                yield (*at, field, "names", key), f"maps to {what} {name!r}, which {where} does not declare"
+    elif target not in known:
+        yield (*at, field), f"names {what} {target!r}, which {where} does not declare"
 
 
 def _kube_skew_and_pod_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:

@@ -59,7 +59,8 @@ from orchestrator.journal import JOURNAL
 from orchestrator.limits import WATCHDOG_LINE_BYTES, LimitExceeded
 from orchestrator.logs import log_to
 from orchestrator.recovery import Settled, maybe_pending, revert_expired, settle
-from orchestrator.targets.local import pids_in_group, proc_files, signal_group, wait_gone
+from orchestrator.targets.local import pids_in_group, signal_group, wait_gone
+from orchestrator.targets.procfs import proc_files
 
 STOP_GRACE = 3.0
 RUN_MARKER = "DRILLCTL_RUN"

@@ -36,7 +36,8 @@ import requests
 
 from orchestrator.journal import pending, read_entries
 from orchestrator.targets import faketime
-from orchestrator.targets.local import proc_files, process_state
+from orchestrator.targets.local import process_state
+from orchestrator.targets.procfs import proc_files
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
 from tests.kube.support import Pool, kube_api, pool, wait_for
 from tests.kube.test_leftovers import is_restored

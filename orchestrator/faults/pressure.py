@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from orchestrator.errors import FaultError, PreflightError
+from orchestrator.faults.adopted import adopted_touched, vanished
+from orchestrator.faults.base import Touched
 from orchestrator.model.durations import format_duration
 from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import MemoryPressureFault
 from orchestrator.model.undo import Undo
-from orchestrator.targets.cgroups import CgroupError, detect
-from orchestrator.targets.local import LocalFleet, SupervisedProcess, alive, proc_files, wait_gone
+from orchestrator.targets.cgroups import Cgroup, CgroupError, detect
+from orchestrator.targets.local import LocalFleet, SupervisedProcess, alive, wait_gone
+from orchestrator.targets.procfs import proc_files
 
 SAFE_SHARE = 0.9
 """Without force, at most this share of the memory available to drillctl."""
@@ -65,15 +68,20 @@ class MemoryPressureDriver:
         self._fleet = fleet
         self._ballasts: dict[str, asyncio.subprocess.Process] = {}
 
-    def _target(self, spec: MemoryPressureFault) -> SupervisedProcess:
+    def _target(self, spec: MemoryPressureFault) -> SupervisedProcess | None:
+        """The started process; None for an adopted one (no cgroup of drillctl's: the pressure is machine-wide)."""
         target = self._fleet.processes.get(spec.local_target)
-        if target is None:
+        if target is None and spec.local_target not in self._fleet.adopted:
             raise PreflightError(f"memory.pressure {spec.name}: no local process {spec.local_target!r}")
         return target
 
-    def _size(self, spec: MemoryPressureFault) -> int:
+    def _cgroup(self, spec: MemoryPressureFault) -> Cgroup | None:
         target = self._target(spec)
-        size = size_bytes(spec.size, None if target.cgroup is None else target.cgroup.memory_limit)
+        return None if target is None else target.cgroup
+
+    def _size(self, spec: MemoryPressureFault) -> int:
+        cgroup = self._cgroup(spec)
+        size = size_bytes(spec.size, None if cgroup is None else cgroup.memory_limit)
         if size is None:
             raise PreflightError(
                 f"memory.pressure {spec.name}: {spec.size} needs a memory_limit on {spec.local_target}"
@@ -90,7 +98,7 @@ class MemoryPressureDriver:
             )
 
     async def prepare(self, spec: MemoryPressureFault, step_id: str) -> Undo:
-        target = self._target(spec)
+        cgroup = self._cgroup(spec)
         slug = step_id.replace("/", "-")
         return Undo(
             self.name,
@@ -99,13 +107,14 @@ class MemoryPressureDriver:
                 "target": spec.local_target,
                 "bytes": self._size(spec),
                 "marker": f"drillctl-ballast-{slug}",
-                "log": str(target.run_dir / "logs" / f"{slug}.ballast.log"),
-                "cgroup": None if target.cgroup is None else str(target.cgroup.memory_dir),
+                "log": str(self._fleet.run_dir / "logs" / f"{slug}.ballast.log"),
+                "cgroup": None if cgroup is None else str(cgroup.memory_dir),
+                "adopted": [a.record() for a in self._fleet.adopted_members(spec.local_target)],
             },
         )
 
     async def inject(self, spec: MemoryPressureFault, undo: Undo) -> None:
-        target = self._target(spec)
+        cgroup = self._cgroup(spec)
         state = undo.state
         log_path = Path(state["log"])
         lifetime = spec.ramp + spec.duration + REVERT_GRACE
@@ -118,7 +127,7 @@ class MemoryPressureDriver:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
-                preexec_fn=None if target.cgroup is None else target.cgroup.join_in_child(),
+                preexec_fn=None if cgroup is None else cgroup.join_in_child(),
             )
         self._ballasts[undo.step_id] = proc
         assert proc.stdout is not None
@@ -131,7 +140,7 @@ class MemoryPressureDriver:
             why = f"exited with {code}" if code is not None else f"not holding memory after {READY_TIMEOUT:g}s"
             raise FaultError(f"memory ballast {why} (killed by the OOM killer?); see {log_path}")
 
-    async def revert(self, undo: Undo) -> None:
+    async def revert(self, undo: Undo) -> list[str]:
         """Kill every process carrying the marker and wait until each has exited (its memory freed)."""
         found = marked(undo.state["marker"])
         for pid in found:
@@ -143,12 +152,16 @@ class MemoryPressureDriver:
         await asyncio.to_thread(wait_gone, found, EXIT_TIMEOUT)
         if left := [pid for pid in found if alive(pid)]:
             raise FaultError(f"memory ballast still running {EXIT_TIMEOUT:g}s after SIGKILL: pids {left}")
+        return vanished(undo.state)
+
+    def touched(self, undo: Undo) -> Touched:
+        return adopted_touched(undo)
 
     def describe(self, spec: MemoryPressureFault) -> str:
-        target = self._target(spec)
+        cgroup = self._cgroup(spec)
         where = (
-            f"inside the cgroup of process {spec.local_target} (limit {_mib(target.cgroup.memory_limit)})"
-            if target.cgroup is not None
+            f"inside the cgroup of process {spec.local_target} (limit {_mib(cgroup.memory_limit)})"
+            if cgroup is not None
             else f"beside process {spec.local_target} (machine-wide)"
         )
         ramp = f", ramped over {format_duration(spec.ramp)}" if spec.ramp else ""

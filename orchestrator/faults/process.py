@@ -2,7 +2,9 @@
 
 Undo records hold process-group ids, so a revert from the journal alone (after the orchestrator
 died) can still SIGCONT a frozen group or re-enable a proxy; restarting a crashed process needs
-the live fleet, which only the run that crashed it has.
+the live fleet, which only the run that crashed it has. Adopted processes (`targets/adopted.py`)
+are recorded by pid and start time, with how they are found and brought back, so a revert from
+the record alone thaws them, or restarts them with their declared `restart`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from typing import Any
 import structlog
 
 from orchestrator.errors import PreflightError
+from orchestrator.faults.adopted import adopted_pids, adopted_touched, vanished
+from orchestrator.faults.base import Touched
 from orchestrator.model.durations import format_duration
 from orchestrator.model.spec import GcPauseFault, NodeLossFault
 from orchestrator.model.undo import Undo
+from orchestrator.targets import adopted
+from orchestrator.targets.adopted import Identity
 from orchestrator.targets.cgroups import thaw_directory
-from orchestrator.targets.local import LocalFleet, SupervisedProcess, signal_group
+from orchestrator.targets.local import LocalFleet, SupervisedProcess, signal_group, wait_gone
 from orchestrator.toxiproxy_client import ToxiproxyClient
 
 
@@ -41,9 +47,10 @@ def pause_schedule(spec: GcPauseFault, seed: int | None, step_id: str) -> list[f
     return offsets
 
 
-def _continue(pgids: list[int]) -> None:
+def _continue(pgids: list[int], others: list[Identity]) -> None:
     for pgid in pgids:
         signal_group(pgid, signal.SIGCONT)
+    adopted.send(others, signal.SIGCONT)
 
 
 class GcPauseDriver:
@@ -69,6 +76,7 @@ class GcPauseDriver:
             {
                 "target": spec.local_target,
                 "pgids": pgids,
+                "adopted": [a.record() for a in self._fleet.adopted_members(spec.local_target)],
                 "pause": spec.pause,
                 "schedule": pause_schedule(spec, self._seed, step_id),
             },
@@ -79,6 +87,7 @@ class GcPauseDriver:
 
     async def _pauses(self, undo: Undo) -> None:
         pgids: list[int] = list(undo.state["pgids"])
+        others = adopted_pids(undo.state)
         pause: float = undo.state["pause"]
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -87,17 +96,23 @@ class GcPauseDriver:
                 await asyncio.sleep(max(0.0, start + at - loop.time()))
                 for pgid in pgids:
                     signal_group(pgid, signal.SIGSTOP)
+                adopted.send(others, signal.SIGSTOP)
                 await asyncio.sleep(pause)
-                _continue(pgids)
+                _continue(pgids, others)
         finally:
-            _continue(pgids)
+            _continue(pgids, others)
 
-    async def revert(self, undo: Undo) -> None:
+    async def revert(self, undo: Undo) -> list[str]:
         loop = self._loops.pop(undo.step_id, None)
         if loop is not None:
             loop.cancel()
             await asyncio.gather(loop, return_exceptions=True)
-        _continue(list(undo.state["pgids"]))
+        others = adopted_pids(undo.state)
+        _continue(list(undo.state["pgids"]), others)
+        return vanished(undo.state)
+
+    def touched(self, undo: Undo) -> Touched:
+        return adopted_touched(undo)
 
     def describe(self, spec: GcPauseFault) -> str:
         jitter = f" ±{format_duration(spec.jitter)}" if spec.jitter else ""
@@ -130,6 +145,7 @@ class NodeLossDriver:
             "mode": spec.mode,
             "processes": [p.spec.name for p in members],
             "pgids": [p.pid for p in members if p.pid is not None and p.running],
+            "adopted": [a.record() for a in self._fleet.node_adopted[spec.local_target]],
             "url": self._toxiproxy.url,
             "proxies": {},
             "freezers": [
@@ -147,35 +163,42 @@ class NodeLossDriver:
     async def inject(self, spec: NodeLossFault, undo: Undo) -> None:
         """freeze: the cgroup freezer where the process has a cgroup (all of it at once), else SIGSTOP."""
         members = self._fleet.nodes[spec.local_target]
+        others = adopted_pids(undo.state)
         if spec.mode == "crash":
+            adopted.send(others, signal.SIGKILL)
             await asyncio.gather(*(p.kill() for p in members))
         elif spec.mode == "stop":
-            await asyncio.gather(*(p.stop(grace=spec.grace, hold=True) for p in members))
+            await asyncio.gather(*(p.stop(grace=spec.grace, hold=True) for p in members), _stop(others, spec.grace))
         elif spec.mode == "freeze":
             for proc in members:
                 if proc.cgroup is not None and proc.cgroup.freezer_dir is not None:
                     await proc.cgroup.freeze()
                 elif proc.pid is not None:
                     signal_group(proc.pid, signal.SIGSTOP)
+            adopted.send(others, signal.SIGSTOP)
         else:
             for name in undo.state["proxies"]:
                 await self._toxiproxy.set_enabled(name, False)
 
-    async def revert(self, undo: Undo) -> None:
+    async def revert(self, undo: Undo) -> list[str]:
         mode = undo.state["mode"]
+        others = adopted_pids(undo.state)
         if mode == "freeze":
             for freezer in undo.state["freezers"]:
                 thaw_directory(Path(freezer["dir"]), freezer["version"])
-            _continue(list(undo.state["pgids"]))
-        elif mode == "isolate":
+            _continue(list(undo.state["pgids"]), others)
+            return vanished(undo.state)
+        if mode == "isolate":
             client = self._toxiproxy if undo.state["url"] == self._toxiproxy.url else ToxiproxyClient(undo.state["url"])
             for name, was_enabled in undo.state["proxies"].items():
                 if await client.proxy(name) is not None:
                     await client.set_enabled(name, bool(was_enabled))
-        else:
-            await self._restart(
-                [self._fleet.processes[n] for n in undo.state["processes"] if n in self._fleet.processes]
-            )
+            return vanished(undo.state)
+        await self._restart([self._fleet.processes[n] for n in undo.state["processes"] if n in self._fleet.processes])
+        return [note for member in undo.state.get("adopted", []) if (note := await _bring_back(member))]
+
+    def touched(self, undo: Undo) -> Touched:
+        return adopted_touched(undo)
 
     async def _restart(self, members: list[SupervisedProcess]) -> None:
         """Bring crashed or stopped processes back; ones already back (or never down) are left alone."""
@@ -193,3 +216,30 @@ class NodeLossDriver:
         }[spec.mode]
         back = "then bring it back" if spec.restore else "and leave recovery to the system until the drill ends"
         return f"{what} node {spec.local_target} for {format_duration(spec.duration)}, {back}"
+
+
+async def _stop(others: list[Identity], grace: float) -> None:
+    """SIGTERM the adopted processes, SIGKILL whoever is left after `grace` (SIGCONT first: one may be frozen)."""
+    reached = adopted.send(others, signal.SIGTERM)
+    adopted.send(reached, signal.SIGCONT)
+    await asyncio.to_thread(wait_gone, [who.pid for who in reached], grace)
+    adopted.send(adopted.living(reached), signal.SIGKILL)
+
+
+async def _bring_back(member: Any) -> str | None:
+    """After a crash or stop: run its declared restart, unless it is back already (or declares none)."""
+    name = member["name"]
+    if member["restart"] is None:
+        return f"adopted process {name}: not restarted (restore: false)"
+    try:
+        back = adopted.find(member["find"])
+    except adopted.AdoptError as e:
+        return f"adopted process {name}: not restarted, {e}"
+    if back:
+        if not member["pids"]:
+            return f"adopted process {name}: not running when the fault began, running now as pid {back[0].pid}"
+        if adopted.living(Identity.from_json(p) for p in member["pids"][:1]):
+            return None  # it never went down: nothing to do
+        return f"adopted process {name}: back already as pid {back[0].pid}, restart not run"
+    pid = await adopted.restart_detached(list(member["restart"]), member["cwd"], member["log"])
+    return f"adopted process {name}: restarted with {member['restart'][0]} (pid {pid}), log {member['log']}"

@@ -14,6 +14,7 @@ from orchestrator.faults.kube_pod_faults import KubeGcPauseDriver, KubeMemoryPre
 from orchestrator.faults.network import ProxyDownDriver, ToxicDriver
 from orchestrator.faults.pressure import MemoryPressureDriver
 from orchestrator.faults.process import GcPauseDriver, NodeLossDriver
+from orchestrator.faults.resolving import ResolvingDriver
 from orchestrator.kube.access import KubeAccess
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
@@ -32,14 +33,16 @@ TOXIC_FAULTS = (
 def build_registry(
     toxiproxy: ToxiproxyClient, fleet: LocalFleet, seed: int | None = None, kube: KubeAccess | None = None
 ) -> DriverRegistry:
-    """`kube` is how drivers reach the cluster for new faults; reverts reach it from their undo records."""
+    """`kube` is how drivers reach the cluster for new faults; reverts reach it from their undo records.
+
+    Local faults whose target may be a resolver are wrapped in a ResolvingDriver (`faults/resolving.py`)."""
     toxic = ToxicDriver(toxiproxy)
     drivers: dict[str, FaultDriver[Any]] = {kind: toxic for kind in TOXIC_FAULTS}
     drivers["network.down"] = ProxyDownDriver(toxiproxy)
-    drivers["memory.pressure"] = MemoryPressureDriver(fleet)
+    drivers["memory.pressure"] = ResolvingDriver(MemoryPressureDriver(fleet), fleet, kube)
     drivers["gc.full"] = GcFullDriver(fleet)
-    drivers["gc.pause"] = GcPauseDriver(fleet, seed)
-    drivers["node.loss"] = NodeLossDriver(fleet, toxiproxy)
+    drivers["gc.pause"] = ResolvingDriver(GcPauseDriver(fleet, seed), fleet, kube)
+    drivers["node.loss"] = ResolvingDriver(NodeLossDriver(fleet, toxiproxy), fleet, kube)
     drivers["clock.skew"] = ClockSkewDriver(fleet)
     drivers["node.loss@kubernetes"] = KubeNodeLossDriver(kube, seed)
     drivers["pod.kill@kubernetes"] = KubePodKillDriver(kube, seed)

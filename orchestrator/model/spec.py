@@ -7,7 +7,7 @@ drill (a fault naming a declared proxy, a fault inside its phase) are in `loadin
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from orchestrator.model.durations import NonNegativeDuration, PositiveDuration, SignedDuration
 from orchestrator.model.sizes import ByteSize, MemorySize
@@ -237,8 +237,43 @@ class NodeSpec(Strict):
     proxies: list[Name] = Field(default_factory=list, description="Toxiproxy proxies in front of this node")
 
 
+class AdoptedProcess(Strict):
+    """A process drillctl did not start, found when a fault needs it (with its descendants); docs/targets.md.
+
+    drillctl cannot restart what it did not start: `restart` says how it comes back after a node loss (an argv,
+    run detached in a session of its own), or `restore: false` that it never does (the system brings it back).
+    """
+
+    name: Name
+    pidfile: str | None = Field(default=None, description="a file holding its pid")
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(default=None, description="the TCP port it listens on")
+    cmdline: str | None = Field(default=None, description="regular expression its command line (space-joined) matches")
+    restart: Annotated[list[str], Field(min_length=1)] | None = Field(
+        default=None, description="argv (no shell) that brings it back after node.loss crash or stop"
+    )
+    cwd: str | None = Field(default=None, description="folder of the restart, relative to the drill file's folder")
+    restore: bool = Field(default=True, description="false: drillctl never brings it back (no restart)")
+
+    @field_validator("cmdline")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return _check_regex(value)
+
+    @model_validator(mode="after")
+    def _found_and_brought_back(self) -> AdoptedProcess:
+        _one_of(self, ("pidfile", "port", "cmdline"), None, "an adopted process")
+        if self.restore and self.restart is None:
+            raise ValueError("give `restart` (how it is brought back) or `restore: false`")
+        if not self.restore and self.restart is not None:
+            raise ValueError("`restore: false` takes no `restart`")
+        return self
+
+
 class LocalTargets(Strict):
     processes: list[LocalProcess] = Field(default_factory=list)
+    adopted: list[AdoptedProcess] = Field(
+        default_factory=list, description="processes drillctl did not start; nodes group them like started ones"
+    )
     nodes: list[NodeSpec] = Field(default_factory=list)
 
 
@@ -440,7 +475,7 @@ class ClockSkewFault(FaultBase):
         return self.target
 
 
-def _one_of(fault: FaultBase, fields: tuple[str, ...], wanted: str | None, context: str) -> None:
+def _one_of(fault: Strict, fields: tuple[str, ...], wanted: str | None, context: str) -> None:
     """Exactly one target field is set (`wanted`, when the context decides which)."""
     given = [f for f in fields if getattr(fault, f) is not None]
     if wanted is not None and wanted not in given:
@@ -451,10 +486,71 @@ def _one_of(fault: FaultBase, fields: tuple[str, ...], wanted: str | None, conte
         raise ValueError(f"give only one of {', '.join(f'`{f}`' for f in given)}")
 
 
+RESOLVER_TIMEOUT_LIMIT = 20.0
+"""A resolver runs inside the fault's prepare step, which the engine bounds at 30s (`engine.DRIVER_DEADLINE`)."""
+
+
+class TargetResolver(Strict):
+    """Names a local target at injection time (docs/targets.md): exactly one of command, url, lease,
+    label_selector. Its answer is a node or process name (or, with `names`, a key to one), a pid or a port."""
+
+    command: Annotated[list[str], Field(min_length=1)] | None = Field(
+        default=None, description="argv (no shell); its output is the answer"
+    )
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None, description="GET this URL; the JSON value at `pointer` is the answer"
+    )
+    pointer: Annotated[str, Field(pattern=r"^(/.*)?$")] = Field(
+        default="", description="RFC 6901 JSON pointer into the answer of `url`, e.g. /leader/name"
+    )
+    lease: str | None = Field(default=None, description="a coordination.k8s.io Lease: its holderIdentity")
+    label_selector: str | None = Field(default=None, description="the one Kubernetes pod matching it: its name")
+    namespace: str | None = Field(default=None, description="lease, label_selector: default the drill's namespace")
+    answer: Literal["name", "pid", "port"] = Field(
+        default="name", description="what the answer is: a name, a pid, or a TCP port its target listens on"
+    )
+    names: dict[str, Name] = Field(
+        default_factory=dict, description="answer -> local node or process, when the answers are other names"
+    )
+    timeout: PositiveDuration = Field(default=5.0, description=f"deadline (at most {RESOLVER_TIMEOUT_LIMIT:g}s)")
+
+    @field_validator("label_selector")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_label_selector(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TargetResolver:
+        _one_of(self, ("command", "url", "lease", "label_selector"), None, "a resolver")
+        if self.timeout > RESOLVER_TIMEOUT_LIMIT:
+            raise ValueError(f"timeout is at most {RESOLVER_TIMEOUT_LIMIT:g}s (a resolver runs inside prepare)")
+        return self
+
+    @property
+    def source(self) -> Literal["command", "http", "lease", "label_selector"]:
+        if self.command is not None:
+            return "command"
+        if self.url is not None:
+            return "http"
+        return "lease" if self.lease is not None else "label_selector"
+
+
+def _name_or_resolver(value: object) -> str:
+    return "resolver" if isinstance(value, dict | TargetResolver) else "name"
+
+
+LocalTarget = Annotated[
+    Annotated[Name, Tag("name")] | Annotated[TargetResolver, Tag("resolver")], Discriminator(_name_or_resolver)
+]
+"""A local node or process: its name, or a resolver that names it at injection time."""
+
+
 class PodTargeted(FaultBase):
     """A fault on a local process (`target`) or on Kubernetes pods (`pods`)."""
 
-    target: Name | None = None
+    target: LocalTarget | None = None
     pods: PodSelection | None = Field(default=None, description="Kubernetes pods, through an ephemeral container")
 
     @model_validator(mode="after")
@@ -468,15 +564,17 @@ class PodTargeted(FaultBase):
 
     @property
     def local_target(self) -> str:
-        """The local process or node; set whenever `backend` is local (the validator above makes sure)."""
-        if self.target is None:
-            raise ValueError(f"{self.name} has no local target")
+        """The local process or node by name; a resolver's answer is put here before a driver sees the fault."""
+        if not isinstance(self.target, str):
+            raise ValueError(f"{self.name} has no local target name")
         return self.target
 
 
 class GcPauseFault(PodTargeted):
     type: Literal["gc.pause"]
-    target: Name | None = Field(default=None, description="a local process or node; all its processes freeze together")
+    target: LocalTarget | None = Field(
+        default=None, description="a local process or node (or a resolver); all its processes freeze together"
+    )
     pause: PositiveDuration
     every: PositiveDuration
     jitter: NonNegativeDuration = Field(default=0.0, description="each period varies by up to this much")
@@ -484,7 +582,9 @@ class GcPauseFault(PodTargeted):
 
 class MemoryPressureFault(PodTargeted):
     type: Literal["memory.pressure"]
-    target: Name | None = Field(default=None, description="a local process; inside its cgroup with a memory_limit")
+    target: LocalTarget | None = Field(
+        default=None, description="a local process (or a resolver); inside its cgroup with a memory_limit"
+    )
     size: MemorySize
     ramp: NonNegativeDuration = Field(default=0.0, description="reach `size` gradually over this long")
     force: bool = Field(default=False, description="allow more than the limit or 90% of free memory")
@@ -504,7 +604,7 @@ DRAIN_TIMEOUT_LIMIT = 25.0
 
 class NodeLossFault(FaultBase):
     type: Literal["node.loss"]
-    node: Name | None = Field(default=None, description="a local node (group of processes)")
+    node: LocalTarget | None = Field(default=None, description="a local node (group of processes), or a resolver")
     nodes: NodeSelection | None = Field(default=None, description="Kubernetes nodes")
     mode: Literal["crash", "stop", "freeze", "isolate", "drain", "delete"] = Field(
         default="crash",
@@ -542,9 +642,9 @@ class NodeLossFault(FaultBase):
 
     @property
     def local_target(self) -> str:
-        """The local process or node; set whenever `backend` is local (the validator above makes sure)."""
-        if self.node is None:
-            raise ValueError(f"{self.name} has no local target")
+        """The local node by name; a resolver's answer is put here before a driver sees the fault."""
+        if not isinstance(self.node, str):
+            raise ValueError(f"{self.name} has no local target name")
         return self.node
 
 

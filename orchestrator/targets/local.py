@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -23,7 +23,9 @@ from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import LocalProcess, LocalTargets
 from orchestrator.probes.registry import build_probe
 from orchestrator.targets import faketime
+from orchestrator.targets.adopted import AdoptedTarget, AdoptError
 from orchestrator.targets.cgroups import Cgroup, CgroupError
+from orchestrator.targets.procfs import proc_files
 
 
 def resolve_cwd(spec: LocalProcess, folder: Path) -> Path:
@@ -236,17 +238,6 @@ def wait_gone(pids: list[int], timeout: float) -> None:
             os.close(fd)
 
 
-def proc_files(name: str) -> Iterator[tuple[int, bytes]]:
-    """(pid, /proc/<pid>/<name>) of every process whose file can still be read: one scan of /proc."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            yield int(entry.name), (entry / name).read_bytes()
-        except OSError:
-            continue
-
-
 def pids_in_group(pgid: int) -> list[int]:
     """Live members of a process group, from /proc (field 5 of stat is the group)."""
     found = []
@@ -276,8 +267,13 @@ class LocalFleet:
     """The local processes of a drill and its named nodes; shared by the engine and the drivers."""
 
     def __init__(self, targets: LocalTargets, folder: Path, run_dir: Path) -> None:
+        self.folder = folder
+        self.run_dir = run_dir
         self.processes = {p.name: SupervisedProcess(p, folder, run_dir) for p in targets.processes}
-        self.nodes = {n.name: [self.processes[p] for p in n.processes] for n in targets.nodes}
+        self.adopted = {p.name: AdoptedTarget.of(p, folder, run_dir) for p in targets.adopted}
+        """Processes it did not start (`targets/adopted.py`), found anew whenever a fault needs them."""
+        self.nodes = {n.name: [self.processes[p] for p in n.processes if p in self.processes] for n in targets.nodes}
+        self.node_adopted = {n.name: [self.adopted[p] for p in n.processes if p in self.adopted] for n in targets.nodes}
         self.node_proxies = {n.name: list(n.proxies) for n in targets.nodes}
 
     def announce_to(self, on_spawn: Callable[[int], None]) -> None:
@@ -285,12 +281,29 @@ class LocalFleet:
             proc.on_spawn = on_spawn
 
     def members(self, name: str) -> list[SupervisedProcess]:
-        """A process by name, or every process of a node."""
+        """A started process by name, or every started process of a node (adopted ones: `adopted_members`)."""
         if name in self.processes:
             return [self.processes[name]]
-        return self.nodes[name]
+        return [] if name in self.adopted else self.nodes[name]
+
+    def adopted_members(self, name: str) -> list[AdoptedTarget]:
+        """An adopted process by name, or every adopted process of a node."""
+        if name in self.adopted:
+            return [self.adopted[name]]
+        return self.node_adopted.get(name, [])
+
+    def node_members(self, node: str) -> set[str]:
+        """Names of a node's started and adopted processes."""
+        return {p.spec.name for p in self.nodes[node]} | {a.spec.name for a in self.node_adopted[node]}
 
     def preflight(self, folder: Path) -> None:
+        for adopted in self.adopted.values():
+            try:
+                found = adopted.find()
+            except AdoptError as e:
+                raise PreflightError(f"adopted process {adopted.spec.name}: {e}") from e
+            if not found:
+                raise PreflightError(f"adopted process {adopted.spec.name}: nothing found by {adopted.describe()}")
         for proc in self.processes.values():
             preflight_process(proc.spec, folder)
             if proc.offset_file is not None:

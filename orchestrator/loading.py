@@ -27,6 +27,7 @@ from orchestrator.limits import (
 )
 from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import (
+    WORKLOAD_SLAS,
     ClockSkewFault,
     DownFault,
     DrillSpec,
@@ -39,6 +40,7 @@ from orchestrator.model.spec import (
     MemoryPressureFault,
     NetworkFault,
     NodeLossFault,
+    PercentileSla,
     PodKillFault,
     RecoveryWindowSla,
 )
@@ -69,6 +71,7 @@ def load_drill(path: Path) -> LoadedDrill:
     spec = validate_model(DrillSpec, data, lines, file)
     runbooks = RunbookIndex.for_drill(path)
     issues = [SpecIssue(file, _line(lines, loc), _field(loc), msg) for loc, msg in _cross_checks(spec)]
+    issues += _workload_client_issues(spec, data, lines, file)
     issues += [
         SpecIssue(file, _line(lines, loc), _field(loc), msg)
         for loc, ref in _runbook_refs(spec)
@@ -488,7 +491,10 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
 
     for i, s in enumerate(body.slas):
         at = ("spec", "slas", i)
-        if isinstance(s, LatencySla):
+        if isinstance(s, WORKLOAD_SLAS):
+            if body.workload is None:
+                yield (*at, "type"), f"a {s.type} SLA needs spec.workload"
+        elif isinstance(s, LatencySla):
             if s.probe not in probes:
                 yield (*at, "probe"), f"names unknown probe {s.probe!r}"
         else:
@@ -500,8 +506,25 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 yield (*at, "fault"), f"names unknown fault {s.fault!r}"
             if not body.faults:
                 yield (*at, "type"), "a recovery_window SLA needs at least one fault"
-        if isinstance(s, LatencySla) and not s.thresholds():
-            yield (*at, "type"), "a latency SLA needs at least one of p50, p90, p99, max"
+        if isinstance(s, PercentileSla) and not s.thresholds():
+            yield (*at, "type"), f"a {s.type} SLA needs at least one of p50, p90, p99, max"
+
+
+def _workload_client_issues(spec: DrillSpec, data: Any, lines: dict[Path_, int], file: str) -> list[SpecIssue]:
+    """The workload's client resolved (built in, or an installed entry point) and its options checked by its model."""
+    from orchestrator.workloads.registry import UnknownClient, options_of  # only drills with a workload pay for it
+
+    workload = spec.spec.workload
+    if workload is None:
+        return []
+    at: Path_ = ("spec", "workload", "client")
+    try:
+        options_of(workload.client)
+    except UnknownClient as e:
+        return [issue_at(file, lines, (*at, "type"), str(e))]
+    except ValidationError as e:
+        return [_issue_from_pydantic({**err, "loc": (*at, *err["loc"])}, file, data, lines) for err in e.errors()]
+    return []
 
 
 def _stop_condition_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:

@@ -9,28 +9,22 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from orchestrator.model.base import Name, Strict
 from orchestrator.model.durations import NonNegativeDuration, PositiveDuration, SignedDuration
 from orchestrator.model.sizes import ByteSize, MemorySize
+from orchestrator.model.workload import OperationKind, WorkloadSpec
 
 API_VERSION = "drillctl.dev/v1"
 MIN_INTERVAL = 0.010
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 RUNBOOK_PATTERN = r"^runbooks/[A-Za-z0-9_./-]+\.md#[A-Za-z0-9_-]+$"
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, description="lowercase letters, digits and dashes")]
 RunbookRef = Annotated[
     str,
     Field(pattern=RUNBOOK_PATTERN, description="runbooks/<file>.md#<anchor>, resolved from the drill's folder up"),
 ]
 Toxicity = Annotated[float, Field(ge=0.0, le=1.0, description="share of connections the toxic applies to")]
-
-
-class Strict(BaseModel):
-    # defer_build: a model's validator is built when it first validates, as part of the drill's (or
-    # game day's) own, not once more for each of the fifty models at import (bench/cli_startup.py)
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, defer_build=True)
 
 
 # --- probes -------------------------------------------------------------------------------------
@@ -619,10 +613,7 @@ class ErrorRateSla(SlaBase):
     max: Annotated[float, Field(ge=0.0, le=1.0, description="share of failed samples, 0.05 = 5%")]
 
 
-class LatencySla(SlaBase):
-    type: Literal["latency"]
-    probe: Name
-    phase: Phase
+class PercentileSla(SlaBase):
     p50: PositiveDuration | None = None
     p90: PositiveDuration | None = None
     p99: PositiveDuration | None = None
@@ -633,7 +624,39 @@ class LatencySla(SlaBase):
         return {k: v for k, v in limits.items() if v is not None}
 
 
-SlaSpec = Annotated[RecoveryWindowSla | ErrorRateSla | LatencySla, Field(discriminator="type")]
+class LatencySla(PercentileSla):
+    type: Literal["latency"]
+    probe: Name
+    phase: Phase
+
+
+class WorkloadLatencySla(PercentileSla):
+    """Latency of the workload's operations from their intended start (open loop), per phase."""
+
+    type: Literal["workload_latency"]
+    phase: Phase
+    operation: OperationKind | None = Field(default=None, description="read or write; default: both")
+
+
+class DataLossSla(SlaBase):
+    """Acknowledged writes missing when every key written is read back after recovery."""
+
+    type: Literal["data_loss"]
+    max: Annotated[int, Field(ge=0)] = Field(default=0, description="most acknowledged writes that may be lost")
+
+
+class RpoSla(SlaBase):
+    """The time span of lost acknowledged writes (0 when none is lost)."""
+
+    type: Literal["rpo"]
+    max: NonNegativeDuration
+
+
+SlaSpec = Annotated[
+    RecoveryWindowSla | ErrorRateSla | LatencySla | WorkloadLatencySla | DataLossSla | RpoSla,
+    Field(discriminator="type"),
+]
+WORKLOAD_SLAS = (WorkloadLatencySla, DataLossSla, RpoSla)
 
 # --- stop conditions ----------------------------------------------------------------------------
 
@@ -687,6 +710,9 @@ class DrillBody(Strict):
     faults: list[FaultSpec] = Field(default_factory=list)
     slas: list[SlaSpec] = Field(default_factory=list)
     stop_conditions: list[StopConditionSpec] = Field(default_factory=list)
+    workload: WorkloadSpec | None = Field(
+        default=None, description="operations sent through every phase, checked for lost writes afterwards"
+    )
 
 
 class DrillSpec(Strict):

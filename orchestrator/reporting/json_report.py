@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
-from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
+from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict, unit_of
 from orchestrator.reporting.document import ReportFormatError, read_document, report_path
 from orchestrator.reporting.report import SCHEMA, DrillInfo, Report, RunbookSection, RunFacts
 from orchestrator.sample_store import StoredSamples
@@ -298,7 +298,7 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
             v,
             passed=bool(v["passed"]),
             threshold=float(v["threshold"]),
-            unit="ratio" if v["unit"] == "ratio" else "s",
+            unit=unit_of(v["unit"]),
             runbook=_ref(v["runbook"]),
             probes=tuple(v["probes"]),
         )

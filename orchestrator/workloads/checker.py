@@ -233,9 +233,7 @@ def _stale_reads(
             continue
         if all(v == ABSENT or (writes.of_key(v, key[row], log) and writes.end[v] < must) for v in values):
             stale += 1
-            note(
-                "stale_read", row, values[0], f"missed a write to this key acknowledged before it, meant at {must:.6f}s"
-            )
+            note("stale_read", row, values[0], f"missed a write acknowledged before it, meant to start at {must:.6f}s")
     return stale
 
 

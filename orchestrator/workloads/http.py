@@ -35,13 +35,15 @@ class HttpOptions(Strict):
 
 class HttpClient:
     def __init__(self, options: HttpOptions, context: ClientContext) -> None:
+        import aiohttp  # noqa: F401 - here, when the client is built: imported at its first operation, it held the loop ~0.5 s
+
         self._options = options
         self._context = context
         self._base = options.url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
-        import aiohttp  # here: loading a drill does not import aiohttp
+        import aiohttp  # not at the top: loading a drill does not import aiohttp
 
         if self._session is None:
             connector = aiohttp.TCPConnector(

@@ -25,18 +25,19 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from array import array
-from collections.abc import Callable, Sequence
-from itertools import compress
+from collections.abc import Callable, Iterator
+from itertools import chain, compress, filterfalse
 
 from orchestrator.analysis import percentile
 from orchestrator.model.findings import FINDINGS, Example, OperationFile, OperationStats, WorkloadResult
 from orchestrator.model.operations import (
     ABSENT,
+    FAIL,
     KINDS,
     MORE,
     OK,
-    OUTCOMES,
     READ,
     UNKNOWN,
     VERIFY,
@@ -58,14 +59,14 @@ class _Writes:
     """Writes by index (their value): row in the log, key, intended start, completion (inf unless acknowledged)."""
 
     def __init__(self, log: OperationLog) -> None:
-        rows = list(compress(range(len(log)), _mask(log.kind, WRITE)))
+        rows = array("q", compress(range(len(log)), _mask(log.kind, WRITE)))
         value = log.value
         size = max(map(value.__getitem__, rows), default=-1) + 1
         self.size = size
         self.row = array("q", [-1]) * size
         for r in rows:
             self.row[value[r]] = r
-        self.rows = [r for r in self.row if r >= 0]
+        self.rows = array("q", (r for r in self.row if r >= 0))
         """Rows of every write in the order they were meant to start (by index)."""
         at, latency, outcome = log.at, log.latency, log.outcome
         self.starts = array("d", map(at.__getitem__, self.rows))
@@ -91,22 +92,35 @@ class _Writes:
         return after - before
 
 
-def _groups(log: OperationLog, base: int) -> list[tuple[int, list[int]]]:
-    """Rows of kind `base` with ok outcome, each with the values it found (MORE rows after it add values)."""
-    kind, value, outcome = log.kind, log.value, log.outcome
-    rows = compress(range(len(log)), _mask(kind, base))
-    if MORE not in kind:
-        return [(r, [value[r]]) for r in rows if outcome[r] == OK]
-    out = []
-    for r in rows:
-        if outcome[r] != OK:
-            continue
-        values, j = [value[r]], r + 1
-        while j < len(kind) and kind[j] == MORE:
-            values.append(value[j])
-            j += 1
-        out.append((r, values))
-    return out
+class _Found:
+    """Rows of one kind that answered (ok), and what each found: its own value, and those of MORE rows after it."""
+
+    def __init__(self, log: OperationLog, base: int) -> None:
+        kind, value = log.kind, log.value
+        answered = bytes(map(operator.and_, _mask(kind, base), _mask(log.outcome, OK)))
+        self.rows = array("q", compress(range(len(log)), answered))
+        self.more: dict[int, list[int]] = {}
+        if MORE in kind:
+            for r in self.rows:
+                j = r + 1
+                while j < len(kind) and kind[j] == MORE:
+                    self.more.setdefault(r, []).append(value[j])
+                    j += 1
+        self._value = value
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def values(self, row: int) -> list[int]:
+        return [self._value[row], *self.more.get(row, ())]
+
+    def pairs(self) -> Iterator[tuple[int, int]]:
+        """(row, value) for every value found."""
+        value, more = self._value, self.more
+        for r in self.rows:
+            yield r, value[r]
+            for v in more.get(r, ()):
+                yield r, v
 
 
 def check(
@@ -120,32 +134,30 @@ def check(
         if sum(e.finding == finding for e in examples) < EXAMPLES:
             examples.append(Example(finding, key[row], at[row], value, detail))
 
-    reads = _groups(log, READ)
-    backs = _groups(log, VERIFY)
+    reads = _Found(log, READ)
+    backs = _Found(log, VERIFY)
     seen = bytearray(writes.size)
     foreign = 0
-    for row, values in (*reads, *backs):
-        for v in values:
-            if v == ABSENT:
-                continue
-            if writes.of_key(v, key[row], log):
-                seen[v] = 1
-            else:
-                foreign += 1
-                note("foreign", row, v, "a value no write of this workload put at this key")
+    for row, v in chain(reads.pairs(), backs.pairs()):
+        if v == ABSENT:
+            continue
+        if writes.of_key(v, key[row], log):
+            seen[v] = 1
+        else:
+            foreign += 1
+            note("foreign", row, v, "a value no write of this workload put at this key")
 
     # The read-back: per key, the latest moment a write may have been applied and still be what it holds.
     keep_from: dict[int, float] = {}
     count: dict[int, int] = {}
-    for row, values in backs:
+    for row, v in backs.pairs():
         k = key[row]
         keep = keep_from.get(k, -math.inf)
-        for v in values:
-            if writes.of_key(v, k, log):
-                keep = max(keep, writes.end[v])
-                count[v] = count.get(v, 0) + 1
-                if count[v] == 2:
-                    note("duplicate", row, v, f"write {v} read back more than once")
+        if writes.of_key(v, k, log):
+            keep = max(keep, writes.end[v])
+            count[v] = count.get(v, 0) + 1
+            if count[v] == 2:
+                note("duplicate", row, v, f"write {v} read back more than once")
         keep_from[k] = keep
     duplicates = sum(n - 1 for n in count.values())
     written = {key[r] for r in writes.rows}
@@ -206,21 +218,18 @@ def check(
     )
 
 
-def _stale_reads(
-    log: OperationLog,
-    writes: _Writes,
-    reads: Sequence[tuple[int, list[int]]],
-    note: Callable[[str, int, int, str], None],
-) -> int:
+Note = Callable[[str, int, int, str], None]
+
+
+def _stale_reads(log: OperationLog, writes: _Writes, reads: _Found, note: Note) -> int:
     """One sweep in time: acknowledged writes by completion, reads by intended start; per key the latest
     intended start of a write acknowledged so far (a read must see that write or one not preceding it)."""
     at, key = log.at, log.key
     acked = sorted((v for v in range(writes.size) if writes.end[v] < math.inf), key=writes.end.__getitem__)
-    ordered = sorted(range(len(reads)), key=lambda i: at[reads[i][0]])
+    ordered = sorted(reads.rows, key=at.__getitem__)
     latest: dict[int, float] = {}
     stale, w = 0, 0
-    for i in ordered:
-        row, values = reads[i]
+    for row in ordered:
         start = at[row]
         while w < len(acked) and writes.end[acked[w]] < start:
             r = writes.row[acked[w]]
@@ -231,6 +240,7 @@ def _stale_reads(
         must = latest.get(key[row])
         if must is None:
             continue
+        values = reads.values(row)
         if all(v == ABSENT or (writes.of_key(v, key[row], log) and writes.end[v] < must) for v in values):
             stale += 1
             note("stale_read", row, values[0], f"missed a write acknowledged before it, meant to start at {must:.6f}s")
@@ -262,32 +272,37 @@ def _write_unavailability(
 
 
 def operation_stats(log: OperationLog) -> list[OperationStats]:
-    """Per kind (read, write) and phase, in phase order of first appearance."""
-    groups: dict[tuple[int, int], list[int]] = {}
-    kind, phase = log.kind, log.phase
+    """Per phase (in the order phases were first seen) and kind (read, write)."""
+    groups: dict[tuple[int, int], tuple[array[float], array[float], list[int]]] = {}
+    kind, phase, outcome, latency, lag = log.kind, log.phase, log.outcome, log.latency, log.lag
     for r in range(len(log)):
         k = kind[r]
-        if k in (READ, WRITE):
-            groups.setdefault((k, phase[r]), []).append(r)
+        if k not in (READ, WRITE):
+            continue
+        group = groups.get((phase[r], k))
+        if group is None:
+            group = groups[(phase[r], k)] = (array("d"), array("d"), [0, 0, 0])
+        group[0].append(latency[r])
+        group[1].append(lag[r])
+        group[2][outcome[r]] += 1
     out = []
-    for (k, p), rows in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
-        latencies = sorted(x for x in map(log.latency.__getitem__, rows) if not math.isnan(x))
-        lags = sorted(x for x in map(log.lag.__getitem__, rows) if not math.isnan(x))
-        states = bytes(map(log.outcome.__getitem__, rows))
+    for (p, k), (latencies, lags, states) in sorted(groups.items()):
+        done = sorted(filterfalse(math.isnan, latencies))
+        late = sorted(filterfalse(math.isnan, lags))
         out.append(
             OperationStats(
                 operation=KINDS[k],
                 phase=log.phases[p],
-                operations=len(rows),
-                ok=states.count(OK),
-                failed=states.count(OUTCOMES.index("fail")),
-                unknown=states.count(UNKNOWN),
-                p50=percentile(latencies, 50),
-                p90=percentile(latencies, 90),
-                p99=percentile(latencies, 99),
-                p999=percentile(latencies, 99.9),
-                max=latencies[-1] if latencies else None,
-                lag_p99=percentile(lags, 99),
+                operations=sum(states),
+                ok=states[OK],
+                failed=states[FAIL],
+                unknown=states[UNKNOWN],
+                p50=percentile(done, 50),
+                p90=percentile(done, 90),
+                p99=percentile(done, 99),
+                p999=percentile(done, 99.9),
+                max=done[-1] if done else None,
+                lag_p99=percentile(late, 99),
             )
         )
     return out

@@ -22,12 +22,25 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.limits import OPERATIONS_FILE_BYTES
 from orchestrator.model.findings import OperationFile
 from orchestrator.model.operations import KINDS, OUTCOMES, OperationLog
-from orchestrator.sample_store import BATCH, MAX_DELAY, RecordWriter, SampleFileError, Text, read_records, text_records
+from orchestrator.sample_store import (
+    BATCH,
+    MAX_DELAY,
+    NO_LAG,
+    NO_LATENCY,
+    LogStream,
+    SampleFileError,
+    Text,
+    lag_field,
+    latency_field,
+    micros,
+    read_records,
+)
 
 MAGIC = b"DRLOPS\n\0"
 VERSION = 1
@@ -36,47 +49,24 @@ RECORD = struct.Struct("<BBBxIiqIiI")
 TEXT = struct.Struct("<BBHIq16x")
 SIZE = RECORD.size
 TEXT_KIND = 4
-NO_LATENCY = 0xFFFFFFFF
-NO_LAG = -(2**31)
 FILE_NAME = "operations.bin"
 
 assert SIZE == TEXT.size == HEADER.size == 32
 
 
-def _us(value: float) -> int:
-    return round(round(value, 6) * 1_000_000)
-
-
-class OperationStream(RecordWriter):
+class OperationStream(LogStream):
     """Writes an OperationLog's records to operations.bin in batches, as they land (as SampleStream does)."""
 
     def __init__(self, path: Path, log: OperationLog, batch: int = BATCH, max_delay: float = MAX_DELAY) -> None:
-        super().__init__(path, HEADER.pack(MAGIC, VERSION, SIZE))
-        self.log = log
-        self.batch = batch
-        self.max_delay = max_delay
-        self._written = 0
-        self._defined = [0, 1]
+        header = HEADER.pack(MAGIC, VERSION, SIZE)
+        super().__init__(path, header, log, SIZE, (TEXT, TEXT_KIND), [0, 1], batch, max_delay)
 
-    def landed(self) -> None:
-        n = len(self.log)
-        if n - self._written >= self.batch or self.log.at[n - 1] - self.log.at[self._written] >= self.max_delay:
-            self.flush()
+    def _tables(self) -> Sequence[list[str]]:
+        return (self.log.phases, self.log.errors)
 
-    def flush(self) -> None:
-        log, start, end = self.log, self._written, len(self.log)
-        if self._file is None or start == end:
-            return
-        out = bytearray()
-        for table, texts in enumerate((log.phases, log.errors)):
-            for i in range(self._defined[table], len(texts)):
-                out += text_records(TEXT, TEXT_KIND, table, i, texts[i])
-            self._defined[table] = len(texts)
-        offset = len(out)
-        out.extend(bytes(SIZE * (end - start)))
-        pack = RECORD.pack_into
+    def _pack(self, out: bytearray, offset: int, start: int, end: int) -> None:
+        log, pack = self.log, RECORD.pack_into
         for i in range(start, end):
-            latency, lag = log.latency[i], log.lag[i]
             pack(
                 out,
                 offset,
@@ -85,14 +75,12 @@ class OperationStream(RecordWriter):
                 log.phase[i],
                 log.key[i],
                 log.value[i],
-                _us(log.at[i]),
-                NO_LATENCY if math.isnan(latency) else min(max(_us(latency), 0), NO_LATENCY - 1),
-                NO_LAG if math.isnan(lag) else min(max(_us(lag), NO_LAG + 1), 2**31 - 1),
+                micros(log.at[i]),
+                latency_field(log.latency[i]),
+                lag_field(log.lag[i]),
                 log.error[i],
             )
             offset += SIZE
-        self._written = end
-        self._write(bytes(out))
 
     def close(self) -> OperationFile | None:
         self.flush()

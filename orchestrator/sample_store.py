@@ -55,11 +55,6 @@ class SampleFileError(ValueError):
     """samples.bin is not one, or refers to a text it never defined."""
 
 
-def _us(value: float) -> int:
-    """Whole microseconds, rounded exactly as report.json rounds (`round(x, 6)`)."""
-    return round(round(value, 6) * 1_000_000)
-
-
 class RecordWriter:
     """An append-only file of fixed records, hashed as written. A write that fails (disk full) closes it and is
     kept in `error`: the run goes on, and the report refers to no file. Shared by samples.bin and operations.bin."""
@@ -152,20 +147,42 @@ def read_records(
                 break
 
 
-class SampleStream(RecordWriter):
-    """Writes a SampleLog's samples to samples.bin in batches, as they land.
+class LogStream(RecordWriter):
+    """A log's records streamed in batches as they land, texts first (a text always precedes its first use).
 
-    It reads the log's own columns from where it stopped, so nothing is buffered twice and at most
-    BATCH samples (or MAX_DELAY seconds of them) are unwritten at any moment.
+    It reads the log's own columns from where it stopped, so nothing is buffered twice and at most `batch`
+    records (or `max_delay` seconds of them) are unwritten at any moment. Subclasses say which text tables
+    the log has and how a record packs.
     """
 
-    def __init__(self, path: Path, log: SampleLog, batch: int = BATCH, max_delay: float = MAX_DELAY) -> None:
-        super().__init__(path, HEADER.pack(MAGIC, VERSION, SIZE))
+    def __init__(
+        self,
+        path: Path,
+        header: bytes,
+        log: Any,
+        size: int,
+        text: tuple[Struct, int],
+        known: list[int],
+        batch: int,
+        max_delay: float,
+    ) -> None:
+        super().__init__(path, header)
         self.log = log
         self.batch = batch
         self.max_delay = max_delay
+        self._size = size
+        self._text = text
         self._written = 0
-        self._defined = [0, 0, 1]
+        self._defined = known
+        """Per text table, how many texts a reader knows already (error id 0, none, is never written)."""
+
+    def _tables(self) -> Sequence[list[str]]:
+        """The log's text tables in table-id order."""
+        raise NotImplementedError
+
+    def _pack(self, out: bytearray, offset: int, start: int, end: int) -> None:
+        """Rows [start, end) of the log into `out` from `offset`, one record each."""
+        raise NotImplementedError
 
     def landed(self) -> None:
         """Called after each append to the log: writes a batch once it is due."""
@@ -174,15 +191,55 @@ class SampleStream(RecordWriter):
             self.flush()
 
     def flush(self) -> None:
-        log, start, end = self.log, self._written, len(self.log)
+        start, end = self._written, len(self.log)
         if self._file is None or start == end:
             return
         out = bytearray(self._texts())
         offset = len(out)
-        out.extend(bytes(SIZE * (end - start)))
-        pack = RECORD.pack_into
+        out.extend(bytes(self._size * (end - start)))
+        self._pack(out, offset, start, end)
+        self._written = end
+        self._write(bytes(out))
+
+    def _texts(self) -> bytes:
+        """Records defining every name and error text the log interned since the last batch."""
+        out = bytearray()
+        text, kind = self._text
+        for table, texts in enumerate(self._tables()):
+            for i in range(self._defined[table], len(texts)):
+                out += text_records(text, kind, table, i, texts[i])
+            self._defined[table] = len(texts)
+        return bytes(out)
+
+
+def micros(value: float) -> int:
+    """Whole microseconds, rounded exactly as report.json rounds (`round(x, 6)`)."""
+    return round(round(value, 6) * 1_000_000)
+
+
+def latency_field(latency: float) -> int:
+    """A latency as stored: whole microseconds within uint32, NO_LATENCY for none (NaN)."""
+    return NO_LATENCY if math.isnan(latency) else min(max(micros(latency), 0), NO_LATENCY - 1)
+
+
+def lag_field(lag: float) -> int:
+    """A lag as stored: whole microseconds within int32, NO_LAG for none (NaN)."""
+    return NO_LAG if math.isnan(lag) else min(max(micros(lag), NO_LAG + 1), 2**31 - 1)
+
+
+class SampleStream(LogStream):
+    """Writes a SampleLog's samples to samples.bin in batches, as they land."""
+
+    def __init__(self, path: Path, log: SampleLog, batch: int = BATCH, max_delay: float = MAX_DELAY) -> None:
+        header = HEADER.pack(MAGIC, VERSION, SIZE)
+        super().__init__(path, header, log, SIZE, (TEXT, TEXT_KIND), [0, 0, 1], batch, max_delay)
+
+    def _tables(self) -> Sequence[list[str]]:
+        return (self.log.probes, self.log.phases, self.log.errors)
+
+    def _pack(self, out: bytearray, offset: int, start: int, end: int) -> None:
+        log, pack = self.log, RECORD.pack_into
         for i in range(start, end):
-            latency, lag = log.latency[i], log.lag[i]
             pack(
                 out,
                 offset,
@@ -190,22 +247,11 @@ class SampleStream(RecordWriter):
                 log.phase[i],
                 log.probe[i],
                 log.error[i],
-                _us(log.at[i]),
-                NO_LATENCY if math.isnan(latency) else min(max(_us(latency), 0), NO_LATENCY - 1),
-                NO_LAG if math.isnan(lag) else min(max(_us(lag), NO_LAG + 1), 2**31 - 1),
+                micros(log.at[i]),
+                latency_field(log.latency[i]),
+                lag_field(log.lag[i]),
             )
             offset += SIZE
-        self._written = end
-        self._write(bytes(out))
-
-    def _texts(self) -> bytes:
-        """Records defining every name and error text the log interned since the last batch."""
-        out = bytearray()
-        for table, texts in enumerate((self.log.probes, self.log.phases, self.log.errors)):
-            for i in range(self._defined[table], len(texts)):
-                out += text_records(TEXT, TEXT_KIND, table, i, texts[i])
-            self._defined[table] = len(texts)
-        return bytes(out)
 
     def close(self) -> SampleFile | None:
         """Writes what is left; the file's reference for the report, or None if writing failed."""

@@ -83,11 +83,9 @@ class OperationStream(LogStream):
             offset += SIZE
 
     def close(self) -> OperationFile | None:
-        self.flush()
-        done = self._finish()
-        if done is None:
-            return None
-        return OperationFile(path=self.path.name, sha256=done[0], bytes=done[1], operations=self._written)
+        """Writes what is left; the file's reference for the report, or None if writing failed."""
+        done = self.finished()
+        return None if done is None else OperationFile(*done)
 
 
 def read_operations(path: Path) -> OperationLog:

@@ -201,6 +201,12 @@ class LogStream(RecordWriter):
         self._written = end
         self._write(bytes(out))
 
+    def finished(self) -> tuple[str, str, int, int] | None:
+        """Writes what is left and closes the file: its name, sha256, bytes and records; None if writing failed."""
+        self.flush()
+        done = self._finish()
+        return None if done is None else (self.path.name, done[0], done[1], self._written)
+
     def _texts(self) -> bytes:
         """Records defining every name and error text the log interned since the last batch."""
         out = bytearray()
@@ -255,11 +261,8 @@ class SampleStream(LogStream):
 
     def close(self) -> SampleFile | None:
         """Writes what is left; the file's reference for the report, or None if writing failed."""
-        self.flush()
-        done = self._finish()
-        if done is None:
-            return None
-        return SampleFile(path=self.path.name, sha256=done[0], bytes=done[1], samples=self._written)
+        done = self.finished()
+        return None if done is None else SampleFile(*done)
 
 
 def sha256_of(path: Path) -> str:

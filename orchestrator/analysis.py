@@ -27,6 +27,7 @@ from orchestrator.model.spec import (
 )
 from orchestrator.model.timeline import FaultMark, Sample, SampleLog, Timeline
 from orchestrator.model.verdict import DrillVerdict, ProbeStats, Recovery, RecoveryWindow, SlaVerdict
+from orchestrator.workloads.judging import judge_workload
 
 PHASES = ("baseline", "fault", "recovery")
 DEFAULT_STABLE_FOR = 1.0
@@ -528,7 +529,9 @@ def _judge_one(sla: SlaSpec, spec: DrillSpec, timeline: Timeline, stats: list[Pr
         return _judge_recovery(sla, timeline)
     if isinstance(sla, ErrorRateSla):
         return _judge_error_rate(sla, timeline)
-    return _judge_latency(sla, stats)
+    if isinstance(sla, LatencySla):
+        return _judge_latency(sla, stats)
+    return judge_workload(sla, timeline.workload)
 
 
 def measure_recovery(sla: RecoveryWindowSla, timeline: Timeline) -> tuple[FaultMark | None, float | None, float | None]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from orchestrator.model.verdict import DrillVerdict, ProbeStats, RecoveryWindow, SlaVerdict
+from orchestrator.model.verdict import DrillVerdict, ProbeStats, RecoveryWindow, SlaVerdict, Unit
 
-Unit = Literal["s", "ratio"]
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 

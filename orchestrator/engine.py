@@ -24,9 +24,14 @@ from orchestrator.journal import Journal
 from orchestrator.kube.access import KubeAccess
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import redact
+from orchestrator.model.findings import WorkloadResult
+from orchestrator.model.operations import OperationLog
 from orchestrator.model.spec import FaultSpec
 from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, SampleFile, Timeline
 from orchestrator.model.undo import Undo
+from orchestrator.model.workload import default_key_prefix
+from orchestrator.operation_store import FILE_NAME as OPERATIONS_FILE
+from orchestrator.operation_store import OperationStream
 from orchestrator.probes.base import Probe
 from orchestrator.probes.registry import build_probe
 from orchestrator.sample_store import FILE_NAME as SAMPLES_FILE
@@ -34,6 +39,9 @@ from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
 from orchestrator.stop_conditions import Recent, Stop, check, lookback
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
+from orchestrator.workloads import checker
+from orchestrator.workloads.generator import History, Workload, verify
+from orchestrator.workloads.registry import build_client
 
 DRIVER_DEADLINE = 30.0
 """Longest any single prepare/inject/revert may take; drivers have tighter deadlines inside."""
@@ -135,6 +143,10 @@ class Engine:
         self.end: float | None = None
         self._samplers: list[asyncio.Task[None]] = []
         self._probes: list[Probe] = []
+        self.workload: Workload | None = None
+        self._workload_task: asyncio.Task[None] | None = None
+        self._verified = False
+        self.workload_result: WorkloadResult | None = None
         interval = self.spec.spec.steady_state.interval
         self._recent = {
             probe.name: Recent(lookback(conditions, interval) + probe.timeout + LATE_MARGIN)
@@ -176,6 +188,7 @@ class Engine:
             await self._rollback(final=False)
             await self._checkpoint("recovery")
             await self._recovery()
+            await self._verify()
         except BaselineFailed as e:
             status, reason = "baseline_failed", str(e)
         except PreflightError as e:
@@ -188,10 +201,12 @@ class Engine:
             self.log.exception("run_failed")
         finally:
             await self._rollback()
+            await self._stop_workload(close=True)
             await self._stop_sampling()
             self.samples_file = self.recorder.close()
             await self._teardown()
             self.journal.close()
+        self._check_workload()
         if status == "completed" and self.revert_failures:
             status, reason = "aborted", "a revert failed"
         self.log.info("run_finished", status=status, reason=reason)
@@ -242,6 +257,17 @@ class Engine:
                 )
         for step in self.steps.values():
             await self._deadline(self.drivers.for_fault(step.spec).preflight(step.spec), "preflight")
+        if (workload := self.spec.spec.workload) is not None:
+            try:
+                client = build_client(workload, self.drill.folder)
+            except Exception as e:  # a plugin that loaded at validation but cannot build its client
+                raise PreflightError(f"workload client {workload.client['type']!r} cannot be built: {e}") from e
+            log = OperationLog(redact)  # error texts redacted once, on disk too
+            history = History(log, OperationStream(self.run_dir / OPERATIONS_FILE, log))
+            prefix = workload.key_prefix if workload.key_prefix is not None else default_key_prefix(self.run_id)
+            self.workload = Workload(
+                workload, client, history, self.t0, lambda: self.recorder.phase, prefix, self.spec.spec.seed
+            )
 
     async def _setup(self) -> None:
         self.observer.event("phase", name="setup")
@@ -296,6 +322,43 @@ class Engine:
             self._probes.append(probe)
             sampler = Sampler(probe, steady.interval, self.t0, limit, self.recorder)
             self._samplers.append(asyncio.create_task(sampler.run()))
+        if self.workload is not None:
+            self.workload.t0 = self.t0
+            ops = self.workload.spec
+            self.log.info("workload_started", rate=ops.rate, client=ops.client["type"], keys=ops.keys)
+            self._workload_task = asyncio.create_task(self.workload.run())
+
+    async def _stop_workload(self, close: bool = False) -> None:
+        """Stop sending operations; those in flight get their timeout to land. Idempotent. `close`: the client too."""
+        if self._workload_task is not None:
+            self._workload_task.cancel()
+            await asyncio.gather(self._workload_task, return_exceptions=True)
+            self._workload_task = None
+        if close and self.workload is not None:
+            try:
+                await self.workload.client.close()
+            except Exception as e:  # a plugin's close must not keep the run from its teardown
+                self.log.error("workload_close_failed", error=repr(e))
+
+    async def _verify(self) -> None:
+        """After recovery, with the system still up: read back every key the workload wrote."""
+        if self.workload is None:
+            return
+        await self._stop_workload()
+        spec = self.workload.spec.verify
+        self.observer.event("phase", name="verify", seconds=spec.timeout)
+        started = self.now()
+        await verify(self.workload, "verify", self._loop.time() + spec.timeout)
+        self._verified = True
+        self.log.info("workload_verified", keys=len(self.workload.written), seconds=round(self.now() - started, 3))
+
+    def _check_workload(self) -> None:
+        """Close the workload's client and history and check it (pure; seconds for a million operations)."""
+        if self.workload is None:
+            return
+        spec, history = self.workload.spec, self.workload.history
+        file = history.stream.close() if history.stream is not None else None
+        self.workload_result = checker.check(history.log, spec.client["type"], spec.rate, self._verified, file)
 
     async def _stop_sampling(self) -> None:
         for task in self._samplers:
@@ -576,4 +639,5 @@ class Engine:
             ),
             end=self.end if self.end is not None else self.now(),
             samples_file=self.samples_file,
+            workload=self.workload_result,
         )

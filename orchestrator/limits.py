@@ -129,6 +129,20 @@ SAMPLES_FILE_BYTES = Limit(
     "samples.bin",
     # 24 bytes a sample: 89 million samples, a day at 1,000 samples a second.
 )
+OPERATIONS_FILE_BYTES = Limit(
+    "operations_file_bytes",
+    2 * 2**30,
+    "bytes",
+    "operations.bin",
+    # 32 bytes an operation: 67 million operations, nine hours at 2,000 operations a second.
+)
+WORKLOAD_ANSWER_BYTES = Limit(
+    "workload_answer_bytes",
+    2**20,
+    "bytes",
+    "an answer to one workload operation (a value read, a command's output)",
+    # Values this workload writes are a few digits; a key holding several is a few of them.
+)
 JOURNAL_BYTES = Limit(
     "journal_bytes",
     64 * 2**20,

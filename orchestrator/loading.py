@@ -28,6 +28,7 @@ from orchestrator.limits import (
 )
 from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import (
+    WORKLOAD_SLAS,
     ClockSkewFault,
     DownFault,
     DrillSpec,
@@ -40,6 +41,7 @@ from orchestrator.model.spec import (
     MemoryPressureFault,
     NetworkFault,
     NodeLossFault,
+    PercentileSla,
     PodKillFault,
     RecoveryWindowSla,
     TargetResolver,
@@ -71,6 +73,7 @@ def load_drill(path: Path) -> LoadedDrill:
     spec = validate_model(DrillSpec, data, lines, file)
     runbooks = RunbookIndex.for_drill(path)
     issues = [SpecIssue(file, _line(lines, loc), _field(loc), msg) for loc, msg in _cross_checks(spec)]
+    issues += _workload_client_issues(spec, data, lines, file)
     issues += [
         SpecIssue(file, _line(lines, loc), _field(loc), msg)
         for loc, ref in _runbook_refs(spec)
@@ -101,7 +104,7 @@ def read_yaml(path: Path) -> tuple[Any, Lines]:
     return _parse_yaml(text, file)
 
 
-def validate_model(model: type[M], data: Any, lines: Lines, file: str) -> M:
+def validate_model(model: type[M], data: Any, lines: Mapping[Path_, int], file: str) -> M:
     """Check `data` against a strict pydantic model; every error located at what the user wrote."""
     try:
         return model.model_validate(data)
@@ -109,7 +112,7 @@ def validate_model(model: type[M], data: Any, lines: Lines, file: str) -> M:
         raise SpecError([_issue_from_pydantic(err, file, data, lines) for err in e.errors()]) from e
 
 
-def issue_at(file: str, lines: Lines, loc: Path_, message: str) -> SpecIssue:
+def issue_at(file: str, lines: Mapping[Path_, int], loc: Path_, message: str) -> SpecIssue:
     return SpecIssue(file, _line(lines, loc), _field(loc), message)
 
 
@@ -497,7 +500,7 @@ def _to_python(
         return None
 
 
-def _line(lines: Lines, loc: Path_) -> int | None:
+def _line(lines: Mapping[Path_, int], loc: Path_) -> int | None:
     """The line of the deepest part of `loc` that exists in the file."""
     for cut in range(len(loc), -1, -1):
         if loc[:cut] in lines:
@@ -512,7 +515,7 @@ def _field(loc: Path_) -> str:
     return out
 
 
-def _issue_from_pydantic(err: Any, file: str, data: Any, lines: Lines) -> SpecIssue:
+def _issue_from_pydantic(err: Any, file: str, data: Any, lines: Mapping[Path_, int]) -> SpecIssue:
     """Drop the union tags pydantic adds to locations so the field matches what the user wrote."""
     loc: list[str | int] = []
     node = data
@@ -575,7 +578,10 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
 
     for i, s in enumerate(body.slas):
         at = ("spec", "slas", i)
-        if isinstance(s, LatencySla):
+        if isinstance(s, WORKLOAD_SLAS):
+            if body.workload is None:
+                yield (*at, "type"), f"a {s.type} SLA needs spec.workload"
+        elif isinstance(s, LatencySla):
             if s.probe not in probes:
                 yield (*at, "probe"), f"names unknown probe {s.probe!r}"
         else:
@@ -587,8 +593,25 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 yield (*at, "fault"), f"names unknown fault {s.fault!r}"
             if not body.faults:
                 yield (*at, "type"), "a recovery_window SLA needs at least one fault"
-        if isinstance(s, LatencySla) and not s.thresholds():
-            yield (*at, "type"), "a latency SLA needs at least one of p50, p90, p99, max"
+        if isinstance(s, PercentileSla) and not s.thresholds():
+            yield (*at, "type"), f"a {s.type} SLA needs at least one of p50, p90, p99, max"
+
+
+def _workload_client_issues(spec: DrillSpec, data: Any, lines: Mapping[Path_, int], file: str) -> list[SpecIssue]:
+    """The workload's client resolved (built in, or an installed entry point) and its options checked by its model."""
+    from orchestrator.workloads.registry import UnknownClient, options_of  # only drills with a workload pay for it
+
+    workload = spec.spec.workload
+    if workload is None:
+        return []
+    at: Path_ = ("spec", "workload", "client")
+    try:
+        options_of(workload.client)
+    except UnknownClient as e:
+        return [issue_at(file, lines, (*at, "type"), str(e))]
+    except ValidationError as e:
+        return [_issue_from_pydantic({**err, "loc": (*at, *err["loc"])}, file, data, lines) for err in e.errors()]
+    return []
 
 
 def _stop_condition_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:

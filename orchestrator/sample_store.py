@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import struct
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, overload
+from struct import Struct
+from typing import Any, BinaryIO, overload
 
 from orchestrator.limits import SAMPLES_FILE_BYTES
 from orchestrator.model.timeline import Sample, SampleFile, SampleLog
@@ -54,73 +55,17 @@ class SampleFileError(ValueError):
     """samples.bin is not one, or refers to a text it never defined."""
 
 
-def _us(value: float) -> int:
-    """Whole microseconds, rounded exactly as report.json rounds (`round(x, 6)`)."""
-    return round(round(value, 6) * 1_000_000)
+class RecordWriter:
+    """An append-only file of fixed records, hashed as written. A write that fails (disk full) closes it and is
+    kept in `error`: the run goes on, and the report refers to no file. Shared by samples.bin and operations.bin."""
 
-
-class SampleStream:
-    """Writes a SampleLog's samples to samples.bin in batches, as they land.
-
-    It reads the log's own columns from where it stopped, so nothing is buffered twice and at most
-    BATCH samples (or MAX_DELAY seconds of them) are unwritten at any moment. A write that fails
-    (disk full) stops the stream and is kept in `error`: the run goes on, the report refers to no file.
-    """
-
-    def __init__(self, path: Path, log: SampleLog, batch: int = BATCH, max_delay: float = MAX_DELAY) -> None:
+    def __init__(self, path: Path, header: bytes) -> None:
         self.path = path
-        self.log = log
-        self.batch = batch
-        self.max_delay = max_delay
         self.error: str | None = None
-        self._written = 0
-        self._defined = [0, 0, 1]
         self._sha = hashlib.sha256()
         self._bytes = 0
         self._file: BinaryIO | None = path.open("wb", buffering=0)
-        self._write(HEADER.pack(MAGIC, VERSION, SIZE))
-
-    def landed(self) -> None:
-        """Called after each append to the log: writes a batch once it is due."""
-        n = len(self.log)
-        if n - self._written >= self.batch or self.log.at[n - 1] - self.log.at[self._written] >= self.max_delay:
-            self.flush()
-
-    def flush(self) -> None:
-        log, start, end = self.log, self._written, len(self.log)
-        if self._file is None or start == end:
-            return
-        out = bytearray(self._texts())
-        offset = len(out)
-        out.extend(bytes(SIZE * (end - start)))
-        pack = RECORD.pack_into
-        for i in range(start, end):
-            latency, lag = log.latency[i], log.lag[i]
-            pack(
-                out,
-                offset,
-                PASSED if log.ok[i] else FAILED,
-                log.phase[i],
-                log.probe[i],
-                log.error[i],
-                _us(log.at[i]),
-                NO_LATENCY if math.isnan(latency) else min(max(_us(latency), 0), NO_LATENCY - 1),
-                NO_LAG if math.isnan(lag) else min(max(_us(lag), NO_LAG + 1), 2**31 - 1),
-            )
-            offset += SIZE
-        self._written = end
-        self._write(bytes(out))
-
-    def _texts(self) -> bytes:
-        """Records defining every name and error text the log interned since the last batch."""
-        out = bytearray()
-        for table, texts in enumerate((self.log.probes, self.log.phases, self.log.errors)):
-            for i in range(self._defined[table], len(texts)):
-                data = texts[i].encode("utf-8", errors="replace")
-                out += TEXT.pack(TEXT_KIND, table, 0, i, len(data))
-                out += data + bytes(-len(data) % SIZE)
-            self._defined[table] = len(texts)
-        return bytes(out)
+        self._write(header)
 
     def _write(self, data: bytes) -> None:
         if self._file is None:
@@ -135,14 +80,189 @@ class SampleStream:
         self._sha.update(data)
         self._bytes += len(data)
 
-    def close(self) -> SampleFile | None:
-        """Writes what is left; the file's reference for the report, or None if writing failed."""
-        self.flush()
+    def _finish(self) -> tuple[str, int] | None:
+        """Closes the file: its sha256 and size, or None if writing failed."""
         if self._file is None:
             return None
         self._file.close()
         self._file = None
-        return SampleFile(path=self.path.name, sha256=self._sha.hexdigest(), bytes=self._bytes, samples=self._written)
+        return self._sha.hexdigest(), self._bytes
+
+
+def text_records(text: Struct, kind: int, table: int, ident: int, value: str) -> bytes:
+    """A text record and the UTF-8 text after it, zero-padded to whole records."""
+    data = value.encode("utf-8", errors="replace")
+    return text.pack(kind, table, 0, ident, len(data)) + data + bytes(-len(data) % text.size)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text record read back, with its text."""
+
+    table: int
+    ident: int
+    text: str
+
+
+def read_records(
+    path: Path,
+    what: str,
+    header: tuple[bytes, int],
+    record: Struct,
+    text: Struct,
+    text_kind: int,
+    chunk_records: int = 8192,
+) -> Iterator[tuple[Any, ...] | Text]:
+    """The records of a file written with RecordWriter, in order: data records as tuples, texts whole.
+
+    A torn last record (a run killed mid-write) and a text cut short are ignored."""
+    size, (magic, version) = record.size, header
+    with path.open("rb") as f:
+        head = f.read(size)
+        if len(head) < size:
+            raise SampleFileError(f"{path}: too short for a {what} file")
+        found, found_version, found_size = struct.unpack_from("<8sHH", head)
+        if found != magic or found_version != version or found_size != size:
+            raise SampleFileError(f"{path}: not a version {version} {what} file")
+        pending: bytearray | None = None
+        table = ident = length = 0
+        while chunk := f.read(size * chunk_records):
+            whole = len(chunk) - len(chunk) % size  # short only at the end: a torn last record
+            for j, row in enumerate(record.iter_unpack(memoryview(chunk)[:whole])):
+                if pending is not None:
+                    pending += chunk[j * size : (j + 1) * size]
+                    if len(pending) >= length:
+                        yield Text(table, ident, bytes(pending[:length]).decode("utf-8", errors="replace"))
+                        pending = None
+                    continue
+                if row[0] == text_kind:
+                    _, table, _, ident, length = text.unpack_from(chunk, j * size)
+                    if length == 0:
+                        yield Text(table, ident, "")
+                    else:
+                        pending = bytearray()
+                    continue
+                yield row
+            if whole < len(chunk):
+                break
+
+
+class LogStream(RecordWriter):
+    """A log's records streamed in batches as they land, texts first (a text always precedes its first use).
+
+    It reads the log's own columns from where it stopped, so nothing is buffered twice and at most `batch`
+    records (or `max_delay` seconds of them) are unwritten at any moment. Subclasses say which text tables
+    the log has and how a record packs.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        header: bytes,
+        log: Any,
+        size: int,
+        text: tuple[Struct, int],
+        known: list[int],
+        batch: int,
+        max_delay: float,
+    ) -> None:
+        super().__init__(path, header)
+        self.log = log
+        self.batch = batch
+        self.max_delay = max_delay
+        self._size = size
+        self._text = text
+        self._written = 0
+        self._defined = known
+        """Per text table, how many texts a reader knows already (error id 0, none, is never written)."""
+
+    def _tables(self) -> Sequence[list[str]]:
+        """The log's text tables in table-id order."""
+        raise NotImplementedError
+
+    def _pack(self, out: bytearray, offset: int, start: int, end: int) -> None:
+        """Rows [start, end) of the log into `out` from `offset`, one record each."""
+        raise NotImplementedError
+
+    def landed(self) -> None:
+        """Called after each append to the log: writes a batch once it is due."""
+        n = len(self.log)
+        if n - self._written >= self.batch or self.log.at[n - 1] - self.log.at[self._written] >= self.max_delay:
+            self.flush()
+
+    def flush(self) -> None:
+        start, end = self._written, len(self.log)
+        if self._file is None or start == end:
+            return
+        out = bytearray(self._texts())
+        offset = len(out)
+        out.extend(bytes(self._size * (end - start)))
+        self._pack(out, offset, start, end)
+        self._written = end
+        self._write(bytes(out))
+
+    def finished(self) -> tuple[str, str, int, int] | None:
+        """Writes what is left and closes the file: its name, sha256, bytes and records; None if writing failed."""
+        self.flush()
+        done = self._finish()
+        return None if done is None else (self.path.name, done[0], done[1], self._written)
+
+    def _texts(self) -> bytes:
+        """Records defining every name and error text the log interned since the last batch."""
+        out = bytearray()
+        text, kind = self._text
+        for table, texts in enumerate(self._tables()):
+            for i in range(self._defined[table], len(texts)):
+                out += text_records(text, kind, table, i, texts[i])
+            self._defined[table] = len(texts)
+        return bytes(out)
+
+
+def micros(value: float) -> int:
+    """Whole microseconds, rounded exactly as report.json rounds (`round(x, 6)`)."""
+    return round(round(value, 6) * 1_000_000)
+
+
+def latency_field(latency: float) -> int:
+    """A latency as stored: whole microseconds within uint32, NO_LATENCY for none (NaN)."""
+    return NO_LATENCY if math.isnan(latency) else min(max(micros(latency), 0), NO_LATENCY - 1)
+
+
+def lag_field(lag: float) -> int:
+    """A lag as stored: whole microseconds within int32, NO_LAG for none (NaN)."""
+    return NO_LAG if math.isnan(lag) else min(max(micros(lag), NO_LAG + 1), 2**31 - 1)
+
+
+class SampleStream(LogStream):
+    """Writes a SampleLog's samples to samples.bin in batches, as they land."""
+
+    def __init__(self, path: Path, log: SampleLog, batch: int = BATCH, max_delay: float = MAX_DELAY) -> None:
+        header = HEADER.pack(MAGIC, VERSION, SIZE)
+        super().__init__(path, header, log, SIZE, (TEXT, TEXT_KIND), [0, 0, 1], batch, max_delay)
+
+    def _tables(self) -> Sequence[list[str]]:
+        return (self.log.probes, self.log.phases, self.log.errors)
+
+    def _pack(self, out: bytearray, offset: int, start: int, end: int) -> None:
+        log, pack = self.log, RECORD.pack_into
+        for i in range(start, end):
+            pack(
+                out,
+                offset,
+                PASSED if log.ok[i] else FAILED,
+                log.phase[i],
+                log.probe[i],
+                log.error[i],
+                micros(log.at[i]),
+                latency_field(log.latency[i]),
+                lag_field(log.lag[i]),
+            )
+            offset += SIZE
+
+    def close(self) -> SampleFile | None:
+        """Writes what is left; the file's reference for the report, or None if writing failed."""
+        done = self.finished()
+        return None if done is None else SampleFile(*done)
 
 
 def sha256_of(path: Path) -> str:
@@ -159,48 +279,25 @@ def read_samples(path: Path, chunk_records: int = 8192) -> SampleLog:
     A file over SAMPLES_FILE_BYTES is refused before anything is read (LimitExceeded).
     """
     log = SampleLog()
-    with path.open("rb") as f:
-        SAMPLES_FILE_BYTES.check(os.fstat(f.fileno()).st_size, str(path))
-        head = f.read(HEADER.size)
-        if len(head) < HEADER.size:
-            raise SampleFileError(f"{path}: too short for a samples file")
-        magic, version, size = HEADER.unpack(head)
-        if magic != MAGIC or version != VERSION or size != SIZE:
-            raise SampleFileError(f"{path}: not a version {VERSION} samples file")
-        text: bytearray | None = None
-        table = ident = length = 0
-        while chunk := f.read(SIZE * chunk_records):
-            whole = len(chunk) - len(chunk) % SIZE  # short only at the end: a torn last record
-            for j, record in enumerate(RECORD.iter_unpack(memoryview(chunk)[:whole])):
-                if text is not None:
-                    text += chunk[j * SIZE : (j + 1) * SIZE]
-                    if len(text) >= length:
-                        _define(log, table, ident, bytes(text[:length]).decode("utf-8", errors="replace"), path)
-                        text = None
-                    continue
-                kind, phase, probe, error, at, latency, lag = record
-                if kind == TEXT_KIND:
-                    _, table, _, ident, length = TEXT.unpack_from(chunk, j * SIZE)
-                    if length == 0:
-                        _define(log, table, ident, "", path)
-                    else:
-                        text = bytearray()
-                    continue
-                if kind not in (FAILED, PASSED):
-                    raise SampleFileError(f"{path}: record of unknown kind {kind}")
-                if probe >= len(log.probes) or phase >= len(log.phases) or error >= len(log.errors):
-                    raise SampleFileError(f"{path}: a sample refers to a text never defined")
-                log.append_ids(
-                    probe,
-                    phase,
-                    error,
-                    at / 1e6,
-                    kind == PASSED,
-                    math.nan if latency == NO_LATENCY else latency / 1e6,
-                    math.nan if lag == NO_LAG else lag / 1e6,
-                )
-            if whole < len(chunk):
-                break
+    SAMPLES_FILE_BYTES.check(path.stat().st_size, str(path))
+    for record in read_records(path, "samples", (MAGIC, VERSION), RECORD, TEXT, TEXT_KIND, chunk_records):
+        if isinstance(record, Text):
+            _define(log, record.table, record.ident, record.text, path)
+            continue
+        kind, phase, probe, error, at, latency, lag = record
+        if kind not in (FAILED, PASSED):
+            raise SampleFileError(f"{path}: record of unknown kind {kind}")
+        if probe >= len(log.probes) or phase >= len(log.phases) or error >= len(log.errors):
+            raise SampleFileError(f"{path}: a sample refers to a text never defined")
+        log.append_ids(
+            probe,
+            phase,
+            error,
+            at / 1e6,
+            kind == PASSED,
+            math.nan if latency == NO_LATENCY else latency / 1e6,
+            math.nan if lag == NO_LAG else lag / 1e6,
+        )
     return log
 
 

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Literal
+
+from orchestrator.model.verdict import Unit
 
 SCHEMA_VERSION = 1
 """Of the logical schema (runs, labels, slas, faults, meta); a backend refuses a store of a newer version."""
 
-Unit = Literal["s", "ratio"]
 
 TREND_FAULT_METRICS: tuple[str, ...] = ("time_to_recover", "unavailability")
 """The fault figures a trend shows, after each SLA's measured value (a baseline compares them all)."""
@@ -24,7 +24,7 @@ class SlaFigure:
 
     name: str
     type: str
-    unit: Literal["s", "ratio"]
+    unit: Unit
     passed: bool
     measured: float | None
     threshold: float

@@ -27,6 +27,7 @@ from orchestrator.history.model import (
     SlaFigure,
 )
 from orchestrator.history.store import HistoryError
+from orchestrator.model.verdict import unit_of
 
 BUSY_TIMEOUT = 30.0
 """Seconds a writer waits for another's transaction (each takes milliseconds) before giving up."""
@@ -231,7 +232,7 @@ class SqliteStore:
                 verdict=verdict,
                 labels=dict(labels.get(key, ())),
                 slas=tuple(
-                    SlaFigure(name, kind, "ratio" if unit == "ratio" else "s", bool(passed), *rest)
+                    SlaFigure(name, kind, unit_of(unit), bool(passed), *rest)
                     for name, kind, unit, passed, *rest in slas.get(key, ())
                 ),
                 faults=tuple(FaultFigure(*row) for row in faults.get(key, ())),
@@ -291,7 +292,7 @@ def _drill_series(db: sqlite3.Connection, drill: str, where: str, params: list[A
     ).fetchall()
     ids, started, statuses, verdicts, *values = zip(*rows, strict=True)
     figures = [
-        Series(f"sla {name}", "measured", "ratio" if unit == "ratio" else "s", column)
+        Series(f"sla {name}", "measured", unit_of(unit), column)
         for (name, unit), column in zip(slas, values, strict=False)
     ]
     fault_values = iter(values[len(slas) :])

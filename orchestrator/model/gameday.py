@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from orchestrator.model.base import Name, Strict
 from orchestrator.model.durations import NonNegativeDuration, PositiveDuration
-from orchestrator.model.spec import Name, Strict
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = get_args(Day)

@@ -4,31 +4,27 @@ Only shape and single-field rules live here; rules that relate fields across the
 drill (a fault naming a declared proxy, a fault inside its phase) are in `loading`.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from orchestrator.model.base import Name, Strict
 from orchestrator.model.durations import NonNegativeDuration, PositiveDuration, SignedDuration
 from orchestrator.model.sizes import ByteSize, MemorySize
+from orchestrator.model.workload import OperationKind, WorkloadSpec
 
 API_VERSION = "drillctl.dev/v1"
 MIN_INTERVAL = 0.010
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 RUNBOOK_PATTERN = r"^runbooks/[A-Za-z0-9_./-]+\.md#[A-Za-z0-9_-]+$"
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, description="lowercase letters, digits and dashes")]
 RunbookRef = Annotated[
     str,
     Field(pattern=RUNBOOK_PATTERN, description="runbooks/<file>.md#<anchor>, resolved from the drill's folder up"),
 ]
 Toxicity = Annotated[float, Field(ge=0.0, le=1.0, description="share of connections the toxic applies to")]
-
-
-class Strict(BaseModel):
-    # defer_build: a model's validator is built when it first validates, as part of the drill's (or
-    # game day's) own, not once more for each of the fifty models at import (bench/cli_startup.py)
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, defer_build=True)
 
 
 # --- probes -------------------------------------------------------------------------------------
@@ -348,7 +344,7 @@ class Selection(Strict):
     )
 
     @model_validator(mode="after")
-    def _count_or_percent(self) -> "Selection":
+    def _count_or_percent(self) -> Selection:
         if self.count is not None and self.percent is not None:
             raise ValueError("give count or percent, not both")
         return self
@@ -458,7 +454,7 @@ class ClockSkewFault(FaultBase):
     )
 
     @model_validator(mode="after")
-    def _one_target(self) -> "ClockSkewFault":
+    def _one_target(self) -> ClockSkewFault:
         wanted = {"process": "target", "node": "nodes", "workload": "workload"}[self.scope]
         _one_of(self, ("target", "nodes", "workload"), wanted, f"scope {self.scope}")
         return self
@@ -554,7 +550,7 @@ class PodTargeted(FaultBase):
     pods: PodSelection | None = Field(default=None, description="Kubernetes pods, through an ephemeral container")
 
     @model_validator(mode="after")
-    def _one_target(self) -> "PodTargeted":
+    def _one_target(self) -> PodTargeted:
         _one_of(self, ("target", "pods"), None, self.__class__.__name__)
         return self
 
@@ -622,7 +618,7 @@ class NodeLossFault(FaultBase):
     )
 
     @model_validator(mode="after")
-    def _target_and_mode(self) -> "NodeLossFault":
+    def _target_and_mode(self) -> NodeLossFault:
         _one_of(self, ("node", "nodes"), None, "node.loss")
         modes = KUBE_NODE_MODES if self.nodes is not None else LOCAL_NODE_MODES
         if self.mode not in modes:
@@ -717,10 +713,7 @@ class ErrorRateSla(SlaBase):
     max: Annotated[float, Field(ge=0.0, le=1.0, description="share of failed samples, 0.05 = 5%")]
 
 
-class LatencySla(SlaBase):
-    type: Literal["latency"]
-    probe: Name
-    phase: Phase
+class PercentileSla(SlaBase):
     p50: PositiveDuration | None = None
     p90: PositiveDuration | None = None
     p99: PositiveDuration | None = None
@@ -731,7 +724,39 @@ class LatencySla(SlaBase):
         return {k: v for k, v in limits.items() if v is not None}
 
 
-SlaSpec = Annotated[RecoveryWindowSla | ErrorRateSla | LatencySla, Field(discriminator="type")]
+class LatencySla(PercentileSla):
+    type: Literal["latency"]
+    probe: Name
+    phase: Phase
+
+
+class WorkloadLatencySla(PercentileSla):
+    """Latency of the workload's operations from their intended start (open loop), per phase."""
+
+    type: Literal["workload_latency"]
+    phase: Phase
+    operation: OperationKind | None = Field(default=None, description="read or write; default: both")
+
+
+class DataLossSla(SlaBase):
+    """Acknowledged writes missing when every key written is read back after recovery."""
+
+    type: Literal["data_loss"]
+    max: Annotated[int, Field(ge=0)] = Field(default=0, description="most acknowledged writes that may be lost")
+
+
+class RpoSla(SlaBase):
+    """The time span of lost acknowledged writes (0 when none is lost)."""
+
+    type: Literal["rpo"]
+    max: NonNegativeDuration
+
+
+SlaSpec = Annotated[
+    RecoveryWindowSla | ErrorRateSla | LatencySla | WorkloadLatencySla | DataLossSla | RpoSla,
+    Field(discriminator="type"),
+]
+WORKLOAD_SLAS = (WorkloadLatencySla, DataLossSla, RpoSla)
 
 # --- stop conditions ----------------------------------------------------------------------------
 
@@ -785,6 +810,9 @@ class DrillBody(Strict):
     faults: list[FaultSpec] = Field(default_factory=list)
     slas: list[SlaSpec] = Field(default_factory=list)
     stop_conditions: list[StopConditionSpec] = Field(default_factory=list)
+    workload: WorkloadSpec | None = Field(
+        default=None, description="operations sent through every phase, checked for lost writes afterwards"
+    )
 
 
 class DrillSpec(Strict):

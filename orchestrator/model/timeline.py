@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from orchestrator.model.findings import WorkloadResult
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -113,6 +115,8 @@ class Timeline:
     faults: tuple[FaultMark, ...]
     end: float = field(default=0.0)
     samples_file: SampleFile | None = None
+    workload: WorkloadResult | None = None
+    """What the workload's checker found (`workloads/checker.py`), with where its operations are; None: no workload."""
 
     def phase(self, name: str) -> PhaseMark | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -126,6 +130,52 @@ MAX_ERROR_CHARS = 500
 MAX_ERROR_TEXTS = 1000
 """Most distinct error texts kept per run: errors that quote ports or times would otherwise grow without end."""
 ERROR_OVERFLOW = f"(error text not kept: more than {MAX_ERROR_TEXTS} distinct error texts in this run)"
+
+
+def intern(name: str, table: list[str], ids: dict[str, int], limit: int) -> int:
+    """The id of a name in a small table (its index), added when first seen; at most `limit` names."""
+    found = ids.get(name)
+    if found is None:
+        if len(table) >= limit:
+            raise ValueError(f"more than {limit} distinct names in a log")
+        found = ids[name] = len(table)
+        table.append(name)
+    return found
+
+
+class ErrorTexts:
+    """Error texts interned by id (0: none), each cut at MAX_ERROR_CHARS and passed once through `clean`
+    (redaction) when first seen; at most MAX_ERROR_TEXTS distinct ones, then one shared overflow text."""
+
+    def __init__(self, clean: Callable[[str], str] | None = None) -> None:
+        self.clean = clean
+        self.texts: list[str] = [""]
+        self._ids: dict[str, int] = {}
+
+    def id(self, error: str | None) -> int:
+        if error is None:
+            return 0
+        key = error[: MAX_ERROR_CHARS + 1]
+        found = self._ids.get(key)
+        if found is not None:
+            return found
+        if len(self.texts) > MAX_ERROR_TEXTS:  # full: every new text shares one id, and the table stops growing
+            found = self._ids.get(ERROR_OVERFLOW)
+            if found is None:
+                found = self._ids[ERROR_OVERFLOW] = len(self.texts)
+                self.texts.append(ERROR_OVERFLOW)
+            return found
+        text = self.clean(error) if self.clean is not None else error
+        if len(text) > MAX_ERROR_CHARS:
+            text = text[: MAX_ERROR_CHARS - 1] + "…"
+        found = self._ids[key] = len(self.texts)
+        self.texts.append(text)
+        return found
+
+    def define(self, text: str) -> None:
+        """Add a text in id order (reading a file back)."""
+        self._ids.setdefault(text, len(self.texts))
+        self.texts.append(text)
 
 
 class SampleLog(Sequence[Sample]):
@@ -143,13 +193,13 @@ class SampleLog(Sequence[Sample]):
     """
 
     def __init__(self, clean: Callable[[str], str] | None = None) -> None:
-        self.clean = clean
         self.probes: list[str] = []
         self.phases: list[str] = []
-        self.errors: list[str] = [""]
+        self._texts = ErrorTexts(clean)
+        self.errors = self._texts.texts
+        self.error_id = self._texts.id
         self._probe_ids: dict[str, int] = {}
         self._phase_ids: dict[str, int] = {}
-        self._error_ids: dict[str, int] = {}
         self.probe = array("H")
         self.phase = array("B")
         self.error = array("I")
@@ -158,36 +208,7 @@ class SampleLog(Sequence[Sample]):
         self.latency = array("d")
         self.lag = array("d")
 
-    @staticmethod
-    def _intern(name: str, table: list[str], ids: dict[str, int], limit: int) -> int:
-        found = ids.get(name)
-        if found is None:
-            if len(table) >= limit:
-                raise ValueError(f"more than {limit} distinct names in a sample log")
-            found = ids[name] = len(table)
-            table.append(name)
-        return found
-
-    def error_id(self, error: str | None) -> int:
-        """The id of an error text, interned (cut, cleaned) when first seen; bounded in count and length."""
-        if error is None:
-            return 0
-        key = error[: MAX_ERROR_CHARS + 1]
-        found = self._error_ids.get(key)
-        if found is not None:
-            return found
-        if len(self.errors) > MAX_ERROR_TEXTS:  # full: every new text shares one id, and the table stops growing
-            found = self._error_ids.get(ERROR_OVERFLOW)
-            if found is None:
-                found = self._error_ids[ERROR_OVERFLOW] = len(self.errors)
-                self.errors.append(ERROR_OVERFLOW)
-            return found
-        text = self.clean(error) if self.clean is not None else error
-        if len(text) > MAX_ERROR_CHARS:
-            text = text[: MAX_ERROR_CHARS - 1] + "…"
-        found = self._error_ids[key] = len(self.errors)
-        self.errors.append(text)
-        return found
+    _intern = staticmethod(intern)
 
     def append(self, sample: Sample) -> None:
         self.append_ids(
@@ -217,8 +238,7 @@ class SampleLog(Sequence[Sample]):
         elif table == "phase":
             self._intern(text, self.phases, self._phase_ids, 0xFF)
         else:
-            self._error_ids.setdefault(text, len(self.errors))
-            self.errors.append(text)
+            self._texts.define(text)
 
     def started(self, i: int) -> float:
         """When sample `i` really started (`Sample.started`), read from the columns."""

@@ -13,6 +13,15 @@ observed, or there was no impact to recover from."""
 
 DrillOutcome = Literal["PASS", "FAIL", "ABORTED", "ERROR"]
 
+Unit = Literal["s", "ratio", "count"]
+"""Seconds, a share between 0 and 1, or a number of operations."""
+_UNITS: dict[str, Unit] = {"s": "s", "ratio": "ratio", "count": "count"}
+
+
+def unit_of(text: str) -> Unit:
+    """A unit as stored (report.json, the history); seconds for anything else, as before counts existed."""
+    return _UNITS.get(text, "s")
+
 
 @dataclass(frozen=True)
 class ProbeStats:
@@ -83,7 +92,7 @@ class SlaVerdict:
     passed: bool
     measured: float | None
     threshold: float
-    unit: Literal["s", "ratio"]
+    unit: Unit
     detail: str
     runbook: str | None
     resolution: float | None = None

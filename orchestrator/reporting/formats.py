@@ -17,9 +17,11 @@ def seconds(value: float | None) -> str:
 
 
 def figure(value: float | None, unit: str) -> str:
-    """A value in its unit: a share (`ratio`) as a percentage, anything else as seconds."""
+    """A value in its unit: a share (`ratio`) as a percentage, a `count` as a whole number, else seconds."""
     if value is None:
         return "—"
+    if unit == "count":
+        return f"{value:.0f}"
     return f"{value:.2%}" if unit == "ratio" else seconds(value)
 
 

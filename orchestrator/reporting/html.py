@@ -18,6 +18,7 @@ from orchestrator.model.timeline import FaultMark, Sample, SampleSeries, Timelin
 from orchestrator.model.verdict import SlaVerdict
 from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
 from orchestrator.reporting.report import Report, RunbookSection
+from orchestrator.reporting.workload import example, figures, title
 
 MAX_POINTS = 2000
 """Most markers drawn per probe chart beyond its failures, which are all drawn."""
@@ -170,6 +171,7 @@ def render_html(report: Report) -> str:
         _charts(report),
         _faults(report),
         _windows(report),
+        _workload(report),
         _stats(report),
         _rollback(report),
         _facts(report),
@@ -300,6 +302,46 @@ def _windows(report: Report) -> str:
         "passed for stable_for. Resolution: the spacing of samples around the window plus the sampler's lag.</p>"
     )
     return f'<section id="recovery">\n<h2>Recovery windows</h2>\n{listing}\n{note if rows else ""}\n</section>'
+
+
+def _workload(report: Report) -> str:
+    """The checker's figures beside the recovery windows; each breach links its SLA's runbook section."""
+    w = report.timeline.workload
+    if w is None:
+        return ""
+    rows = [
+        [
+            _e(f.label),
+            f'<span class="bad">{_e(f.value)}</span>' if f.bad else _e(f.value),
+            _e(f.resolution) or "—",
+            _link(report.runbook(f.sla.runbook), report.facts.run_dir) if f.sla is not None else "—",
+        ]
+        for f in figures(report)
+    ]
+    listing = [table(["Figure", "Measured", "Resolution", "Runbook"], rows)]
+    stats = [
+        [
+            _e(s.operation),
+            _e(s.phase),
+            str(s.operations),
+            f"{s.availability:.2%}",
+            str(s.failed),
+            str(s.unknown),
+            *(seconds(v) for v in (s.p50, s.p90, s.p99, s.p999, s.max, s.lag_p99)),
+        ]
+        for s in w.stats
+    ]
+    head = ["Operation", "Phase", "Count", "Acknowledged", "Failed", "Unknown", "p50", "p90", "p99", "p99.9", "max"]
+    listing.append(table([*head, "lag p99"], stats, numeric=set(range(2, 12))))
+    if w.examples:
+        listing.append(f"<ul>{''.join(f'<li>{_e(example(e))}</li>' for e in w.examples)}</ul>")
+    note = (
+        '<p class="muted">Latency counts from each operation\'s intended start (open loop); an operation that could '
+        "not start is failed. Every key written was read back after recovery: a write is lost when it was "
+        "acknowledged and its key holds nothing, or only writes acknowledged before it began.</p>"
+    )
+    body = "\n".join(listing)
+    return f'<section id="workload">\n<h2>{_e(title(w))}</h2>\n{body}\n{note}\n</section>'
 
 
 def _stats(report: Report) -> str:

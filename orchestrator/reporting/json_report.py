@@ -16,8 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from orchestrator.model.findings import Example, OperationFile, OperationStats, WorkloadResult
 from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
-from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
+from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict, unit_of
 from orchestrator.reporting.document import ReportFormatError, read_document, report_path
 from orchestrator.reporting.report import SCHEMA, DrillInfo, Report, RunbookSection, RunFacts
 from orchestrator.sample_store import StoredSamples
@@ -165,6 +166,23 @@ def to_json(report: Report) -> dict[str, Any]:
         "rollback": {"reverted": facts.reverted, "failed": facts.revert_failures},
         "process_restarts": facts.process_restarts,
         "samples": _samples(report),
+        **({} if timeline.workload is None else {"workload": _workload(timeline.workload)}),
+    }
+
+
+def _figures(item: DataclassInstance) -> dict[str, Any]:
+    """A flat dataclass's fields, floats to the nanosecond."""
+    return {f.name: _r(v) if isinstance(v := getattr(item, f.name), float) else v for f in fields(item)}
+
+
+def _workload(w: WorkloadResult) -> dict[str, Any]:
+    """The checker's findings (operations.bin holds every operation; report.json holds none)."""
+    nested = {"examples", "stats", "file"}
+    return {
+        **{k: v for k, v in _figures(w).items() if k not in nested},
+        "examples": [_figures(e) for e in w.examples],
+        "stats": [_figures(s) for s in w.stats],
+        "file": None if w.file is None else _figures(w.file),
     }
 
 
@@ -273,6 +291,7 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
             ),
             end=float(run["end"]),
             samples_file=samples_file,
+            workload=None if doc.get("workload") is None else _read_workload(doc["workload"]),
         )
     )
     status = run["status"]
@@ -298,7 +317,7 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
             v,
             passed=bool(v["passed"]),
             threshold=float(v["threshold"]),
-            unit="ratio" if v["unit"] == "ratio" else "s",
+            unit=unit_of(v["unit"]),
             runbook=_ref(v["runbook"]),
             probes=tuple(v["probes"]),
         )
@@ -338,6 +357,20 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
             environment=dict(doc["environment"]),
             series=series,
         )
+    )
+
+
+def _read_workload(doc: dict[str, Any]) -> WorkloadResult:
+    return _rebuild(
+        WorkloadResult,
+        doc,
+        rate=float(doc["rate"]),
+        rpo=float(doc["rpo"]),
+        write_unavailable=float(doc["write_unavailable"]),
+        write_unavailable_total=float(doc["write_unavailable_total"]),
+        examples=tuple(_rebuild(Example, e) for e in doc["examples"]),
+        stats=tuple(_rebuild(OperationStats, s) for s in doc["stats"]),
+        file=None if doc["file"] is None else _rebuild(OperationFile, doc["file"]),
     )
 
 

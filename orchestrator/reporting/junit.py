@@ -13,6 +13,7 @@ from pathlib import Path
 
 from orchestrator.reporting.formats import resolution, runbook_href, sla_value
 from orchestrator.reporting.report import Report
+from orchestrator.reporting.workload import figures
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -38,8 +39,9 @@ def render_junit(report: Report) -> str:
         ("run_id", report.facts.run_id),
         ("verdict", report.verdict.outcome),
         ("interval", f"{report.timeline.interval:g}s"),
+        *((f"workload_{f.key}", f"{f.value} ({f.resolution})" if f.resolution else f.value) for f in figures(report)),
     ]:
-        ET.SubElement(properties, "property", name=key, value=_x(value))
+        ET.SubElement(properties, "property", name=_x(key), value=_x(value))
     if report.status not in ("passed", "failed"):
         case = ET.SubElement(suite, "testcase", classname=name, name="run")
         ET.SubElement(case, "error", message=_x(report.facts.reason or report.status), type=_x(report.status))

@@ -14,6 +14,7 @@ from orchestrator.model.durations import format_duration
 from orchestrator.model.timeline import FaultMark
 from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
 from orchestrator.reporting.report import Report, RunbookSection
+from orchestrator.reporting.workload import example, figures, title
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#|!~&])")
 _BLOCK_START = re.compile(r"^(?:[=+-]|\d+[.)])")
@@ -53,6 +54,40 @@ def _touched(faults: Sequence[FaultMark]) -> list[str]:
         out.append(f"- {code(f.name)} touched {targets}{seed}")
         out += [f"  - revert: {text(note)}" for note in f.revert_notes]
     return ["", *out] if out else []
+
+
+def _workload(report: Report, run_dir: Path) -> list[str]:
+    """The checker's figures beside the recovery windows, each breach linked to its SLA's runbook."""
+    w = report.timeline.workload
+    if w is None:
+        return []
+    out = ["", f"| {text(title(w))} | Measured | Resolution | Runbook |", "|---|---|---|---|"]
+    for f in figures(report):
+        value = f"**{text(f.value)}**" if f.bad else text(f.value)
+        book = _link(report.runbook(f.sla.runbook), run_dir) if f.sla is not None else "—"
+        out.append(f"| {text(f.label)} | {value} | {text(f.resolution) or '—'} | {book} |")
+    return out
+
+
+def _workload_details(report: Report) -> list[str]:
+    w = report.timeline.workload
+    if w is None:
+        return []
+    out = [
+        "",
+        "| Operation | Phase | Count | Acknowledged | Failed | Unknown | p50 | p90 | p99 | p99.9 | max | lag p99 |",
+    ]
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in w.stats:
+        out.append(
+            f"| {text(s.operation)} | {text(s.phase)} | {s.operations} | {s.ok} | {s.failed} | {s.unknown} "
+            f"| {seconds(s.p50)} | {seconds(s.p90)} | {seconds(s.p99)} | {seconds(s.p999)} | {seconds(s.max)} "
+            f"| {seconds(s.lag_p99)} |"
+        )
+    out += ["", *(f"- {text(example(e))}" for e in w.examples)]
+    if w.file is not None:
+        out.append(f"- every operation: {code(w.file.path)} ({w.file.operations} records)")
+    return out
 
 
 def render_markdown(report: Report) -> str:
@@ -108,6 +143,8 @@ def render_markdown(report: Report) -> str:
             out.append(f"| {code(f.name)} ({text(f.type)}) | {' | '.join(cells)} | {book} |")
         out += _touched(timeline.faults)
 
+    out += _workload(report, run_dir)
+
     breached = [v for v in report.verdicts if not v.passed and report.runbook(v.runbook)]
     if breached:
         out += ["", "### What to do", ""]
@@ -117,7 +154,8 @@ def render_markdown(report: Report) -> str:
             out.append(f"- {code(v.name)}: {_link(link, run_dir)}")
             out += [f"  > {text(line)}" if line.strip() else "  >" for line in link.text.splitlines()[:8]]
 
-    out += ["", "<details><summary>Probes per phase and fault window</summary>", ""]
+    summary = "Probes per phase and fault window" + (", workload operations" if report.timeline.workload else "")
+    out += ["", f"<details><summary>{summary}</summary>", ""]
     out += [
         "| Probe | Window | Samples | Availability | p50 | p90 | p99 | p99.9 | max | sampler lag p99 |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -127,6 +165,7 @@ def render_markdown(report: Report) -> str:
             f"| {code(s.probe)} | {text(s.window)} | {s.samples} | {s.availability:.2%} | {seconds(s.p50)} "
             f"| {seconds(s.p90)} | {seconds(s.p99)} | {seconds(s.p999)} | {seconds(s.max)} | {seconds(s.lag_p99)} |"
         )
+    out += _workload_details(report)
     rolled = [f"- reverted {code(step)}" for step in facts.reverted]
     out += ["", *rolled, "", "</details>"]
     return "\n".join(out) + "\n"

@@ -52,6 +52,78 @@ _LINK = {
     "description": "a runbook section: runbooks/<file>.md#<anchor>, its heading and the file it was read from",
 }
 
+_COUNT = {"type": "integer", "minimum": 0}
+_WORKLOAD = {
+    **_obj(
+        {
+            "client": _STR,
+            "rate": _NUM,
+            **{
+                k: _COUNT
+                for k in (
+                    "operations",
+                    "reads",
+                    "writes",
+                    "acknowledged",
+                    "keys_written",
+                    "keys_verified",
+                    "keys_unverified",
+                    "lost",
+                    "failed_present",
+                    "unknown_present",
+                    "duplicates",
+                    "stale_reads",
+                    "foreign",
+                )
+            },
+            "rpo": _NUM,
+            "rpo_from": _OPT_NUM,
+            "rpo_to": _OPT_NUM,
+            "rpo_resolution": _OPT_NUM,
+            "write_unavailable": _NUM,
+            "write_unavailable_total": _NUM,
+            "write_unavailable_from": _OPT_NUM,
+            "write_unavailable_to": _OPT_NUM,
+            "write_unavailable_resolution": _OPT_NUM,
+            "verified": _BOOL,
+            "examples": {
+                "type": "array",
+                "items": _obj(
+                    {"finding": _STR, "key": _COUNT, "at": _NUM, "value": {"type": "integer"}, "detail": _STR}
+                ),
+            },
+            "stats": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "operation": {"enum": ["read", "write"]},
+                        "phase": _STR,
+                        **{k: _COUNT for k in ("operations", "ok", "failed", "unknown")},
+                        **{k: _OPT_NUM for k in ("p50", "p90", "p99", "p999", "max", "lag_p99")},
+                    }
+                ),
+            },
+            "file": {
+                "oneOf": [
+                    {"type": "null"},
+                    _obj(
+                        {
+                            "path": {"type": "string", "pattern": "^[^/\\\\]+$"},
+                            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            "bytes": _INT,
+                            "operations": _INT,
+                        }
+                    ),
+                ]
+            },
+        }
+    ),
+    "description": "what the workload's checker found: lost acknowledged writes, writes present though reported "
+    "failed or unknown, duplicates, stale reads, values never written, the RPO and the longest write "
+    "unavailability with their resolutions, latency per operation and phase; every operation is in `file` "
+    "(operations.bin, layout in docs/workload.md)",
+}
+
 REPORT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://drillctl.dev/schemas/report-v1.json",
@@ -153,7 +225,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                         "threshold": _NUM,
                         "margin": _OPT_NUM,
                         "resolution": _OPT_NUM,
-                        "unit": {"enum": ["s", "ratio"]},
+                        "unit": {"enum": ["s", "ratio", "count"]},
                         "detail": _STR,
                         "probes": _STRS,
                         "phase": _OPT_STR,
@@ -248,6 +320,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "passing samples and the first failure; every sample is then in `file` (samples.bin, layout in "
                 "docs/architecture.md)",
             },
-        }
+        },
+        optional={"workload": _WORKLOAD},
     ),
 }

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.comparison import Comparison, Tolerance
-from orchestrator.reporting.formats import figure, sla_value
+from orchestrator.reporting.formats import figure, seconds, sla_value
 from orchestrator.reporting.report import Report
 
 Paint = Callable[[str, str], str]
@@ -28,6 +28,12 @@ def run_summary(report: Report, paint: Paint) -> list[str]:
         if not v.passed and link is not None:
             line += f" -> {link.ref} ({link.heading})"
         lines.append(line)
+    if (w := report.timeline.workload) is not None:
+        line = (
+            f"  workload: {w.operations} operations, {w.lost} acknowledged writes lost (RPO {seconds(w.rpo)}), "
+            f"longest write unavailability {seconds(w.write_unavailable)}"
+        )
+        lines.append(paint(line, _colour(w.lost == 0)) if w.verified else line + " (not read back)")
     lines += [f"  reverted {step}" for step in report.facts.reverted]
     lines += [paint(f"  REVERT FAILED {failure}", "red") for failure in report.facts.revert_failures]
     lines.append(f"report: {report.facts.run_dir / 'report.md'}")

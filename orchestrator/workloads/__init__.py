@@ -1,0 +1,1 @@
+"""Workloads: operations sent to the system under test through clients, their history, and its checker."""

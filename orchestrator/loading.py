@@ -27,20 +27,25 @@ from orchestrator.limits import (
 )
 from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import (
+    AlertFiringStop,
+    AlertSlaBase,
     ClockSkewFault,
     DownFault,
     DrillSpec,
+    ErrorRateSla,
     ErrorRateStop,
     FaultSpec,
     GcFullFault,
     GcPauseFault,
     KubernetesTargets,
     LatencySla,
+    MeasuredAlertSla,
     MemoryPressureFault,
     NetworkFault,
     NodeLossFault,
     PodKillFault,
     RecoveryWindowSla,
+    TimeToNotifySla,
 )
 from orchestrator.runbooks import RunbookIndex
 
@@ -491,7 +496,7 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
         if isinstance(s, LatencySla):
             if s.probe not in probes:
                 yield (*at, "probe"), f"names unknown probe {s.probe!r}"
-        else:
+        elif isinstance(s, RecoveryWindowSla | ErrorRateSla):
             for k, name in enumerate(s.probes or []):
                 if name not in probes:
                     yield (*at, "probes", k), f"names unknown probe {name!r}"
@@ -502,6 +507,33 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 yield (*at, "type"), "a recovery_window SLA needs at least one fault"
         if isinstance(s, LatencySla) and not s.thresholds():
             yield (*at, "type"), "a latency SLA needs at least one of p50, p90, p99, max"
+    yield from _alert_checks(spec)
+
+
+def _alert_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    """Alert SLAs and stop conditions need the Prometheus to watch; time_to_notify needs the receiver too."""
+    body = spec.spec
+    faults = {f.name for f in body.faults}
+    alerts = body.alerts
+    for i, s in enumerate(body.slas):
+        at: Path_ = ("spec", "slas", i)
+        if not isinstance(s, AlertSlaBase):
+            continue
+        if alerts is None:
+            yield (*at, "type"), f"a {s.type} SLA needs spec.alerts.prometheus (where the drill watches alerts)"
+        if isinstance(s, MeasuredAlertSla):
+            if s.fault is not None and s.fault not in faults:
+                yield (*at, "fault"), f"names unknown fault {s.fault!r}"
+            if not body.faults:
+                yield (*at, "type"), f"a {s.type} SLA is measured from a fault's impact: the drill has no fault"
+        if isinstance(s, TimeToNotifySla) and alerts is not None:
+            if alerts.receiver is None:
+                yield (*at, "type"), "time_to_notify needs spec.alerts.receiver (the webhook Alertmanager posts to)"
+            if alerts.alertmanager is None:
+                yield (*at, "type"), "time_to_notify needs spec.alerts.alertmanager (checked in preflight)"
+    for i, c in enumerate(body.stop_conditions):
+        if isinstance(c, AlertFiringStop) and alerts is None:
+            yield ("spec", "stop_conditions", i, "type"), "alert_firing needs spec.alerts.prometheus"
 
 
 def _stop_condition_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
@@ -510,6 +542,8 @@ def _stop_condition_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
     probes = {p.name for p in body.steady_state.probes}
     for i, c in enumerate(body.stop_conditions):
         at: Path_ = ("spec", "stop_conditions", i)
+        if isinstance(c, AlertFiringStop):
+            continue
         if c.probe not in probes:
             yield (*at, "probe"), f"names unknown probe {c.probe!r}"
         if isinstance(c, ErrorRateStop) and c.window < body.steady_state.interval:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from orchestrator.model.alerts import AlertObservations
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -113,6 +115,8 @@ class Timeline:
     faults: tuple[FaultMark, ...]
     end: float = field(default=0.0)
     samples_file: SampleFile | None = None
+    alerts: AlertObservations | None = None
+    """What the drill's alert watcher and webhook receiver saw (drills with `spec.alerts`)."""
 
     def phase(self, name: str) -> PhaseMark | None:
         return next((p for p in self.phases if p.name == name), None)

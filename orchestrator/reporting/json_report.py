@@ -16,6 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from orchestrator.model.alerts import (
+    AlertChange,
+    AlertObservations,
+    AlertRule,
+    DeliveredAlert,
+    Delivery,
+    DetectionStep,
+    DetectionTimeline,
+)
 from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
 from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
 from orchestrator.reporting.document import ReportFormatError, read_document, report_path
@@ -165,6 +174,66 @@ def to_json(report: Report) -> dict[str, Any]:
         "rollback": {"reverted": facts.reverted, "failed": facts.revert_failures},
         "process_restarts": facts.process_restarts,
         "samples": _samples(report),
+        **({} if timeline.alerts is None else {"alerts": _alerts(timeline.alerts)}),
+        **({"detection": [_detection(d) for d in report.detection]} if report.detection else {}),
+    }
+
+
+def _alerts(a: AlertObservations) -> dict[str, Any]:
+    """What the alert watcher and the webhook receiver saw, times to the nanosecond like every figure."""
+    return {
+        "prometheus": a.prometheus,
+        "poll_interval": a.poll_interval,
+        "polls": a.polls,
+        "failed_polls": a.failed_polls,
+        "widest_gap": _r(a.widest_gap),
+        "first_poll": _r(a.first_poll),
+        "last_poll": _r(a.last_poll),
+        "receiver": a.receiver,
+        "warnings": list(a.warnings),
+        "rules": [
+            {
+                "name": r.name,
+                "group": r.group,
+                "hold": r.hold,
+                "interval": r.interval,
+                "annotations": dict(r.annotations),
+            }
+            for r in a.rules
+        ],
+        "changes": [
+            {
+                "alert": c.alert,
+                "state": c.state,
+                "at": _r(c.at),
+                "since": _r(c.since),
+                "labels": dict(c.labels),
+                "annotations": dict(c.annotations),
+            }
+            for c in a.changes
+        ],
+        "deliveries": [
+            {
+                "at": _r(d.at),
+                "status": d.status,
+                "receiver": d.receiver,
+                "alerts": [
+                    {"status": x.status, "labels": dict(x.labels), "annotations": dict(x.annotations)} for x in d.alerts
+                ],
+            }
+            for d in a.deliveries
+        ],
+    }
+
+
+def _detection(d: DetectionTimeline) -> dict[str, Any]:
+    return {
+        "fault": d.fault,
+        "alert": d.alert,
+        "steps": [{"name": s.name, "at": _r(s.at), "resolution": _r(s.resolution)} for s in d.steps],
+        "runbook_url": d.runbook_url,
+        "runbook_problem": d.runbook_problem,
+        "fault_runbook": d.fault_runbook,
     }
 
 
@@ -273,6 +342,7 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
             ),
             end=float(run["end"]),
             samples_file=samples_file,
+            alerts=None if doc.get("alerts") is None else _read_alerts(doc["alerts"]),
         )
     )
     status = run["status"]
@@ -337,7 +407,42 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
             runbooks=runbooks,
             environment=dict(doc["environment"]),
             series=series,
+            detection=[
+                _rebuild(DetectionTimeline, d, steps=tuple(_rebuild(DetectionStep, s) for s in d["steps"]))
+                for d in doc.get("detection", ())
+            ],
         )
+    )
+
+
+def _read_alerts(doc: dict[str, Any]) -> AlertObservations:
+    return _rebuild(
+        AlertObservations,
+        doc,
+        poll_interval=float(doc["poll_interval"]),
+        widest_gap=float(doc["widest_gap"]),
+        warnings=tuple(doc["warnings"]),
+        rules=tuple(
+            _rebuild(
+                AlertRule, r, hold=float(r["hold"]), interval=float(r["interval"]), annotations=dict(r["annotations"])
+            )
+            for r in doc["rules"]
+        ),
+        changes=tuple(
+            _rebuild(AlertChange, c, labels=dict(c["labels"]), annotations=dict(c["annotations"]))
+            for c in doc["changes"]
+        ),
+        deliveries=tuple(
+            _rebuild(
+                Delivery,
+                d,
+                alerts=tuple(
+                    _rebuild(DeliveredAlert, x, labels=dict(x["labels"]), annotations=dict(x["annotations"]))
+                    for x in d["alerts"]
+                ),
+            )
+            for d in doc["deliveries"]
+        ),
     )
 
 

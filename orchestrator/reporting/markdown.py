@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orchestrator.model.durations import format_duration
 from orchestrator.model.timeline import FaultMark
+from orchestrator.reporting import detection
 from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
 from orchestrator.reporting.report import Report, RunbookSection
 
@@ -53,6 +54,27 @@ def _touched(faults: Sequence[FaultMark]) -> list[str]:
         out.append(f"- {code(f.name)} touched {targets}{seed}")
         out += [f"  - revert: {text(note)}" for note in f.revert_notes]
     return ["", *out] if out else []
+
+
+def _detection(report: Report) -> list[str]:
+    """Each measured alert's timeline per fault, its runbook link checked; and what the alert watcher warned of."""
+    warnings = [] if report.timeline.alerts is None else list(report.timeline.alerts.warnings)
+    if not report.detection and not warnings:
+        return []
+    out = ["", "### Detection", ""]
+    if report.detection:
+        out += [
+            f"| Fault | Alert | {' | '.join(detection.HEADINGS)} | Runbook link |",
+            "|---|---|" + "---|" * len(detection.HEADINGS) + "---|",
+        ]
+        for d in report.detection:
+            steps = " | ".join(detection.cells(d))
+            book = detection.runbook_text(d)
+            book = f"**{text(book)}**" if d.runbook_problem else text(book)
+            out.append(f"| {code(d.fault)} | {code(d.alert)} | {steps} | {book} |")
+        out += ["", text(detection.INTRO)]
+    out += [f"- warning: {text(w)}" for w in warnings]
+    return out
 
 
 def render_markdown(report: Report) -> str:
@@ -107,6 +129,8 @@ def render_markdown(report: Report) -> str:
             book = _link(report.runbook(f.runbook), run_dir)
             out.append(f"| {code(f.name)} ({text(f.type)}) | {' | '.join(cells)} | {book} |")
         out += _touched(timeline.faults)
+
+    out += _detection(report)
 
     breached = [v for v in report.verdicts if not v.passed and report.runbook(v.runbook)]
     if breached:

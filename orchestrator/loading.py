@@ -456,6 +456,8 @@ def _issue_from_pydantic(err: Any, file: str, data: Any, lines: dict[Path_, int]
         message = "required field is missing"
     elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "runbook":
         message = f"expected runbooks/<file>.md#<anchor>, got {err['input']!r}"
+    elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "alert":
+        message = f"expected an alert name (letters, digits, _ : . -, not starting with a digit), got {err['input']!r}"
     elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] in ("name", "proxy", "probe", "fault"):
         message = f"expected lowercase letters, digits and dashes, got {err['input']!r}"
     return SpecIssue(file, _line(lines, tuple(loc)), _field(tuple(loc)), message)

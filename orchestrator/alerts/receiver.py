@@ -64,10 +64,10 @@ class WebhookReceiver:
     async def start(self) -> None:
         app = web.Application(client_max_size=ALERT_WEBHOOK_BYTES.value)
         app.router.add_post("/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port, shutdown_timeout=1.0).start()
+            await web.TCPSite(runner, self.host, self.port).start()
         except OSError as e:
             await runner.cleanup()
             raise PreflightError(f"the alert webhook receiver cannot listen on {self.host}:{self.port}: {e}") from e

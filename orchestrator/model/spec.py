@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.model.alerts import ALERT_NAME_PATTERN, AlertSelector, parse_matcher
 from orchestrator.model.durations import NonNegativeDuration, PositiveDuration, SignedDuration
@@ -588,18 +588,19 @@ MIN_ALERT_POLL = 0.050
 AlertName = Annotated[str, Field(pattern=ALERT_NAME_PATTERN, description="the alertname of a Prometheus alerting rule")]
 
 
+def _matcher(value: str) -> str:
+    parse_matcher(value)
+    return value
+
+
+Matcher = Annotated[str, AfterValidator(_matcher), Field(description='label="value", label=~"re", != or !~')]
+
+
 class AlertNamed(Strict):
     """An alert by name and label matchers, in Alertmanager's syntax: severity="page", team=~"inv.*"."""
 
     alert: AlertName
-    matchers: list[str] = Field(default_factory=list, description='label="value", label=~"re", != or !~')
-
-    @field_validator("matchers")
-    @classmethod
-    def _parses(cls, value: list[str]) -> list[str]:
-        for matcher in value:
-            parse_matcher(matcher)
-        return value
+    matchers: list[Matcher] = Field(default_factory=list)
 
     @property
     def selector(self) -> AlertSelector:

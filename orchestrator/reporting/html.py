@@ -878,7 +878,7 @@ def _detection_rows(detections: Sequence[DetectionTimeline], frame: _Frame, firs
             out.append(f"{mark}<title>{_e(title)}</title></circle>")
         texts = {name: text for name, _, text in seen}
         label = f"{d.alert}: firing {texts.get('firing', 'not seen')}, notified {texts.get('notified', 'not seen')}"
-        out.append(_label(max(xs) + 5, min(xs) - 5, top + 10, label, "detect-label"))
+        out.append(_label(min(xs), max(xs), top + 9, label, "detect-label"))
     return out
 
 

@@ -252,3 +252,17 @@ def test_an_alert_no_rule_defines_is_a_preflight_warning_naming_the_rules(
     report = report_of(tmp_path / "runs")
     assert any(said in w for w in report["alerts"]["warnings"])
     assert said in (run_dirs(tmp_path / "runs")[0] / "report.md").read_text()
+
+
+def test_the_detection_example_pages_and_lands_on_its_runbook(tmp_path: Path) -> None:
+    """`drillctl run drills/examples/detection.yaml`: its own Prometheus and Alertmanager, a real page."""
+    result = run("run", str(ROOT / "drills" / "examples" / "detection.yaml"), "--runs-dir", str(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = report_of(tmp_path)
+    slas = _slas(report)
+    assert all(s["passed"] for s in slas.values()), slas
+    assert 2.0 - slas["inventory-down-detected"]["resolution"] <= slas["inventory-down-detected"]["measured"]
+    (timeline,) = report["detection"]
+    assert timeline["runbook_problem"] is None and timeline["runbook_url"] == "runbooks/detection.md#inventory-down"
+    markdown = (run_dirs(tmp_path)[0] / "report.md").read_text()
+    assert "on-call-paged" in result.stdout and "`on-call-paged`" in markdown and "### Detection" in markdown

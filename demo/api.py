@@ -4,6 +4,10 @@ retry, the way a real service protects itself. Stdlib only.
 With several `--upstream`s it fails over the way many clients do: it sticks to the current
 upstream and moves to the next one after `--failover-after` consecutive failed calls, so a lost
 primary costs a few failed requests (a measurable recovery window), not every request.
+
+It exports Prometheus metrics on /metrics: `demo_orders_total{result}` (served or unavailable)
+and `demo_upstream_up`, 1 while its latest call to the inventory succeeded, 0 once one failed
+after its retries: what the detection drill's alert rule watches.
 """
 
 from __future__ import annotations
@@ -26,6 +30,19 @@ class Upstreams:
         self.current = 0
         self.failures = 0
         self.lock = threading.Lock()
+        self.up = 1
+        self.orders = {"served": 0, "unavailable": 0}
+
+    def count(self, served: bool) -> None:
+        with self.lock:
+            self.up = int(served)
+            self.orders["served" if served else "unavailable"] += 1
+
+    def exposition(self) -> bytes:
+        with self.lock:
+            lines = ["# TYPE demo_upstream_up gauge", f"demo_upstream_up {self.up}", "# TYPE demo_orders_total counter"]
+            lines += [f'demo_orders_total{{result="{k}"}} {v}' for k, v in sorted(self.orders.items())]
+        return ("\n".join(lines) + "\n").encode()
 
     def fetch_stock(self) -> dict[str, object] | None:
         for _ in range(self.retries + 1):
@@ -57,8 +74,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/healthz":
             self._reply(200, {"status": "ok"})
+        elif self.path == "/metrics":
+            data = UPSTREAMS.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         elif self.path.startswith("/orders"):
             stock = UPSTREAMS.fetch_stock()
+            UPSTREAMS.count(stock is not None)
             if stock is None:
                 self._reply(503, {"error": "upstream unavailable"})
             else:

@@ -18,7 +18,9 @@ from array import array
 from collections.abc import Iterable, Sequence
 from itertools import compress, filterfalse, islice, repeat
 
+from orchestrator.alert_analysis import FaultMoments, alerts_decided, judge_alert_sla
 from orchestrator.model.spec import (
+    AlertSlaBase,
     DrillSpec,
     ErrorRateSla,
     LatencySla,
@@ -521,17 +523,48 @@ def _reference_time(sla: RecoveryWindowSla, mark: FaultMark) -> float | None:
 
 def judge(spec: DrillSpec, timeline: Timeline) -> list[SlaVerdict]:
     stats = probe_stats(timeline)
-    return [_judge_one(sla, spec, timeline, stats) for sla in spec.spec.slas]
+    moments = fault_moments(spec, timeline) if any(isinstance(s, AlertSlaBase) for s in spec.spec.slas) else []
+    return [_judge_one(sla, spec, timeline, stats, moments) for sla in spec.spec.slas]
 
 
-def _judge_one(sla: SlaSpec, spec: DrillSpec, timeline: Timeline, stats: list[ProbeStats]) -> SlaVerdict:
+def _judge_one(
+    sla: SlaSpec, spec: DrillSpec, timeline: Timeline, stats: list[ProbeStats], moments: list[FaultMoments]
+) -> SlaVerdict:
     if isinstance(sla, RecoveryWindowSla):
         return _judge_recovery(sla, timeline)
     if isinstance(sla, ErrorRateSla):
         return _judge_error_rate(sla, timeline)
     if isinstance(sla, LatencySla):
         return _judge_latency(sla, stats)
+    if isinstance(sla, AlertSlaBase):
+        return judge_alert_sla(sla, timeline, moments)
     return judge_workload(sla, timeline.workload)
+
+
+def fault_moments(spec: DrillSpec, timeline: Timeline) -> list[FaultMoments]:
+    """Each injected fault's impact and recovery over every probe, with their resolutions: what alert SLAs
+    are measured from (`alert_analysis`)."""
+    probes = list(timeline.probes)
+    marks = {f.name: f for f in timeline.faults}
+    out = []
+    for w in recovery_windows(spec, timeline):
+        mark = marks[w.fault]
+        assert mark.injected_at is not None  # recovery_windows covers injected faults only
+        impact = None if w.time_to_impact is None else mark.injected_at + w.time_to_impact
+        out.append(
+            FaultMoments(
+                fault=w.fault,
+                injected_at=mark.injected_at,
+                impact=impact,
+                impact_resolution=0.0 if impact is None else resolution(timeline, probes, impact, impact)[0],
+                recovered=w.recovered_at,
+                recovered_resolution=0.0
+                if w.recovered_at is None
+                else resolution(timeline, probes, w.recovered_at, w.recovered_at)[0],
+                runbook=mark.runbook,
+            )
+        )
+    return out
 
 
 def measure_recovery(sla: RecoveryWindowSla, timeline: Timeline) -> tuple[FaultMark | None, float | None, float | None]:
@@ -690,11 +723,15 @@ def drill_verdict(status: str, verdicts: Sequence[SlaVerdict]) -> DrillVerdict:
 
 
 def recovery_decided(spec: DrillSpec, timeline: Timeline, after: float) -> bool:
-    """Whether the recovery phase has seen enough: each recovery window measured.
+    """Whether the recovery phase has seen enough: each recovery window measured, each alert SLA decided.
 
     With no recovery-window SLA, the drill waits until every probe has been healthy for
     DEFAULT_STABLE_FOR after `after` (the last revert).
     """
+    if any(isinstance(s, AlertSlaBase) for s in spec.spec.slas) and not alerts_decided(
+        spec, timeline, fault_moments(spec, timeline)
+    ):
+        return False
     windows = [s for s in spec.spec.slas if isinstance(s, RecoveryWindowSla)]
     if not windows:
         return recovered_at(timeline, timeline.probes, after, DEFAULT_STABLE_FOR) is not None

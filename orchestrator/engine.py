@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from orchestrator.alerts.session import AlertSession
 from orchestrator.analysis import recovery_decided
 from orchestrator.errors import BackendError, DrillError, PreflightError, RevertFailed
 from orchestrator.faults.base import DriverRegistry, Touched, touched
@@ -24,9 +25,10 @@ from orchestrator.journal import Journal
 from orchestrator.kube.access import KubeAccess
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import redact
+from orchestrator.model.alerts import AlertChange, AlertObservations
 from orchestrator.model.findings import WorkloadResult
 from orchestrator.model.operations import OperationLog
-from orchestrator.model.spec import FaultSpec
+from orchestrator.model.spec import AlertFiringStop, FaultSpec
 from orchestrator.model.timeline import FaultMark, PhaseMark, Sample, SampleFile, Timeline
 from orchestrator.model.undo import Undo
 from orchestrator.model.workload import default_key_prefix
@@ -36,7 +38,7 @@ from orchestrator.probes.base import Probe
 from orchestrator.probes.registry import build_probe
 from orchestrator.sample_store import FILE_NAME as SAMPLES_FILE
 from orchestrator.sampling import Recorder, Sampler, default_max_in_flight
-from orchestrator.stop_conditions import Recent, Stop, check, lookback
+from orchestrator.stop_conditions import Recent, Stop, check, check_alert, lookback, of_probe
 from orchestrator.targets.local import LocalFleet
 from orchestrator.toxiproxy_client import ToxiproxyClient
 from orchestrator.workloads import checker
@@ -151,9 +153,11 @@ class Engine:
         self._recent = {
             probe.name: Recent(lookback(conditions, interval) + probe.timeout + LATE_MARGIN)
             for probe in self.spec.spec.steady_state.probes
-            if (conditions := [c for c in self.spec.spec.stop_conditions if c.probe == probe.name])
+            if (conditions := of_probe(self.spec.spec.stop_conditions, probe.name))
         }
         self.recorder.listeners.append(self._judge_stop_conditions)
+        alerts = self.spec.spec.alerts
+        self.alerts = None if alerts is None else AlertSession(alerts, self.spec, self._loop.time, self._warn)
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -180,6 +184,8 @@ class Engine:
             await self._checkpoint("setup")
             await self._setup()
             await self._check_targets()
+            if self.alerts is not None:
+                await self.alerts.preflight()
             self._start_sampling()
             await self._checkpoint("baseline")
             await self._phase("baseline", self.spec.spec.phases.baseline)
@@ -327,6 +333,8 @@ class Engine:
             ops = self.workload.spec
             self.log.info("workload_started", rate=ops.rate, client=ops.client["type"], keys=ops.keys)
             self._workload_task = asyncio.create_task(self.workload.run())
+        if self.alerts is not None:
+            self.alerts.start(self.t0, self._judge_alert_stops)
 
     async def _stop_workload(self, close: bool = False) -> None:
         """Stop sending operations; those in flight get their timeout to land. Idempotent. `close`: the client too."""
@@ -366,6 +374,8 @@ class Engine:
         await asyncio.gather(*self._samplers, return_exceptions=True)
         for probe in self._probes:
             await probe.close()
+        if self.alerts is not None:
+            await self.alerts.stop()
         self.end = self.now()
 
     # --- phases ---------------------------------------------------------------------------------
@@ -548,7 +558,7 @@ class Engine:
         last_end = max((s.ended_at for s in self.steps.values() if s.ended_at is not None), default=start)
         timeline = self._timeline()  # faults are settled by now; only its end moves
         try:
-            while not recovery_decided(self.spec, replace(timeline, end=self.now()), last_end):
+            while not recovery_decided(self.spec, replace(timeline, end=self.now(), alerts=self._alerts()), last_end):
                 remaining = start + timeout - self.now()
                 if remaining <= 0:
                     return
@@ -566,7 +576,7 @@ class Engine:
 
     def _judge_stop_conditions(self, sample: Sample) -> None:
         """Called as each sample lands; the first condition to trip stops the drill."""
-        conditions = [c for c in self.spec.spec.stop_conditions if c.probe == sample.probe]
+        conditions = of_probe(self.spec.spec.stop_conditions, sample.probe)
         if not conditions or self._stop.is_set():
             return
         recent = self._recent[sample.probe]
@@ -575,6 +585,25 @@ class Engine:
             if (stop := check(condition, recent.samples, sample)) is not None:
                 self.request_stop(stop.reason(), stop)
                 return
+
+    def _judge_alert_stops(self, states: Sequence[AlertChange]) -> None:
+        """Called after each answered poll of Prometheus's alerts with every watched alert's latest state."""
+        if self._stop.is_set():
+            return
+        latest = {s.alert: s for s in states}
+        for condition in self.spec.spec.stop_conditions:
+            if not isinstance(condition, AlertFiringStop) or (state := latest.get(condition.selector.key)) is None:
+                continue
+            if (stop := check_alert(condition, self.recorder.phase, state)) is not None:
+                self.request_stop(stop.reason(), stop)
+                return
+
+    def _warn(self, message: str) -> None:
+        self.log.warning("alerts_warning", message=message)
+        self.observer.event("warning", message=message)
+
+    def _alerts(self) -> AlertObservations | None:
+        return None if self.alerts is None else self.alerts.observations(self.t0)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -640,4 +669,5 @@ class Engine:
             end=self.end if self.end is not None else self.now(),
             samples_file=self.samples_file,
             workload=self.workload_result,
+            alerts=self._alerts(),
         )

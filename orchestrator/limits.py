@@ -213,6 +213,34 @@ WEBHOOK_ANSWER_BYTES = Limit(
     "a webhook's answer",
     # Chat and incident tools answer a post with a short status document.
 )
+ALERTMANAGER_ANSWER_BYTES = Limit(
+    "alertmanager_answer_bytes",
+    4 * 2**20,
+    "bytes",
+    "an Alertmanager API answer",
+    # /api/v2/status carries Alertmanager's whole configuration: a few hundred KB for a large one.
+)
+ALERT_WEBHOOK_BYTES = Limit(
+    "alert_webhook_bytes",
+    4 * 2**20,
+    "bytes",
+    "a webhook Alertmanager posts to the drill's receiver",
+    # One notification carries one group's alerts with their labels and annotations: a few KB each.
+)
+ALERT_DELIVERIES = Limit(
+    "alert_deliveries",
+    10_000,
+    "webhooks",
+    "webhooks kept by the drill's receiver",
+    # A drill pages a handful of times; past this the receiver answers but keeps nothing more.
+)
+ALERT_CHANGES = Limit(
+    "alert_changes",
+    100_000,
+    "changes",
+    "alert state changes kept by the drill's alert watcher",
+    # A flapping alert polled every 50 ms for an hour changes at most 72,000 times.
+)
 KUBE_ANSWER_BYTES = Limit(
     "kube_answer_bytes",
     64 * 2**20,

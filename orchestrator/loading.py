@@ -29,15 +29,19 @@ from orchestrator.limits import (
 from orchestrator.model.sizes import size_bytes
 from orchestrator.model.spec import (
     WORKLOAD_SLAS,
+    AlertFiringStop,
+    AlertSlaBase,
     ClockSkewFault,
     DownFault,
     DrillSpec,
+    ErrorRateSla,
     ErrorRateStop,
     FaultSpec,
     GcFullFault,
     GcPauseFault,
     KubernetesTargets,
     LatencySla,
+    MeasuredAlertSla,
     MemoryPressureFault,
     NetworkFault,
     NodeLossFault,
@@ -45,6 +49,7 @@ from orchestrator.model.spec import (
     PodKillFault,
     RecoveryWindowSla,
     TargetResolver,
+    TimeToNotifySla,
 )
 from orchestrator.runbooks import RunbookIndex
 
@@ -541,6 +546,8 @@ def _issue_from_pydantic(err: Any, file: str, data: Any, lines: Mapping[Path_, i
         message = "required field is missing"
     elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "runbook":
         message = f"expected runbooks/<file>.md#<anchor>, got {err['input']!r}"
+    elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "alert":
+        message = f"expected an alert name (letters, digits, _ : . -, not starting with a digit), got {err['input']!r}"
     elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] in ("name", "proxy", "probe", "fault"):
         message = f"expected lowercase letters, digits and dashes, got {err['input']!r}"
     return SpecIssue(file, _line(lines, tuple(loc)), _field(tuple(loc)), message)
@@ -584,7 +591,7 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
         elif isinstance(s, LatencySla):
             if s.probe not in probes:
                 yield (*at, "probe"), f"names unknown probe {s.probe!r}"
-        else:
+        elif isinstance(s, RecoveryWindowSla | ErrorRateSla):
             for k, name in enumerate(s.probes or []):
                 if name not in probes:
                     yield (*at, "probes", k), f"names unknown probe {name!r}"
@@ -595,6 +602,7 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 yield (*at, "type"), "a recovery_window SLA needs at least one fault"
         if isinstance(s, PercentileSla) and not s.thresholds():
             yield (*at, "type"), f"a {s.type} SLA needs at least one of p50, p90, p99, max"
+    yield from _alert_checks(spec)
 
 
 def _workload_client_issues(spec: DrillSpec, data: Any, lines: Mapping[Path_, int], file: str) -> list[SpecIssue]:
@@ -614,12 +622,40 @@ def _workload_client_issues(spec: DrillSpec, data: Any, lines: Mapping[Path_, in
     return []
 
 
+def _alert_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
+    """Alert SLAs and stop conditions need the Prometheus to watch; time_to_notify needs the receiver too."""
+    body = spec.spec
+    faults = {f.name for f in body.faults}
+    alerts = body.alerts
+    for i, s in enumerate(body.slas):
+        at: Path_ = ("spec", "slas", i)
+        if not isinstance(s, AlertSlaBase):
+            continue
+        if alerts is None:
+            yield (*at, "type"), f"a {s.type} SLA needs spec.alerts.prometheus (where the drill watches alerts)"
+        if isinstance(s, MeasuredAlertSla):
+            if s.fault is not None and s.fault not in faults:
+                yield (*at, "fault"), f"names unknown fault {s.fault!r}"
+            if not body.faults:
+                yield (*at, "type"), f"a {s.type} SLA is measured from a fault's impact: the drill has no fault"
+        if isinstance(s, TimeToNotifySla) and alerts is not None:
+            if alerts.receiver is None:
+                yield (*at, "type"), "time_to_notify needs spec.alerts.receiver (the webhook Alertmanager posts to)"
+            if alerts.alertmanager is None:
+                yield (*at, "type"), "time_to_notify needs spec.alerts.alertmanager (checked in preflight)"
+    for i, c in enumerate(body.stop_conditions):
+        if isinstance(c, AlertFiringStop) and alerts is None:
+            yield ("spec", "stop_conditions", i, "type"), "alert_firing needs spec.alerts.prometheus"
+
+
 def _stop_condition_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
     body = spec.spec
     yield from _unique("stop_conditions", [c.name for c in body.stop_conditions])
     probes = {p.name for p in body.steady_state.probes}
     for i, c in enumerate(body.stop_conditions):
         at: Path_ = ("spec", "stop_conditions", i)
+        if isinstance(c, AlertFiringStop):
+            continue
         if c.probe not in probes:
             yield (*at, "probe"), f"names unknown probe {c.probe!r}"
         if isinstance(c, ErrorRateStop) and c.window < body.steady_state.interval:

@@ -1,7 +1,8 @@
 """Stop conditions (like AWS FIS stop conditions), judged purely from samples as they land.
 
 No I/O and no clock: the engine hands each landed sample and the recent samples of its probe
-(`Recent`), and learns whether a condition tripped, when, and on what evidence.
+(`Recent`), and learns whether a condition tripped, when, and on what evidence. `alert_firing`
+conditions are judged the same way from each poll of Prometheus's alerts (`check_alert`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from orchestrator.model.spec import ErrorRateStop, ProbeFailingStop, StopConditionSpec
+from orchestrator.model.alerts import AlertChange
+from orchestrator.model.spec import AlertFiringStop, ErrorRateStop, ProbeFailingStop, SampleStop, StopConditionSpec
 from orchestrator.model.timeline import Sample
 
 EVIDENCE_ERRORS = 3
@@ -42,7 +44,12 @@ class Stop:
         return {"kind": self.kind, "name": self.name, "at": self.at, "evidence": self.evidence}
 
 
-def lookback(conditions: Iterable[StopConditionSpec], interval: float) -> float:
+def of_probe(conditions: Iterable[StopConditionSpec], probe: str) -> list[SampleStop]:
+    """The conditions judged from `probe`'s samples."""
+    return [c for c in conditions if not isinstance(c, AlertFiringStop) and c.probe == probe]
+
+
+def lookback(conditions: Iterable[SampleStop], interval: float) -> float:
     """How far before a landed sample the conditions look: the longest window, or `consecutive` samples."""
     return max(
         (c.window if isinstance(c, ErrorRateStop) else c.consecutive * interval for c in conditions), default=0.0
@@ -71,7 +78,7 @@ class Recent:
             del self.samples[:edge]
 
 
-def check(condition: StopConditionSpec, samples: Sequence[Sample], landed: Sample) -> Stop | None:
+def check(condition: SampleStop, samples: Sequence[Sample], landed: Sample) -> Stop | None:
     """Whether `condition` trips now that `landed` is in `samples` (that probe's samples, ordered by `at`).
 
     Samples outside the condition's phases do not count.
@@ -126,3 +133,12 @@ def _failing(condition: ProbeFailingStop, samples: Sequence[Sample], landed: Sam
 def _errors(failed: Sequence[Sample]) -> str:
     seen = list(dict.fromkeys(s.error or "failed" for s in failed))[:EVIDENCE_ERRORS]
     return "; errors: " + " | ".join(seen) if seen else ""
+
+
+def check_alert(condition: AlertFiringStop, phase: str, state: AlertChange) -> Stop | None:
+    """Whether `condition` trips on the latest state of its alert, seen during `phase`."""
+    if state.state != "firing" or phase not in condition.phases:
+        return None
+    labels = ", ".join(f'{k}="{v}"' for k, v in sorted(state.labels.items()))
+    since = "" if state.since is None else f" (it began firing after {state.since:.3f}s)"
+    return Stop("stop_condition", condition.name, state.at, f"alert {state.alert} is firing{since}: {{{labels}}}")

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.answers",
     "tests.fixtures.servers",
+    "tests.fixtures.alerting",
 ]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
 
+from orchestrator.model.alerts import ALERT_NAME_PATTERN, AlertSelector, parse_matcher
 from orchestrator.model.base import Name, Strict
 from orchestrator.model.durations import NonNegativeDuration, PositiveDuration, SignedDuration
 from orchestrator.model.sizes import ByteSize, MemorySize
@@ -675,6 +676,67 @@ FaultSpec = Annotated[
     Field(discriminator="type"),
 ]
 
+# --- alerts -------------------------------------------------------------------------------------
+
+MIN_ALERT_POLL = 0.050
+AlertName = Annotated[str, Field(pattern=ALERT_NAME_PATTERN, description="the alertname of a Prometheus alerting rule")]
+
+
+def _matcher(value: str) -> str:
+    parse_matcher(value)
+    return value
+
+
+Matcher = Annotated[str, AfterValidator(_matcher), Field(description='label="value", label=~"re", != or !~')]
+
+
+class AlertNamed(Strict):
+    """An alert by name and label matchers, in Alertmanager's syntax: severity="page", team=~"inv.*"."""
+
+    alert: AlertName
+    matchers: list[Matcher] = Field(default_factory=list)
+
+    @property
+    def selector(self) -> AlertSelector:
+        return AlertSelector.of(self.alert, self.matchers)
+
+
+class AlertRef(AlertNamed):
+    pass
+
+
+class WebhookReceiver(Strict):
+    """drillctl's own webhook receiver for the drill: Alertmanager's webhook_configs url names its port."""
+
+    host: str = Field(default="127.0.0.1", description="address to listen on; loopback unless Alertmanager is remote")
+    port: Annotated[int, Field(ge=1, le=65535)]
+
+
+class AlertsConfig(Strict):
+    """Where the drill watches alerts (Prometheus) and receives notifications (from Alertmanager)."""
+
+    prometheus: Annotated[str, Field(pattern=r"^https?://[^\s]+$", description="Prometheus base URL")]
+    alertmanager: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None, description="Alertmanager base URL, checked in preflight; needed by time_to_notify"
+    )
+    poll_interval: PositiveDuration = Field(
+        default=0.25, description="how often Prometheus's alerts are read: part of every alert figure's resolution"
+    )
+    timeout: PositiveDuration = Field(default=2.0, description="deadline of every call to Prometheus or Alertmanager")
+    receiver: WebhookReceiver | None = None
+    refuse_while_firing: list[AlertRef] = Field(
+        default_factory=list,
+        description="preflight refuses to start while one of these fires (no drills in an incident)",
+    )
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _not_too_fast(cls, value: float) -> float:
+        if value < MIN_ALERT_POLL:
+            raise ValueError(f"must be at least {MIN_ALERT_POLL * 1000:g}ms, got {value * 1000:g}ms")
+        return value
+
+
 # --- phases and SLAs ----------------------------------------------------------------------------
 
 Phase = Literal["baseline", "fault", "recovery"]
@@ -752,8 +814,42 @@ class RpoSla(SlaBase):
     max: NonNegativeDuration
 
 
+class AlertSlaBase(SlaBase, AlertNamed):
+    pass
+
+
+class MeasuredAlertSla(AlertSlaBase):
+    fault: Name | None = Field(default=None, description="default: the first fault that had a measured impact")
+    max: PositiveDuration
+
+
+class TimeToDetectSla(MeasuredAlertSla):
+    """The alert is firing within `max` of the fault's measured impact."""
+
+    type: Literal["time_to_detect"]
+
+
+class TimeToNotifySla(MeasuredAlertSla):
+    """Alertmanager's notification of the alert reached the drill's receiver within `max` of the impact."""
+
+    type: Literal["time_to_notify"]
+
+
+class AlertClearsSla(MeasuredAlertSla):
+    """The alert resolves within `max` of the measured recovery."""
+
+    type: Literal["alert_clears"]
+
+
+class NoAlertSla(AlertSlaBase):
+    """The alert never fires during the drill: a fault the system absorbs must not page anyone."""
+
+    type: Literal["no_alert"]
+
+
+AlertSla = TimeToDetectSla | TimeToNotifySla | AlertClearsSla | NoAlertSla
 SlaSpec = Annotated[
-    RecoveryWindowSla | ErrorRateSla | LatencySla | WorkloadLatencySla | DataLossSla | RpoSla,
+    RecoveryWindowSla | ErrorRateSla | LatencySla | WorkloadLatencySla | DataLossSla | RpoSla | AlertSla,
     Field(discriminator="type"),
 ]
 WORKLOAD_SLAS = (WorkloadLatencySla, DataLossSla, RpoSla)
@@ -788,7 +884,18 @@ class ProbeFailingStop(StopConditionBase):
     )
 
 
-StopConditionSpec = Annotated[ErrorRateStop | ProbeFailingStop, Field(discriminator="type")]
+class AlertFiringStop(AlertNamed):
+    """Trips when the alert fires (a real customer-impact alert, say), judged at every poll of Prometheus."""
+
+    type: Literal["alert_firing"]
+    name: Name
+    phases: Annotated[list[Phase], Field(min_length=1)] = Field(
+        default_factory=_from_the_faults_on, description="phases it counts in; default: fault and recovery"
+    )
+
+
+SampleStop = ErrorRateStop | ProbeFailingStop
+StopConditionSpec = Annotated[SampleStop | AlertFiringStop, Field(discriminator="type")]
 
 # --- the drill ----------------------------------------------------------------------------------
 
@@ -813,6 +920,7 @@ class DrillBody(Strict):
     workload: WorkloadSpec | None = Field(
         default=None, description="operations sent through every phase, checked for lost writes afterwards"
     )
+    alerts: AlertsConfig | None = None
 
 
 class DrillSpec(Strict):

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from orchestrator.model.alerts import AlertObservations
 from orchestrator.model.findings import WorkloadResult
 
 
@@ -117,6 +118,8 @@ class Timeline:
     samples_file: SampleFile | None = None
     workload: WorkloadResult | None = None
     """What the workload's checker found (`workloads/checker.py`), with where its operations are; None: no workload."""
+    alerts: AlertObservations | None = None
+    """What the drill's alert watcher and webhook receiver saw (drills with `spec.alerts`)."""
 
     def phase(self, name: str) -> PhaseMark | None:
         return next((p for p in self.phases if p.name == name), None)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from orchestrator.model.alerts import DetectionTimeline
 from orchestrator.model.durations import format_duration
 from orchestrator.model.timeline import FaultMark, Sample, SampleSeries, Timeline
 from orchestrator.model.verdict import SlaVerdict
+from orchestrator.reporting import detection
 from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
 from orchestrator.reporting.report import Report, RunbookSection
 from orchestrator.reporting.workload import example, figures, title
@@ -102,6 +104,9 @@ svg.chart .recovered { stroke: var(--pass); stroke-width: 1.5; }
 svg.chart .recovered.late { stroke: var(--fail); }
 svg.chart .recovered-label { fill: var(--pass); }
 svg.chart .recovered-label.late { fill: var(--fail); }
+svg.chart .detect { stroke: var(--warn); stroke-width: 1.5; fill: none; }
+svg.chart .detect-mark { fill: var(--warn); }
+svg.chart text.detect-label { fill: var(--warn); }
 svg.chart .threshold { stroke: var(--warn); stroke-width: 1.4; stroke-dasharray: 6 3; fill: none; }
 svg.chart text.threshold-label { fill: var(--warn); }
 svg.chart .avail-band { fill: var(--head); stroke: var(--line); }
@@ -172,6 +177,7 @@ def render_html(report: Report) -> str:
         _faults(report),
         _windows(report),
         _workload(report),
+        _detection(report),
         _stats(report),
         _rollback(report),
         _facts(report),
@@ -342,6 +348,29 @@ def _workload(report: Report) -> str:
     )
     body = "\n".join(listing)
     return f'<section id="workload">\n<h2>{_e(title(w))}</h2>\n{body}\n{note}\n</section>'
+
+
+def _detection(report: Report) -> str:
+    """Each measured alert's timeline per fault, with its runbook link checked; the alert watcher's warnings."""
+    warnings = [] if report.timeline.alerts is None else list(report.timeline.alerts.warnings)
+    if not report.detection and not warnings:
+        return ""
+    rows = []
+    for d in report.detection:
+        book = detection.runbook_text(d)
+        rows.append(
+            [
+                f"<code>{_e(d.fault)}</code>",
+                f"<code>{_e(d.alert)}</code>",
+                *(_e(c) for c in detection.cells(d)),
+                f'<span class="bad">{_e(book)}</span>' if d.runbook_problem else _e(book),
+            ]
+        )
+    head = ["Fault", "Alert", *detection.HEADINGS, "Runbook link"]
+    listing = table(head, rows, numeric=set(range(2, 8))) if rows else ""
+    notes = "".join(f'<p class="bad">warning: {_e(w)}</p>' for w in warnings)
+    intro = f'<p class="muted">{_e(detection.INTRO)}</p>' if rows else ""
+    return f'<section id="detection">\n<h2>Detection</h2>\n{listing}\n{intro}\n{notes}\n</section>'
 
 
 def _stats(report: Report) -> str:
@@ -632,10 +661,10 @@ def _probe_chart(
     latencies += [t.latency for t in limits if t.latency is not None]
     lo = math.floor(math.log10(min(latencies))) if latencies else -3
     hi = math.ceil(math.log10(max(latencies))) if latencies else 0
-    frame = _Frame(x_max=x_max, lo=lo, hi=max(hi, lo + 1), rows=len(lanes) + len(mine))
+    frame = _Frame(x_max=x_max, lo=lo, hi=max(hi, lo + 1), rows=len(lanes) + len(mine) + len(report.detection))
     drawn = _downsample(passed, frame.column)
 
-    svg = _scaffold(timeline, probe, frame, lanes, mine, limits)
+    svg = _scaffold(timeline, probe, frame, lanes, mine, limits, report.detection)
     svg += _availability(samples, frame, timeline.interval)
     svg.append('<g class="ok">')
     svg += [f'<circle cx="{_f(frame.x(s.at))}" cy="{_f(frame.y(s.latency or 0.0))}" r="1.8"/>' for s in drawn]
@@ -677,8 +706,9 @@ def _scaffold(
     lanes: list[list[FaultMark]],
     mine: list[_Recovery],
     limits: list[_Threshold],
+    detections: Sequence[DetectionTimeline],
 ) -> list[str]:
-    """What every chart draws whatever its samples: phases, axes, faults, recoveries and SLA limits."""
+    """What every chart draws whatever its samples: phases, axes, faults, recoveries, detections and SLA limits."""
     svg = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {_f(frame.height)}" role="img" '
         f'aria-label="{_e(f"Latency of {probe} over time")}" xmlns="http://www.w3.org/2000/svg">'
@@ -687,6 +717,7 @@ def _scaffold(
     svg += _axes(frame)
     svg += _fault_rows(lanes, frame)
     svg += _recovery_rows(mine, frame, first_row=len(lanes))
+    svg += _detection_rows(detections, frame, first_row=len(lanes) + len(mine))
     svg += _threshold_marks(limits, frame)
     return svg
 
@@ -710,8 +741,8 @@ def _series_chart(
     latencies += [t.latency for t in limits if t.latency is not None]
     lo = math.floor(math.log10(min(latencies))) if latencies else -3
     hi = math.ceil(math.log10(max(latencies))) if latencies else 0
-    frame = _Frame(x_max=x_max, lo=lo, hi=max(hi, lo + 1), rows=len(lanes) + len(mine))
-    svg = _scaffold(timeline, probe, frame, lanes, mine, limits)
+    frame = _Frame(x_max=x_max, lo=lo, hi=max(hi, lo + 1), rows=len(lanes) + len(mine) + len(report.detection))
+    svg = _scaffold(timeline, probe, frame, lanes, mine, limits, report.detection)
     bins: dict[int, list[int]] = {}
     width = _avail_width(frame, timeline.interval)
     for b in buckets:
@@ -864,6 +895,32 @@ def _recovery_rows(recoveries: list[_Recovery], frame: _Frame, first_row: int) -
         )
         label_cls = "recovered-label" if r.passed else "recovered-label late"
         out.append(_label(x1 + 4, x1 - 4, top + 10, r.label, label_cls))
+    return out
+
+
+def _detection_rows(detections: Sequence[DetectionTimeline], frame: _Frame, first_row: int) -> list[str]:
+    """Per fault and alert: a line from the impact to the last step seen, a mark at each step (hover: when)."""
+    out = []
+    for k, d in enumerate(detections):
+        top = PHASE_ROW + (first_row + k) * ANNOTATION_ROW
+        impact = d.step("impact")
+        seen = [
+            (name, s, text)
+            for name, text in zip(detection.STEPS, detection.cells(d), strict=True)
+            if (s := d.step(name)) is not None and s.at is not None
+        ]
+        if not seen:
+            continue
+        xs = [frame.x(s.at or 0.0) for _, s, _ in seen]
+        out.append(f'<path class="detect" d="M{_f(min(xs))} {_f(top + 14)}H{_f(max(xs))}"/>')
+        for (name, step, text), x in zip(seen, xs, strict=True):
+            since = "" if name == "impact" or impact is None or impact.at is None else " after the impact"
+            title = f"{d.alert}: {name} {text}{since} ({step.at:.3f}s since the first sample)"
+            mark = f'<circle class="detect-mark" cx="{_f(x)}" cy="{_f(top + 14)}" r="3">'
+            out.append(f"{mark}<title>{_e(title)}</title></circle>")
+        texts = {name: text for name, _, text in seen}
+        label = f"{d.alert}: firing {texts.get('firing', 'not seen')}, notified {texts.get('notified', 'not seen')}"
+        out.append(_label(min(xs), max(xs), top + 9, label, "detect-label"))
     return out
 
 

@@ -16,6 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from orchestrator.model.alerts import (
+    AlertChange,
+    AlertObservations,
+    AlertRule,
+    DeliveredAlert,
+    Delivery,
+    DetectionStep,
+    DetectionTimeline,
+)
 from orchestrator.model.findings import Example, OperationFile, OperationStats, WorkloadResult
 from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
 from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict, unit_of
@@ -167,6 +176,8 @@ def to_json(report: Report) -> dict[str, Any]:
         "process_restarts": facts.process_restarts,
         "samples": _samples(report),
         **({} if timeline.workload is None else {"workload": _workload(timeline.workload)}),
+        **({} if timeline.alerts is None else {"alerts": _alerts(timeline.alerts)}),
+        **({"detection": [_detection(d) for d in report.detection]} if report.detection else {}),
     }
 
 
@@ -183,6 +194,64 @@ def _workload(w: WorkloadResult) -> dict[str, Any]:
         "examples": [_figures(e) for e in w.examples],
         "stats": [_figures(s) for s in w.stats],
         "file": None if w.file is None else _figures(w.file),
+    }
+
+
+def _alerts(a: AlertObservations) -> dict[str, Any]:
+    """What the alert watcher and the webhook receiver saw, times to the nanosecond like every figure."""
+    return {
+        "prometheus": a.prometheus,
+        "poll_interval": a.poll_interval,
+        "polls": a.polls,
+        "failed_polls": a.failed_polls,
+        "widest_gap": _r(a.widest_gap),
+        "first_poll": _r(a.first_poll),
+        "last_poll": _r(a.last_poll),
+        "receiver": a.receiver,
+        "warnings": list(a.warnings),
+        "rules": [
+            {
+                "name": r.name,
+                "group": r.group,
+                "hold": r.hold,
+                "interval": r.interval,
+                "annotations": dict(r.annotations),
+            }
+            for r in a.rules
+        ],
+        "changes": [
+            {
+                "alert": c.alert,
+                "state": c.state,
+                "at": _r(c.at),
+                "since": _r(c.since),
+                "labels": dict(c.labels),
+                "annotations": dict(c.annotations),
+            }
+            for c in a.changes
+        ],
+        "deliveries": [
+            {
+                "at": _r(d.at),
+                "status": d.status,
+                "receiver": d.receiver,
+                "alerts": [
+                    {"status": x.status, "labels": dict(x.labels), "annotations": dict(x.annotations)} for x in d.alerts
+                ],
+            }
+            for d in a.deliveries
+        ],
+    }
+
+
+def _detection(d: DetectionTimeline) -> dict[str, Any]:
+    return {
+        "fault": d.fault,
+        "alert": d.alert,
+        "steps": [{"name": s.name, "at": _r(s.at), "resolution": _r(s.resolution)} for s in d.steps],
+        "runbook_url": d.runbook_url,
+        "runbook_problem": d.runbook_problem,
+        "fault_runbook": d.fault_runbook,
     }
 
 
@@ -292,6 +361,7 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
             end=float(run["end"]),
             samples_file=samples_file,
             workload=None if doc.get("workload") is None else _read_workload(doc["workload"]),
+            alerts=None if doc.get("alerts") is None else _read_alerts(doc["alerts"]),
         )
     )
     status = run["status"]
@@ -356,6 +426,10 @@ def _from_json(doc: dict[str, Any], run_dir: Path) -> Report:
             runbooks=runbooks,
             environment=dict(doc["environment"]),
             series=series,
+            detection=[
+                _rebuild(DetectionTimeline, d, steps=tuple(_rebuild(DetectionStep, s) for s in d["steps"]))
+                for d in doc.get("detection", ())
+            ],
         )
     )
 
@@ -371,6 +445,37 @@ def _read_workload(doc: dict[str, Any]) -> WorkloadResult:
         examples=tuple(_rebuild(Example, e) for e in doc["examples"]),
         stats=tuple(_rebuild(OperationStats, s) for s in doc["stats"]),
         file=None if doc["file"] is None else _rebuild(OperationFile, doc["file"]),
+    )
+
+
+def _read_alerts(doc: dict[str, Any]) -> AlertObservations:
+    return _rebuild(
+        AlertObservations,
+        doc,
+        poll_interval=float(doc["poll_interval"]),
+        widest_gap=float(doc["widest_gap"]),
+        warnings=tuple(doc["warnings"]),
+        rules=tuple(
+            _rebuild(
+                AlertRule, r, hold=float(r["hold"]), interval=float(r["interval"]), annotations=dict(r["annotations"])
+            )
+            for r in doc["rules"]
+        ),
+        changes=tuple(
+            _rebuild(AlertChange, c, labels=dict(c["labels"]), annotations=dict(c["annotations"]))
+            for c in doc["changes"]
+        ),
+        deliveries=tuple(
+            _rebuild(
+                Delivery,
+                d,
+                alerts=tuple(
+                    _rebuild(DeliveredAlert, x, labels=dict(x["labels"]), annotations=dict(x["annotations"]))
+                    for x in d["alerts"]
+                ),
+            )
+            for d in doc["deliveries"]
+        ),
     )
 
 

@@ -11,6 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from orchestrator.reporting import detection
 from orchestrator.reporting.formats import resolution, runbook_href, sla_value
 from orchestrator.reporting.report import Report
 from orchestrator.reporting.workload import figures
@@ -51,12 +52,13 @@ def render_junit(report: Report) -> str:
             f"{v.result}: measured {sla_value(v, v.measured)} ({resolution(v)}), threshold {sla_value(v, v.threshold)}"
         )
         link = report.runbook(v.runbook)
+        timelines = "".join(f"\n{detection.summary(d)}" for d in report.detection if d.alert in v.detail)
         if v.passed:
-            ET.SubElement(case, "system-out").text = _x(f"{measured}; {v.detail}")
+            ET.SubElement(case, "system-out").text = _x(f"{measured}; {v.detail}{timelines}")
             continue
         runbook = f"; runbook: {runbook_href(link, run_dir)} ({link.heading})" if link else ""
         failure = ET.SubElement(case, "failure", message=_x(f"{measured}{runbook}"), type=_x(v.type))
-        failure.text = _x(v.detail + (f"\n\n{link.heading}\n{link.text}" if link else ""))
+        failure.text = _x(v.detail + timelines + (f"\n\n{link.heading}\n{link.text}" if link else ""))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orchestrator.model.durations import format_duration
 from orchestrator.model.timeline import FaultMark
+from orchestrator.reporting import detection
 from orchestrator.reporting.formats import recovered, resolution, runbook_href, seconds, sla_value
 from orchestrator.reporting.report import Report, RunbookSection
 from orchestrator.reporting.workload import example, figures, title
@@ -90,6 +91,27 @@ def _workload_details(report: Report) -> list[str]:
     return out
 
 
+def _detection(report: Report) -> list[str]:
+    """Each measured alert's timeline per fault, its runbook link checked; and what the alert watcher warned of."""
+    warnings = [] if report.timeline.alerts is None else list(report.timeline.alerts.warnings)
+    if not report.detection and not warnings:
+        return []
+    out = ["", "### Detection", ""]
+    if report.detection:
+        out += [
+            f"| Fault | Alert | {' | '.join(detection.HEADINGS)} | Runbook link |",
+            "|---|---|" + "---|" * len(detection.HEADINGS) + "---|",
+        ]
+        for d in report.detection:
+            steps = " | ".join(detection.cells(d))
+            book = detection.runbook_text(d)
+            book = f"**{text(book)}**" if d.runbook_problem else text(book)
+            out.append(f"| {code(d.fault)} | {code(d.alert)} | {steps} | {book} |")
+        out += ["", text(detection.INTRO)]
+    out += [f"- warning: {text(w)}" for w in warnings]
+    return out
+
+
 def render_markdown(report: Report) -> str:
     facts, drill, timeline = report.facts, report.drill, report.timeline
     run_dir = facts.run_dir
@@ -144,6 +166,7 @@ def render_markdown(report: Report) -> str:
         out += _touched(timeline.faults)
 
     out += _workload(report, run_dir)
+    out += _detection(report)
 
     breached = [v for v in report.verdicts if not v.passed and report.runbook(v.runbook)]
     if breached:

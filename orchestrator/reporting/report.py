@@ -10,17 +10,20 @@ import platform
 import re
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator import __version__
-from orchestrator.analysis import drill_verdict, probe_stats, recovery_windows
+from orchestrator.alert_analysis import detection_timelines
+from orchestrator.alerts.runbook_check import checked
+from orchestrator.analysis import drill_verdict, fault_moments, probe_stats, recovery_windows
 from orchestrator.analysis import judge as judge_slas
 from orchestrator.exit_codes import EXIT_ABORTED, EXIT_PASSED, EXIT_PREFLIGHT, EXIT_SLA_FAILED
 from orchestrator.loading import LoadedDrill
+from orchestrator.model.alerts import DetectionTimeline
 from orchestrator.model.timeline import SampleSeries, Timeline
 from orchestrator.model.verdict import DrillVerdict, ProbeStats, RecoveryWindow, SlaVerdict
 from orchestrator.reporting.series import is_long, summarize
@@ -90,6 +93,9 @@ class Report:
     series: SampleSeries | None = None
     """A long run's samples downsampled (`series.py`): what report.json and the charts use instead of
     every sample. None for a short run."""
+    detection: Sequence[DetectionTimeline] = ()
+    """Per fault and measured alert: impact, pending, firing, notified, recovered, resolved, and whether the
+    alert's runbook link lands on the drill's runbook for the fault."""
 
     @property
     def status(self) -> str:
@@ -194,4 +200,13 @@ def build_report(
             **({"labels": dict(labels)} if labels else {}),
         },
         series=summarize(timeline) if is_long(timeline) else None,
+        detection=_detection(drill, timeline),
     )
+
+
+def _detection(drill: LoadedDrill, timeline: Timeline) -> list[DetectionTimeline]:
+    """Each measured alert's timeline per fault, its runbook link checked against the drill's runbooks."""
+    if timeline.alerts is None:
+        return []
+    moments = fault_moments(drill.spec, timeline)
+    return [checked(d, drill.runbooks) for d in detection_timelines(drill.spec, timeline, moments)]

@@ -123,6 +123,73 @@ _WORKLOAD = {
     "unavailability with their resolutions, latency per operation and phase; every operation is in `file` "
     "(operations.bin, layout in docs/workload.md)",
 }
+_LABELS = {"type": "object", "additionalProperties": _STR}
+_STEP = {"enum": ["impact", "pending", "firing", "notified", "recovered", "resolved"]}
+_ALERTS = {
+    **_obj(
+        {
+            "prometheus": _STR,
+            "poll_interval": {"type": "number", "exclusiveMinimum": 0},
+            "polls": _INT,
+            "failed_polls": _INT,
+            "widest_gap": _NUM,
+            "first_poll": _OPT_NUM,
+            "last_poll": _OPT_NUM,
+            "receiver": _OPT_STR,
+            "warnings": _STRS,
+            "rules": {
+                "type": "array",
+                "items": _obj({"name": _STR, "group": _STR, "hold": _NUM, "interval": _NUM, "annotations": _LABELS}),
+            },
+            "changes": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "alert": _STR,
+                        "state": {"enum": ["inactive", "pending", "firing"]},
+                        "at": _NUM,
+                        "since": _OPT_NUM,
+                        "labels": _LABELS,
+                        "annotations": _LABELS,
+                    }
+                ),
+            },
+            "deliveries": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "at": _NUM,
+                        "status": _STR,
+                        "receiver": _STR,
+                        "alerts": {
+                            "type": "array",
+                            "items": _obj({"status": _STR, "labels": _LABELS, "annotations": _LABELS}),
+                        },
+                    }
+                ),
+            },
+        }
+    ),
+    "description": "what the alert watcher saw of Prometheus's alerts (each watched alert's state changes: it "
+    "changed after `since`, the send of the poll before, and by `at`, the answer of the poll that saw it) and "
+    "what the drill's webhook receiver got from Alertmanager (timed on arrival)",
+}
+_DETECTION = {
+    "type": "array",
+    "items": _obj(
+        {
+            "fault": _STR,
+            "alert": _STR,
+            "steps": {"type": "array", "items": _obj({"name": _STEP, "at": _OPT_NUM, "resolution": _OPT_NUM})},
+            "runbook_url": _OPT_STR,
+            "runbook_problem": _OPT_STR,
+            "fault_runbook": _OPT_STR,
+        }
+    ),
+    "description": "per fault and measured alert: impact, pending, firing, notified, recovered, resolved (seconds "
+    "since t0, null when not seen), and why the fired alert's runbook_url does not land on the drill's runbook "
+    "for the fault (null: it does)",
+}
 
 REPORT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -321,6 +388,6 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "docs/architecture.md)",
             },
         },
-        optional={"workload": _WORKLOAD},
+        optional={"workload": _WORKLOAD, "alerts": _ALERTS, "detection": _DETECTION},
     ),
 }

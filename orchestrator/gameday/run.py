@@ -142,6 +142,8 @@ def _run_drills(
         results.append(outcome)
         if (outcome.reason or "").startswith("received SIG"):
             return results, f"drill {drill.spec.name} was stopped: {outcome.reason}", False
+        if (freeze := frozen()) is not None:  # before the stop policy: the freeze is why the drill was stopped
+            return results, freeze.describe(), False
         if _policy_stops(body.stop, outcome):
             if index + 1 < len(gameday.drills):
                 return results, f"stop policy {body.stop}: drill {drill.spec.name} {outcome.status}", True

@@ -206,6 +206,61 @@ def _valid_or_exit(load: Callable[[Path], L], path: Path) -> L:
         sys.exit(EXIT_INVALID)
 
 
+# --- rules --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["rules", "prometheusrule"]),
+    default="rules",
+    show_default=True,
+    help="a plain rules file, or a Prometheus Operator PrometheusRule manifest",
+)
+@click.option("--window", default="1h", show_default=True, help="a breached SLA alerts this long after its run")
+@click.option(
+    "--silent-for",
+    default="5m",
+    show_default=True,
+    help="a run with a fault active that has not pushed for this long counts as ended",
+)
+@click.option("--runbook-base", metavar="URL", help="prefix of the SLAs' runbook links, for runbook_url")
+@click.option("--namespace", "-n", help="with --format prometheusrule: the manifest's namespace")
+def rules(file: Path, fmt: str, window: str, silent_for: str, runbook_base: str | None, namespace: str | None) -> None:
+    """Prometheus alerting rules for a drill or a game day (FILE), on the metrics its runs push.
+
+    \b
+    DrillctlSlaBreached (warning), one per SLA: the SLA failed in a run pushed within --window.
+    DrillctlFaultActiveAfterRun (critical), one per drill with faults: a fault is still active
+    after its run ended (a revert failed), or the run went silent for --silent-for mid-fault.
+    They read the Pushgateway that runs push to (--pushgateway; the chart's metrics.pushgateway.url),
+    scraped with honor_labels: true. Check them with `promtool check rules`.
+      drillctl rules drills/gamedays/release-rehearsal.yaml > drillctl-rules.yaml
+      drillctl rules drills/gamedays/release-rehearsal.yaml --format prometheusrule -n monitoring | kubectl apply -f -
+    Exit 2 when FILE is not a valid drill or game day.
+    """
+    from orchestrator.loading import is_gameday
+    from orchestrator.model.durations import parse_duration
+    from orchestrator.rules import RuleOptions, prometheus_rule, rules_file
+
+    try:
+        options = RuleOptions(parse_duration(window), parse_duration(silent_for), runbook_base)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    if is_gameday(file):
+        from orchestrator.gameday.plan import load_gameday
+
+        loaded = _valid_or_exit(load_gameday, file)
+        name, drills = f"gameday-{loaded.spec.name}", [d.spec for d in loaded.drills]
+    else:
+        drill = _load_or_exit(file)
+        name, drills = drill.spec.name, [drill.spec]
+    text = rules_file(name, drills, options) if fmt == "rules" else prometheus_rule(name, drills, options, namespace)
+    click.echo(text, nl=False)
+
+
 # --- schema -------------------------------------------------------------------------------------
 
 

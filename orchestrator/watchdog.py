@@ -31,7 +31,9 @@ loaded machine, a slow callback) goes on beating with a growing LAG. It acts in 
 - a beat whose LAG passes LOOP_STUCK (the process lives, but its event loop has not turned for
   that long): the run is stuck, and is killed and rolled back the same way;
 - a step's deadline passes while the run is alive (it beats, but the engine is stuck somewhere):
-  that step alone is reverted from the journal, next to the live run.
+  that step alone is reverted from the journal, next to the live run. A freeze of the runs folder
+  (`drillctl freeze`, read whenever it wakes with steps in place) brings every deadline to at most
+  LIFETIME_MARGIN away, for a run that did not act on the freeze request itself.
 
 After `done`, whatever the run could not revert (a revert that failed) is retried once more here.
 

@@ -10,12 +10,13 @@ keeps the read end open until its report is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import select
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,11 @@ MAX_REASON = 1000
 """Characters of a reason kept; a whole request stays below PIPE_BUF, so it is written at once."""
 
 
+ABORT = "abort"
+FREEZE = "freeze"
+"""A request is one line, `VERB REASON`: `drillctl abort` sends `abort`, `drillctl freeze` sends `freeze`."""
+
+
 class AbortFailed(DrillError):
     """The run could not be told: it is not running, or it is not a drillctl run directory."""
 
@@ -38,6 +44,18 @@ def clean_reason(reason: str) -> str:
     """One line, printable, bounded: it ends up in logs and reports."""
     text = " ".join("".join(c if c.isprintable() else " " for c in reason).split())
     return text[:MAX_REASON] or "no reason given"
+
+
+def parse_request(line: str) -> tuple[str, str]:
+    """The verb and the reason of a request; a line with no known verb (written by hand) is an abort, all reason."""
+    verb, _, reason = line.strip().partition(" ")
+    if verb in (ABORT, FREEZE):
+        return verb, clean_reason(reason)
+    return ABORT, clean_reason(line)
+
+
+class NotRunning(AbortFailed):
+    """The run has ended (its FIFO is gone, or nobody reads it: it died and its watchdog settles it)."""
 
 
 class ControlChannel:
@@ -50,8 +68,9 @@ class ControlChannel:
         # Our own writer, so the reader never sees end-of-file between two aborting commands.
         self._keep = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
 
-    async def listen(self, on_abort: Callable[[str], None]) -> None:
-        """Call `on_abort(reason)` for each request, until cancelled.
+    async def listen(self, on_abort: Callable[[str], None], on_freeze: Callable[[str], None] | None = None) -> None:
+        """Call `on_abort(reason)` for each abort request and `on_freeze(reason)` for each freeze (`on_abort` when
+        None), until cancelled.
 
         A request over ABORT_REQUEST_BYTES is dropped (and logged); past ABORT_REQUESTS requests the
         run stops reading, so a flood costs it nothing more (writers then find the FIFO full).
@@ -75,9 +94,14 @@ class ControlChannel:
                         "abort_request_dropped", error=LimitExceeded(ABORT_REQUEST_BYTES, str(self.path)).reason
                     )
                     continue
-                on_abort(clean_reason(line.decode(errors="replace")))
+                verb, reason = parse_request(line.decode(errors="replace"))
+                (on_freeze if verb == FREEZE and on_freeze is not None else on_abort)(reason)
         finally:
             transport.close()
+
+    def post(self, verb: str, reason: str) -> None:
+        """A request from the run itself (a freeze it saw only once its channel was open), read as any other."""
+        os.write(self._keep, f"{verb} {clean_reason(reason)}\n".encode())
 
     def close(self) -> None:
         """The aborting side's wait ends here: no reader is left."""
@@ -101,29 +125,78 @@ def find_run(target: str, runs_dir: Path) -> Path:
     raise AbortFailed(f"no drillctl run at {target} (nor {runs_dir / target})")
 
 
+def live_runs(runs_dir: Path) -> list[Path]:
+    """Run directories under `runs_dir` with a control FIFO: runs that are live, or died without closing it."""
+    if not runs_dir.is_dir():
+        return []
+    found = []
+    for entry in sorted(runs_dir.iterdir()):
+        with contextlib.suppress(OSError):
+            if stat.S_ISFIFO(os.lstat(entry / CONTROL).st_mode):
+                found.append(entry)
+    return found
+
+
 def request_abort(run_dir: Path, reason: str, wait: float) -> AbortSent:
     """Ask the run to stop; then wait up to `wait` seconds for it to roll back and write its report."""
+    (outcome,) = request_stops([run_dir], ABORT, reason, wait)
+    if isinstance(outcome, AbortFailed):
+        raise outcome
+    return outcome
+
+
+def request_stops(run_dirs: Sequence[Path], verb: str, reason: str, wait: float) -> list[AbortSent | AbortFailed]:
+    """Tell every run at once, then wait for all of them together (one poll), up to `wait` seconds in all.
+
+    A run's outcome is AbortFailed when it could not be told (not running, not a control FIFO).
+    """
+    line = f"{verb} {clean_reason(reason)}\n".encode()
+    started = time.monotonic()
+    outcomes: dict[Path, AbortSent | AbortFailed] = {}
+    waiting: dict[int, Path] = {}
+    poller = select.poll()
+    try:
+        for run_dir in run_dirs:
+            try:
+                fd = _open_control(run_dir)
+            except AbortFailed as e:
+                outcomes[run_dir] = e
+                continue
+            try:
+                os.write(fd, line)
+            except OSError as e:
+                os.close(fd)
+                outcomes[run_dir] = (
+                    AbortSent(run_dir, True, time.monotonic() - started)
+                    if e.errno == errno.EPIPE
+                    else AbortFailed(f"cannot write to {run_dir / CONTROL}: {e.strerror}")
+                )
+                continue
+            waiting[fd] = run_dir
+            poller.register(fd, 0)  # POLLERR and POLLHUP are always reported: the run closed its end
+        deadline = started + max(0.0, wait)
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                os.close(fd)
+                ended = waiting.pop(fd)
+                outcomes[ended] = AbortSent(ended, True, time.monotonic() - started)
+    finally:
+        for fd, run_dir in waiting.items():
+            os.close(fd)
+            outcomes[run_dir] = AbortSent(run_dir, False, time.monotonic() - started)
+    return [outcomes[d] for d in run_dirs]
+
+
+def _open_control(run_dir: Path) -> int:
     path = run_dir / CONTROL
     try:
         if not stat.S_ISFIFO(os.stat(path).st_mode):
             raise AbortFailed(f"{path} is not a drillctl control FIFO")
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
     except FileNotFoundError as e:
-        raise AbortFailed(f"{run_dir} is not running (no control FIFO: it has ended)") from e
+        raise NotRunning(f"{run_dir} is not running (no control FIFO: it has ended)") from e
     except OSError as e:
         if e.errno == errno.ENXIO:
-            raise AbortFailed(f"{run_dir} is not running (nobody reads its control FIFO)") from e
+            raise NotRunning(f"{run_dir} is not running (nobody reads its control FIFO)") from e
         raise AbortFailed(f"cannot open {path}: {e.strerror}") from e
-    started = time.monotonic()
-    try:
-        os.write(fd, (clean_reason(reason) + "\n").encode())
-        poller = select.poll()
-        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported: the run closed its end
-        ended = bool(poller.poll(max(0.0, wait) * 1000))
-    except OSError as e:
-        if e.errno != errno.EPIPE:
-            raise AbortFailed(f"cannot write to {path}: {e.strerror}") from e
-        ended = True
-    finally:
-        os.close(fd)
-    return AbortSent(run_dir, ended, time.monotonic() - started)

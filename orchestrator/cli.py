@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from orchestrator.gameday.plan import LoadedGameDay
     from orchestrator.history.store import HistoryStore
     from orchestrator.kube.access import KubeAccess
+    from orchestrator.kube.freeze import ClusterFreeze
     from orchestrator.kube.leftovers import Leftover
     from orchestrator.kube.plan import FaultPlan
     from orchestrator.loading import LoadedDrill
@@ -203,6 +204,61 @@ def _valid_or_exit(load: Callable[[Path], L], path: Path) -> L:
         for issue in e.issues:
             click.echo(f"error: {issue}", err=True)
         sys.exit(EXIT_INVALID)
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["rules", "prometheusrule"]),
+    default="rules",
+    show_default=True,
+    help="a plain rules file, or a Prometheus Operator PrometheusRule manifest",
+)
+@click.option("--window", default="1h", show_default=True, help="a breached SLA alerts this long after its run")
+@click.option(
+    "--silent-for",
+    default="5m",
+    show_default=True,
+    help="a run with a fault active that has not pushed for this long counts as ended",
+)
+@click.option("--runbook-base", metavar="URL", help="prefix of the SLAs' runbook links, for runbook_url")
+@click.option("--namespace", "-n", help="with --format prometheusrule: the manifest's namespace")
+def rules(file: Path, fmt: str, window: str, silent_for: str, runbook_base: str | None, namespace: str | None) -> None:
+    """Prometheus alerting rules for a drill or a game day (FILE), on the metrics its runs push.
+
+    \b
+    DrillctlSlaBreached (warning), one per SLA: the SLA failed in a run pushed within --window.
+    DrillctlFaultActiveAfterRun (critical), one per drill with faults: a fault is still active
+    after its run ended (a revert failed), or the run went silent for --silent-for mid-fault.
+    They read the Pushgateway that runs push to (--pushgateway; the chart's metrics.pushgateway.url),
+    scraped with honor_labels: true. Check them with `promtool check rules`.
+      drillctl rules drills/gamedays/release-rehearsal.yaml > drillctl-rules.yaml
+      drillctl rules drills/gamedays/release-rehearsal.yaml --format prometheusrule -n monitoring | kubectl apply -f -
+    Exit 2 when FILE is not a valid drill or game day.
+    """
+    from orchestrator.loading import is_gameday
+    from orchestrator.model.durations import parse_duration
+    from orchestrator.rules import RuleOptions, prometheus_rule, rules_file
+
+    try:
+        options = RuleOptions(parse_duration(window), parse_duration(silent_for), runbook_base)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    if is_gameday(file):
+        from orchestrator.gameday.plan import load_gameday
+
+        loaded = _valid_or_exit(load_gameday, file)
+        name, drills = f"gameday-{loaded.spec.name}", [d.spec for d in loaded.drills]
+    else:
+        drill = _load_or_exit(file)
+        name, drills = drill.spec.name, [drill.spec]
+    text = rules_file(name, drills, options) if fmt == "rules" else prometheus_rule(name, drills, options, namespace)
+    click.echo(text, nl=False)
 
 
 # --- schema -------------------------------------------------------------------------------------
@@ -619,6 +675,150 @@ def _ended_as(report: Path) -> str:
         return f"ended, but its report cannot be read ({e})"
 
 
+# --- freeze -------------------------------------------------------------------------------------
+
+
+def freeze_options(f: F) -> F:
+    """Where a freeze holds: the runs folder always; with --cluster also the cluster's ConfigMap."""
+    f = click.option(
+        "--namespace",
+        "-n",
+        default="default",
+        show_default=True,
+        help="with --cluster: namespace of the freeze ConfigMap, the game days' lease namespace (the chart's "
+        "release namespace)",
+    )(f)
+    f = click.option("--context", help="with --cluster: kubeconfig context (default: the current context)")(f)
+    f = click.option("--kubeconfig", type=click.Path(dir_okay=False), envvar="KUBECONFIG", help="with --cluster")(f)
+    f = click.option("--cluster", is_flag=True, help="also the cluster's: ConfigMap drillctl-freeze in --namespace")(f)
+    return runs_dir_option("the runs folder whose runs and game days the freeze holds")(f)
+
+
+@cli.command("freeze")
+@click.option("--reason", required=True, help="why: kept in the freeze and in the report of every run it stops")
+@click.option(
+    "--wait", "wait_seconds", type=float, default=120.0, show_default=True, help="seconds to wait for the runs to end"
+)
+@freeze_options
+@OUTPUT
+def freeze_command(
+    reason: str,
+    wait_seconds: float,
+    runs_dir: Path,
+    cluster: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str,
+    output: str,
+) -> None:
+    """Stop every running drill, and let no drill or game day start until `drillctl unfreeze`.
+
+    \b
+    Writes <runs-dir>/freeze.json, then tells every live run under --runs-dir to stop (as
+    `drillctl abort` does): each reverts every fault and ends aborted (exit 4 once something was
+    injected), its report.json's run.stopped_by naming drillctl freeze and the reason. Waits for
+    all of them, then prints each run's status. Runs and game days started meanwhile refuse
+    (exit 3), and a run's watchdog reverts the faults of a run that does not stop by itself.
+    With --cluster it also creates ConfigMap drillctl-freeze in --namespace: game days in the
+    cluster (the chart's CronJobs) refuse to start, and those running stop their drill.
+    Idempotent: an earlier freeze is kept with its reason, and live runs are stopped again.
+      drillctl freeze --reason "incident 4711: hands off prod"
+      drillctl freeze --reason "release freeze" --cluster -n drillctl -o json
+    Exit 0 when every live run ended, 1 when one did not end within --wait or could not be told,
+    3 when the cluster cannot be reached (the runs folder is frozen all the same).
+    """
+    from datetime import UTC, datetime
+
+    from orchestrator.freeze import freeze, freeze_lines, frozen_json, new_freeze, stopped_lines
+
+    now = datetime.now(UTC)
+    frozen = freeze(runs_dir, reason, wait_seconds, now)
+    document = frozen_json(runs_dir, frozen, _ended_as_in)
+    lines = freeze_lines(str(runs_dir), frozen.freeze, frozen.already) + stopped_lines(frozen, _ended_as_in)
+    unreachable = False
+    if cluster:
+        try:
+            configmap = _cluster_freeze(kubeconfig, context, namespace)
+            held, already = _on_cluster(configmap.write(new_freeze(reason, now)))
+            document["cluster"] = {"configmap": configmap.where, "freeze": held.to_json(), "already_frozen": already}
+            lines += freeze_lines(configmap.where, held, already)
+        except _ClusterUnreachable as e:
+            unreachable = True
+            document["cluster"] = {"error": str(e)}
+            click.echo(f"error: the cluster is not frozen: {e}", err=True)
+    click.echo(json.dumps(document, indent=1) if output == "json" else "\n".join(lines))
+    if unreachable:
+        sys.exit(EXIT_PREFLIGHT)
+    sys.exit(1 if frozen.failed or not all(s.ended for s in frozen.stopped) else 0)
+
+
+@cli.command()
+@freeze_options
+@OUTPUT
+def unfreeze(
+    runs_dir: Path, cluster: bool, kubeconfig: str | None, context: str | None, namespace: str, output: str
+) -> None:
+    """Lift the freeze of `drillctl freeze`: runs and game days may start again.
+
+    Says which freeze it cleared (since when, by whom, why), or that there was none: unfreezing
+    twice is harmless. Runs the freeze stopped stay stopped. Exit 0, or 3 when the cluster cannot
+    be reached with --cluster (the runs folder is unfrozen all the same).
+    """
+    from orchestrator.freeze import unfreeze as lift
+
+    cleared = lift(runs_dir)
+    document: dict[str, Any] = {"runs_dir": str(runs_dir), "cleared": None if cleared is None else cleared.to_json()}
+    lines = [
+        f"{runs_dir}: " + ("not frozen, nothing to clear" if cleared is None else f"cleared, was {cleared.describe()}")
+    ]
+    unreachable = False
+    if cluster:
+        try:
+            configmap = _cluster_freeze(kubeconfig, context, namespace)
+            gone = _on_cluster(configmap.clear())
+            document["cluster"] = {"configmap": configmap.where, "cleared": None if gone is None else gone.to_json()}
+            lines.append(
+                f"{configmap.where}: "
+                + ("not frozen, nothing to clear" if gone is None else f"cleared, was {gone.describe()}")
+            )
+        except _ClusterUnreachable as e:
+            unreachable = True
+            document["cluster"] = {"error": str(e)}
+            click.echo(f"error: the cluster is not unfrozen: {e}", err=True)
+    click.echo(json.dumps(document, indent=1) if output == "json" else "\n".join(lines))
+    sys.exit(EXIT_PREFLIGHT if unreachable else 0)
+
+
+class _ClusterUnreachable(Exception):
+    """The cluster's freeze could not be read or written (no kubeconfig, no answer, refused)."""
+
+
+def _cluster_freeze(kubeconfig: str | None, context: str | None, namespace: str) -> ClusterFreeze:
+    from orchestrator.errors import PreflightError
+    from orchestrator.kube.access import KubeAccess, connect
+    from orchestrator.kube.freeze import ClusterFreeze
+
+    try:
+        return ClusterFreeze(connect(KubeAccess(kubeconfig, context)), namespace)
+    except PreflightError as e:
+        raise _ClusterUnreachable(str(e)) from e
+
+
+def _on_cluster(call: Coroutine[Any, Any, L]) -> L:
+    import asyncio
+
+    from orchestrator.errors import BackendError
+
+    try:
+        return asyncio.run(call)
+    except BackendError as e:
+        raise _ClusterUnreachable(str(e)) from e
+
+
+def _ended_as_in(run_dir: Path) -> str:
+    return _ended_as(run_dir / "report.json")
+
+
 def _summary(report: Report, view: LiveView) -> None:
     from orchestrator.reporting.terminal import run_summary
 
@@ -828,11 +1028,12 @@ def gameday_run(
     drill's verdict, recovery figures and a link to its own report), junit.xml (one testsuite
     per drill) and gameday.json (also POSTed to the webhook). Exit code: the most severe
     drill's (1 an SLA failed, 3 a drill could not start, 4 a drill was aborted); 3 when the
-    game day is refused (outside its window, lease held) or stopped early.
+    game day is refused (outside its window, lease held, frozen: see `drillctl freeze`) or stopped early.
     """
     from datetime import UTC, datetime
 
     from orchestrator.console import LiveView
+    from orchestrator.freeze import read_freeze
     from orchestrator.gameday.plan import load_gameday, outside_window
     from orchestrator.gameday.report import summary_lines, to_json
     from orchestrator.gameday.run import GameDayOptions, run_gameday
@@ -843,15 +1044,19 @@ def gameday_run(
     if refused is not None and not force:
         click.echo(f"error: game day {loaded.spec.name} refused: {refused}; --force starts it anyway", err=True)
         sys.exit(EXIT_PREFLIGHT)
+    if (frozen := read_freeze(runs_dir)) is not None:
+        click.echo(f"error: game day {loaded.spec.name} refused: drills are {frozen.describe()}", err=True)
+        sys.exit(EXIT_PREFLIGHT)
     view = LiveView(quiet=quiet or output == "json")
     kube = KubeAccess(kubeconfig, context, namespace)
     holder = _gameday_lease(loaded, kube, lease_namespace, wait_for) if loaded.lease_enabled else None
     try:
+        cluster_freeze = None if holder is None else _unfrozen_cluster(loaded, holder)
         push = _push_target(pushgateway, push_every)
         options = GameDayOptions(
             runs_dir, toxiproxy_url, kube, confirmed=yes, forced=force, push=push, labels=labels, history=history
         )
-        result = run_gameday(loaded, options, view, holder)
+        result = run_gameday(loaded, options, view, holder, cluster_freeze)
     finally:
         if holder is not None:
             holder.release()
@@ -859,6 +1064,24 @@ def gameday_run(
         json.dumps(to_json(result), indent=1) if output == "json" else "\n".join(summary_lines(result, view.paint))
     )
     sys.exit(result.exit_code)
+
+
+def _unfrozen_cluster(loaded: LoadedGameDay, holder: LeaseHolder) -> ClusterFreeze:
+    """The freeze beside the lease, to watch during the game day; exit 3 when it holds or cannot be read."""
+    from orchestrator.kube.freeze import ClusterFreeze
+
+    cluster_freeze = ClusterFreeze(holder.lease.connection, holder.lease.config.namespace)
+    try:
+        frozen = _on_cluster(cluster_freeze.read())
+    except _ClusterUnreachable as e:
+        click.echo(f"error: game day {loaded.spec.name}: cannot read the cluster's freeze: {e}", err=True)
+        sys.exit(EXIT_PREFLIGHT)
+    if frozen is not None:
+        click.echo(
+            f"error: game day {loaded.spec.name} refused: {cluster_freeze.where} is {frozen.describe()}", err=True
+        )
+        sys.exit(EXIT_PREFLIGHT)
+    return cluster_freeze
 
 
 def _waiting_for(holder: Holder) -> None:

@@ -178,6 +178,13 @@ ABORT_REQUESTS = Limit(
     "abort requests to one run",
     # The first one stops the run and later ones change nothing; past this the run stops reading them.
 )
+FREEZE_FILE_BYTES = Limit(
+    "freeze_file_bytes",
+    64 * 2**10,
+    "bytes",
+    "the freeze file",
+    # `drillctl freeze` writes a reason of at most 1,000 characters, a time and who froze: about 4 KB at most.
+)
 WATCHDOG_LINE_BYTES = Limit(
     "watchdog_line_bytes",
     64 * 2**10,

@@ -5,29 +5,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.abort import ControlChannel
+from orchestrator.abort import FREEZE, ControlChannel
 from orchestrator.console import LiveView
 from orchestrator.engine import Engine, RunResult
 from orchestrator.errors import PreflightError
 from orchestrator.exit_codes import EXIT_PREFLIGHT
 from orchestrator.faults.registry import build_registry
+from orchestrator.freeze import read_freeze
 from orchestrator.history.recording import record_finished
 from orchestrator.history.store import location_of
 from orchestrator.kube.access import KubeAccess
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import log_to
+from orchestrator.model.freeze import Freeze
 from orchestrator.recovery import unsettled
 from orchestrator.reporting.html import write_html
 from orchestrator.reporting.json_report import write_json
@@ -97,10 +100,17 @@ def run_drill(
     push: PushTarget | None = None,
     labels: Mapping[str, str] | None = None,
     history: str | None = None,
+    frozen_by: Callable[[], Freeze | None] | None = None,
 ) -> Report:
     """`metrics` (fed by the view) get the verdicts once judged; with `push`, they also go to a Pushgateway
     during the run and once more at its end. Once its reports are written, the run is recorded with its
-    `labels` in the history (`history`, default `<runs_dir>/history.sqlite`)."""
+    `labels` in the history (`history`, default `<runs_dir>/history.sqlite`). `frozen_by` says whether a freeze
+    holds (default: the one of `runs_dir`; a game day adds the cluster's)."""
+    frozen_by = frozen_by or functools.partial(read_freeze, runs_dir)
+    frozen = frozen_by()
+    if frozen is not None:
+        click.echo(f"error: drills are {frozen.describe()}; `drillctl unfreeze` lifts it", err=True)
+        sys.exit(EXIT_PREFLIGHT)
     left = unsettled(runs_dir)
     if left:
         where = ", ".join(str(p.parent) for p in left)
@@ -116,6 +126,8 @@ def run_drill(
     run_id = run_dir.name
     watchdog = start_watchdog(run_dir)
     control = ControlChannel(run_dir)
+    if (frozen := frozen_by()) is not None:  # frozen since the check above: stop before any fault
+        control.post(FREEZE, frozen.reason)
     signals = _Signals()
     previous = {sig: signal.signal(sig, signals) for sig in (signal.SIGINT, signal.SIGTERM)}
     clean = False
@@ -306,7 +318,10 @@ async def _run(
         engine.recorder.listeners.append(view.sample)
         signals.engine_started(engine, asyncio.get_running_loop())
         aborts = asyncio.create_task(
-            control.listen(lambda reason: engine.stop_for(Stop("abort", "drillctl abort", None, reason)))
+            control.listen(
+                lambda reason: engine.stop_for(Stop("abort", "drillctl abort", None, reason)),
+                lambda reason: engine.stop_for(Stop("abort", "drillctl freeze", None, reason)),
+            )
         )
         return await engine.run(), url
     except PreflightError as e:

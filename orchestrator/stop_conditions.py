@@ -27,7 +27,7 @@ class Stop:
     kind: str
     """stop_condition, abort or signal."""
     name: str
-    """The condition's name, `drillctl abort`, or the signal's name."""
+    """The condition's name, `drillctl abort` or `drillctl freeze`, or the signal's name."""
     at: float | None
     """Seconds since t0 (the tripping sample's scheduled time, or when the request arrived)."""
     evidence: str
@@ -37,7 +37,7 @@ class Stop:
         if self.kind == "stop_condition":
             return f"stop condition {self.name} tripped{at}: {self.evidence}"
         if self.kind == "abort":
-            return f"aborted by drillctl abort{at}: {self.evidence}"
+            return f"aborted by {self.name}{at}: {self.evidence}"
         return f"received {self.name}{at}"
 
     def to_json(self) -> dict[str, object]:

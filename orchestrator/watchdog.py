@@ -31,7 +31,9 @@ loaded machine, a slow callback) goes on beating with a growing LAG. It acts in 
 - a beat whose LAG passes LOOP_STUCK (the process lives, but its event loop has not turned for
   that long): the run is stuck, and is killed and rolled back the same way;
 - a step's deadline passes while the run is alive (it beats, but the engine is stuck somewhere):
-  that step alone is reverted from the journal, next to the live run.
+  that step alone is reverted from the journal, next to the live run. A freeze of the runs folder
+  (`drillctl freeze`, read whenever it wakes with steps in place) brings every deadline to at most
+  LIFETIME_MARGIN away, for a run that did not act on the freeze request itself.
 
 After `done`, whatever the run could not revert (a revert that failed) is retried once more here.
 
@@ -42,12 +44,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -55,6 +59,7 @@ from typing import IO, Literal
 import structlog
 
 from orchestrator.bounded_io import read_line
+from orchestrator.freeze import is_frozen
 from orchestrator.journal import JOURNAL
 from orchestrator.limits import WATCHDOG_LINE_BYTES, LimitExceeded
 from orchestrator.logs import log_to
@@ -183,15 +188,19 @@ async def watch(
     journal: Path,
     hang_timeout: float = HANG_TIMEOUT,
     loop_stuck: float = LOOP_STUCK,
+    frozen: Callable[[], bool] | None = None,
 ) -> Watched:
     """Read the run's messages until `done`, the end of the pipe, missed beats or a stuck loop; revert expired
     steps meanwhile.
 
     Beats are only expected between the first `beat` and a `rest`: before, the run has not
-    reached its event loop; after, its rollback is over.
+    reached its event loop; after, its rollback is over. Whenever it wakes with steps in place,
+    it asks `frozen()`; once a freeze holds, every step's deadline is LIFETIME_MARGIN after that
+    moment at the latest (the run, told by `drillctl freeze`, reverts first).
     """
     seen = Watched()
     deadlines: dict[str, float] = {}
+    freeze_deadline: float | None = None
     last_beat: float | None = None
     reverts: list[asyncio.Task[Settled]] = []
     try:
@@ -227,6 +236,10 @@ async def watch(
                     deadlines[step] = float(when)
                 case ["settled", step]:
                     deadlines.pop(step, None)
+            if deadlines and freeze_deadline is None and frozen is not None and frozen():
+                freeze_deadline = now + LIFETIME_MARGIN
+            if freeze_deadline is not None:
+                deadlines = {step: min(at, freeze_deadline) for step, at in deadlines.items()}
             for step, at in list(deadlines.items()):
                 if at <= now:
                     del deadlines[step]
@@ -285,7 +298,7 @@ async def _stdin_reader() -> asyncio.StreamReader:
 async def _guard(run_dir: Path, orchestrator: int) -> tuple[Watched, Settled | None, float, float | None]:
     """Watch, then act; returns what was seen, what was settled, when the loss was noticed and when all was reverted."""
     journal = run_dir / JOURNAL
-    seen = await watch(await _stdin_reader(), journal)
+    seen = await watch(await _stdin_reader(), journal, frozen=functools.partial(is_frozen, run_dir.parent))
     noticed = time.monotonic()
     if seen.ending in ("hung", "stuck"):
         with contextlib.suppress(ProcessLookupError):

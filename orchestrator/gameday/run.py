@@ -13,15 +13,18 @@ import io
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from orchestrator.abort import FREEZE, live_runs, request_stops
 from orchestrator.console import LiveView
 from orchestrator.exit_codes import EXIT_ABORTED, EXIT_PREFLIGHT
+from orchestrator.freeze import read_freeze
+from orchestrator.gameday.freeze_watch import FreezeWatch
 from orchestrator.gameday.lease import LeaseHolder
 from orchestrator.gameday.plan import LoadedGameDay, outside_window
 from orchestrator.gameday.report import (
@@ -34,8 +37,10 @@ from orchestrator.gameday.report import (
 )
 from orchestrator.gameday.webhook import deliver
 from orchestrator.kube.access import KubeAccess
+from orchestrator.kube.freeze import ClusterFreeze
 from orchestrator.loading import LoadedDrill
 from orchestrator.metrics import DrillMetrics, MeteredView, PushTarget
+from orchestrator.model.freeze import Freeze
 from orchestrator.reporting.junit import render_junit
 from orchestrator.reporting.report import Report
 from orchestrator.runner import kube_access, new_run_dir, run_drill
@@ -61,36 +66,33 @@ class GameDayOptions:
 
 
 def run_gameday(
-    gameday: LoadedGameDay, options: GameDayOptions, view: LiveView, lease: LeaseHolder | None
+    gameday: LoadedGameDay,
+    options: GameDayOptions,
+    view: LiveView,
+    lease: LeaseHolder | None,
+    cluster_freeze: ClusterFreeze | None = None,
 ) -> GameDayResult:
-    """Run every drill as the stop policy allows; the lease (already acquired) is released by the caller."""
+    """Run every drill as the stop policy allows; the lease (already acquired) is released by the caller.
+
+    With `cluster_freeze`, the cluster's freeze is watched meanwhile: a freeze stops the live drill (through its
+    control FIFO, as `drillctl freeze` does on a machine) and the game day before its next drill.
+    """
     body = gameday.spec.spec
     started = datetime.now(UTC)
     options.runs_dir.mkdir(parents=True, exist_ok=True)
     report_dir = new_run_dir(options.runs_dir, f"gameday-{gameday.spec.name}", started)
-    results: list[DrillResult] = []
-    stop_reason: str | None = None
-    policy_stop = False
-    lost = lease.lost if lease is not None else threading.Event()
-    for index, drill in enumerate(gameday.drills):
-        try:
-            with _interruptible():
-                stop_reason = _reason_not_to_start(gameday, index, options, view, lease, lost)
-        except Interrupted as e:
-            stop_reason = str(e)
-        if stop_reason is not None:
-            break
-        view.event("phase", name=f"drill {index + 1}/{len(gameday.drills)}: {drill.spec.name}")
-        outcome = _run_one(drill, options, view)
-        results.append(outcome)
-        if (outcome.reason or "").startswith("received SIG"):
-            stop_reason = f"drill {drill.spec.name} was stopped: {outcome.reason}"
-            break
-        if _policy_stops(body.stop, outcome):
-            if index + 1 < len(gameday.drills):
-                stop_reason = f"stop policy {body.stop}: drill {drill.spec.name} {outcome.status}"
-                policy_stop = True
-            break
+    # The lease's `lost` doubles as the game day's wake-up: a lost lease or a freeze cuts a cool-down short.
+    wake = lease.lost if lease is not None else threading.Event()
+    watch = None if cluster_freeze is None else _watch_freeze(cluster_freeze, options.runs_dir, wake)
+
+    def frozen() -> Freeze | None:
+        return read_freeze(options.runs_dir) or (watch.seen if watch is not None else None)
+
+    try:
+        results, stop_reason, policy_stop = _run_drills(gameday, options, view, lease, wake, frozen)
+    finally:
+        if watch is not None:
+            watch.stop()
     for drill in gameday.drills[len(results) :]:
         results.append(
             DrillResult(name=drill.spec.name, file=drill.path, status="skipped", exit_code=0, reason=stop_reason)
@@ -115,21 +117,68 @@ def run_gameday(
     return result
 
 
+def _run_drills(
+    gameday: LoadedGameDay,
+    options: GameDayOptions,
+    view: LiveView,
+    lease: LeaseHolder | None,
+    wake: threading.Event,
+    frozen: Callable[[], Freeze | None],
+) -> tuple[list[DrillResult], str | None, bool]:
+    """The drills in turn until one must not start; their results, why the rest did not start, and whether
+    that was the stop policy."""
+    body = gameday.spec.spec
+    results: list[DrillResult] = []
+    for index, drill in enumerate(gameday.drills):
+        try:
+            with _interruptible():
+                stop_reason = _reason_not_to_start(gameday, index, options, view, lease, wake, frozen)
+        except Interrupted as e:
+            stop_reason = str(e)
+        if stop_reason is not None:
+            return results, stop_reason, False
+        view.event("phase", name=f"drill {index + 1}/{len(gameday.drills)}: {drill.spec.name}")
+        outcome = _run_one(drill, options, view, frozen)
+        results.append(outcome)
+        if (outcome.reason or "").startswith("received SIG"):
+            return results, f"drill {drill.spec.name} was stopped: {outcome.reason}", False
+        if (freeze := frozen()) is not None:  # before the stop policy: the freeze is why the drill was stopped
+            return results, freeze.describe(), False
+        if _policy_stops(body.stop, outcome):
+            if index + 1 < len(gameday.drills):
+                return results, f"stop policy {body.stop}: drill {drill.spec.name} {outcome.status}", True
+            break
+    return results, None, False
+
+
+def _watch_freeze(cluster_freeze: ClusterFreeze, runs_dir: Path, wake: threading.Event) -> FreezeWatch:
+    def on_freeze(freeze: Freeze) -> None:
+        request_stops(live_runs(runs_dir), FREEZE, freeze.reason, wait=0.0)  # the drill's own end is awaited
+        wake.set()
+
+    watch = FreezeWatch(cluster_freeze, on_freeze)
+    watch.start()
+    return watch
+
+
 def _reason_not_to_start(
     gameday: LoadedGameDay,
     index: int,
     options: GameDayOptions,
     view: LiveView,
     lease: LeaseHolder | None,
-    lost: threading.Event,
+    wake: threading.Event,
+    frozen: Callable[[], Freeze | None],
 ) -> str | None:
-    """The cool-down before drill `index` (cut short if the lease is lost), then why it must not start, if so."""
+    """The cool-down before drill `index` (cut short by a lost lease or a freeze), then why it must not start."""
     cooldown = gameday.spec.spec.cooldown
     if index > 0 and cooldown > 0:
         view.event("phase", name=f"cool-down before {gameday.drills[index].spec.name}", seconds=cooldown)
-        lost.wait(cooldown)
-    if lost.is_set():
-        return (lease.lost_reason if lease is not None else None) or "the lease was lost"
+        wake.wait(cooldown)
+    if (freeze := frozen()) is not None:
+        return freeze.describe()
+    if lease is not None and lease.lost.is_set():
+        return lease.lost_reason or "the lease was lost"
     if not options.forced and (why := outside_window(gameday, datetime.now(UTC))) is not None:
         return f"the window closed: {why}"
     return None
@@ -143,7 +192,9 @@ def _policy_stops(policy: str, result: DrillResult) -> bool:
     return result.status not in ("passed", "failed")
 
 
-def _run_one(drill: LoadedDrill, options: GameDayOptions, view: LiveView) -> DrillResult:
+def _run_one(
+    drill: LoadedDrill, options: GameDayOptions, view: LiveView, frozen: Callable[[], Freeze | None]
+) -> DrillResult:
     """One drill through `run_drill`; its exit on preflight is caught and recorded with what it printed."""
     started = datetime.now(UTC)
     errors = _Tee(sys.stderr)
@@ -164,6 +215,7 @@ def _run_one(drill: LoadedDrill, options: GameDayOptions, view: LiveView) -> Dri
                 options.push,
                 options.labels,
                 options.history,
+                frozen,
             )
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else EXIT_PREFLIGHT

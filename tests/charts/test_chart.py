@@ -169,10 +169,13 @@ def test_helm_lint_default_and_full_values(helm: Path, tmp_path: Path) -> None:
     assert full.returncode == 0, full.stdout + full.stderr
 
 
-def test_default_values_grant_the_lease_and_nothing_else(helm: Path, tmp_path: Path) -> None:
+def test_default_values_grant_the_lease_the_freeze_read_and_nothing_else(helm: Path, tmp_path: Path) -> None:
     docs = render(helm, tmp_path, None)
     assert kinds(docs) == ["Role/gd-drillctl-lease", "RoleBinding/gd-drillctl-lease", "ServiceAccount/gd-drillctl"]
-    assert {r["resources"][0] for r in rules(docs)} == {"leases"}
+    assert {r["resources"][0] for r in rules(docs)} == {"leases", "configmaps"}
+    assert [r for r in rules(docs) if "resourceNames" not in r] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}
+    ]
     named = [r for r in rules(docs) if "resourceNames" in r]
     assert named == [
         {
@@ -180,7 +183,13 @@ def test_default_values_grant_the_lease_and_nothing_else(helm: Path, tmp_path: P
             "resources": ["leases"],
             "resourceNames": ["drillctl-gameday"],
             "verbs": ["get", "update", "list", "watch"],
-        }
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["drillctl-freeze"],
+            "verbs": ["get", "list", "watch"],
+        },
     ]
 
 
@@ -234,7 +243,7 @@ def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_each_toggle_adds_only_its_own_permissions(helm: Path, tmp_path: Path) -> None:
     docs = render(helm, tmp_path, {"rbac": {"podKill": True}})
-    target = [r for r in rules(docs) if r["resources"] != ["leases"]]
+    target = [r for r in rules(docs) if r["resources"] != ["leases"] and r.get("resourceNames") != ["drillctl-freeze"]]
     assert target == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]}]
     docs = render(helm, tmp_path, {"rbac": {"probes": True}})
     apps = [r for r in rules(docs) if r["apiGroups"] == ["apps"]]
@@ -364,10 +373,17 @@ def test_the_chart_applies_and_its_service_account_runs_a_game_day_with_its_own_
     for p in needed:
         attributes = {"group": p.group, **({"subresource": p.subresource} if p.subresource else {})}
         assert can(kube_cluster, sa, namespace, p.verb, p.resource, p.namespace, **attributes), str(p)
-    # With default values, the lease and nothing else:
+    # With default values, the lease, the freeze to read, and nothing else:
     bare = f"plain-{namespace}-drillctl"
     assert can(kube_cluster, bare, namespace, "create", "leases", namespace, **lease)
+    for verb in ("get", "list", "watch"):
+        assert can(kube_cluster, bare, namespace, verb, "configmaps", namespace, name="drillctl-freeze"), verb
     for verb, resource, where, extra in [
+        ("create", "configmaps", namespace, {}),
+        ("update", "configmaps", namespace, {"name": "drillctl-freeze"}),
+        ("delete", "configmaps", namespace, {"name": "drillctl-freeze"}),
+        ("get", "configmaps", namespace, {"name": "someone-elses-config"}),
+        ("list", "configmaps", namespace, {}),
         ("delete", "pods", namespace, {}),
         ("list", "pods", None, {}),
         ("patch", "nodes", None, {}),

@@ -519,11 +519,16 @@ def _reference_time(sla: RecoveryWindowSla, mark: FaultMark) -> float | None:
 
 
 def judge(spec: DrillSpec, timeline: Timeline) -> list[SlaVerdict]:
+    return judge_slas(spec.spec.slas, timeline)
+
+
+def judge_slas(slas: Sequence[SlaSpec], timeline: Timeline) -> list[SlaVerdict]:
+    """Each SLA against the timeline as it stands (`drillctl serve` judges a running drill's so far)."""
     stats = probe_stats(timeline)
-    return [_judge_one(sla, spec, timeline, stats) for sla in spec.spec.slas]
+    return [_judge_one(sla, timeline, stats) for sla in slas]
 
 
-def _judge_one(sla: SlaSpec, spec: DrillSpec, timeline: Timeline, stats: list[ProbeStats]) -> SlaVerdict:
+def _judge_one(sla: SlaSpec, timeline: Timeline, stats: list[ProbeStats]) -> SlaVerdict:
     if isinstance(sla, RecoveryWindowSla):
         return _judge_recovery(sla, timeline)
     if isinstance(sla, ErrorRateSla):

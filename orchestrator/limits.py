@@ -213,6 +213,20 @@ KUBE_WATCH_EVENT_BYTES = Limit(
     "a Kubernetes watch event",
     # One event carries one object, at most 1.5 MiB in etcd, a few times that as JSON.
 )
+LIVE_STATUS_BYTES = Limit(
+    "live_status_bytes",
+    4 * 2**20,
+    "bytes",
+    "a run's live.json, as `drillctl serve` reads it",
+    # The engine writes a few KB: its phases and faults.
+)
+SERVE_REQUEST_BYTES = Limit(
+    "serve_request_bytes",
+    16 * 2**10,
+    "bytes",
+    "a request body `drillctl serve` accepts",
+    # The only body it takes is the abort form: a reason of at most 1,000 characters and a token.
+)
 KUBE_LIST_PAGE = 500
 """Objects asked for in one list request (`limit`, with `continue` for the next page), as kubectl asks."""
 

@@ -26,6 +26,7 @@ from orchestrator.faults.registry import build_registry
 from orchestrator.history.recording import record_finished
 from orchestrator.history.store import location_of
 from orchestrator.kube.access import KubeAccess
+from orchestrator.live_status import LiveStatus
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import log_to
 from orchestrator.recovery import unsettled
@@ -139,6 +140,7 @@ def run_drill(
                             kube or KubeAccess(),
                             control,
                             signals,
+                            started,
                         )
                     )
                 finally:
@@ -273,6 +275,7 @@ async def _run(
     kube: KubeAccess,
     control: ControlChannel,
     signals: _Signals,
+    started: datetime,
 ) -> tuple[RunResult, str | None]:
     spec = drill.spec.spec
     url: str | None = toxiproxy_url or spec.toxiproxy.url
@@ -303,6 +306,7 @@ async def _run(
             guardian=link,
             fail_at=os.environ.get(TEST_FAIL_AT) or None,
         )
+        engine.observer = LiveStatus(run_dir, run_id, drill, started, view, engine.now, lambda: engine.t0)
         engine.recorder.listeners.append(view.sample)
         signals.engine_started(engine, asyncio.get_running_loop())
         aborts = asyncio.create_task(

@@ -43,8 +43,9 @@ NO_LATENCY = 0xFFFFFFFF
 NO_LAG = -(2**31)
 BATCH = 4096
 """Most samples held unwritten; a batch is one write of about 100 KB."""
-MAX_DELAY = 1.0
-"""Most seconds of run time held unwritten, so that a slow drill loses little when killed."""
+MAX_DELAY = 0.25
+"""Most seconds of run time held unwritten, so that a slow drill loses little when killed and `drillctl serve`
+shows a sample well within a second of it landing (four appends a second at most: nothing at any rate)."""
 FILE_NAME = "samples.bin"
 
 assert SIZE == TEXT.size == HEADER.size == 24
@@ -158,50 +159,71 @@ def read_samples(path: Path, chunk_records: int = 8192) -> SampleLog:
 
     A file over SAMPLES_FILE_BYTES is refused before anything is read (LimitExceeded).
     """
-    log = SampleLog()
     with path.open("rb") as f:
         SAMPLES_FILE_BYTES.check(os.fstat(f.fileno()).st_size, str(path))
-        head = f.read(HEADER.size)
-        if len(head) < HEADER.size:
-            raise SampleFileError(f"{path}: too short for a samples file")
-        magic, version, size = HEADER.unpack(head)
-        if magic != MAGIC or version != VERSION or size != SIZE:
-            raise SampleFileError(f"{path}: not a version {VERSION} samples file")
-        text: bytearray | None = None
-        table = ident = length = 0
+        reader = SampleReader(path)
         while chunk := f.read(SIZE * chunk_records):
-            whole = len(chunk) - len(chunk) % SIZE  # short only at the end: a torn last record
-            for j, record in enumerate(RECORD.iter_unpack(memoryview(chunk)[:whole])):
-                if text is not None:
-                    text += chunk[j * SIZE : (j + 1) * SIZE]
-                    if len(text) >= length:
-                        _define(log, table, ident, bytes(text[:length]).decode("utf-8", errors="replace"), path)
-                        text = None
-                    continue
-                kind, phase, probe, error, at, latency, lag = record
-                if kind == TEXT_KIND:
-                    _, table, _, ident, length = TEXT.unpack_from(chunk, j * SIZE)
-                    if length == 0:
-                        _define(log, table, ident, "", path)
-                    else:
-                        text = bytearray()
-                    continue
-                if kind not in (FAILED, PASSED):
-                    raise SampleFileError(f"{path}: record of unknown kind {kind}")
-                if probe >= len(log.probes) or phase >= len(log.phases) or error >= len(log.errors):
-                    raise SampleFileError(f"{path}: a sample refers to a text never defined")
-                log.append_ids(
-                    probe,
-                    phase,
-                    error,
-                    at / 1e6,
-                    kind == PASSED,
-                    math.nan if latency == NO_LATENCY else latency / 1e6,
-                    math.nan if lag == NO_LAG else lag / 1e6,
-                )
-            if whole < len(chunk):
-                break
-    return log
+            if reader.feed(chunk) < len(chunk):
+                break  # short only at the end: a torn last record
+        if not reader.started:
+            raise SampleFileError(f"{path}: too short for a samples file")
+    return reader.log
+
+
+class SampleReader:
+    """Reads samples.bin piece by piece into a SampleLog, as it grows: `read_samples` reads a whole file through
+    it, `drillctl serve` tails a running drill's file with it (each piece costs only its own records)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.log = SampleLog()
+        self.started = False
+        self._text: bytearray | None = None
+        self._table = self._ident = self._length = 0
+
+    def feed(self, chunk: bytes) -> int:
+        """Reads the header and whole records of `chunk`; returns the bytes it used (the rest: a record not yet
+        whole, to be given again with what follows it)."""
+        path, log, offset = self.path, self.log, 0
+        if not self.started:
+            if len(chunk) < HEADER.size:
+                return 0
+            magic, version, size = HEADER.unpack_from(chunk)
+            if magic != MAGIC or version != VERSION or size != SIZE:
+                raise SampleFileError(f"{path}: not a version {VERSION} samples file")
+            self.started, offset = True, HEADER.size
+        whole = offset + (len(chunk) - offset) // SIZE * SIZE
+        for j, record in enumerate(RECORD.iter_unpack(memoryview(chunk)[offset:whole])):
+            if self._text is not None:
+                start = offset + j * SIZE
+                self._text += chunk[start : start + SIZE]
+                if len(self._text) >= self._length:
+                    text = bytes(self._text[: self._length]).decode("utf-8", errors="replace")
+                    _define(log, self._table, self._ident, text, path)
+                    self._text = None
+                continue
+            kind, phase, probe, error, at, latency, lag = record
+            if kind == TEXT_KIND:
+                _, self._table, _, self._ident, self._length = TEXT.unpack_from(chunk, offset + j * SIZE)
+                if self._length == 0:
+                    _define(log, self._table, self._ident, "", path)
+                else:
+                    self._text = bytearray()
+                continue
+            if kind not in (FAILED, PASSED):
+                raise SampleFileError(f"{path}: record of unknown kind {kind}")
+            if probe >= len(log.probes) or phase >= len(log.phases) or error >= len(log.errors):
+                raise SampleFileError(f"{path}: a sample refers to a text never defined")
+            log.append_ids(
+                probe,
+                phase,
+                error,
+                at / 1e6,
+                kind == PASSED,
+                math.nan if latency == NO_LATENCY else latency / 1e6,
+                math.nan if lag == NO_LAG else lag / 1e6,
+            )
+        return whole
 
 
 def _define(log: SampleLog, table: int, ident: int, text: str, path: Path) -> None:

@@ -227,6 +227,13 @@ SERVE_REQUEST_BYTES = Limit(
     "a request body `drillctl serve` accepts",
     # The only body it takes is the abort form: a reason of at most 1,000 characters and a token.
 )
+SERVE_CLIENTS = Limit(
+    "serve_clients",
+    64,
+    "streams",
+    "the live views `drillctl serve` streams to at once",
+    # A game-day room is a few screens; each stream holds one pending document at most.
+)
 KUBE_LIST_PAGE = 500
 """Objects asked for in one list request (`limit`, with `continue` for the next page), as kubectl asks."""
 

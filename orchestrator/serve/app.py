@@ -6,7 +6,7 @@ name loopback, so a web page elsewhere cannot reach it by rebinding its own name
 needs a token tied to the page (an HMAC of the run id under a key made at start), an Origin equal to the
 server's own, a reason and the confirmation box; it then does what `drillctl abort` does, through the FIFO.
 
-Bounded: request bodies (SERVE_REQUEST_BYTES), event-stream clients (MAX_CLIENTS), and each client holds one
+Bounded: request bodies (SERVE_REQUEST_BYTES), event-stream clients (SERVE_CLIENTS), and each client holds one
 pending document at most (see watch.Subscriber). Reading the history and the reports runs in worker threads.
 """
 
@@ -31,15 +31,13 @@ from orchestrator.abort import AbortFailed, request_abort
 from orchestrator.bounded_io import read_file
 from orchestrator.history.model import RunQuery
 from orchestrator.history.store import HistoryError, open_store
-from orchestrator.limits import REPORT_BYTES, SERVE_REQUEST_BYTES, LimitExceeded
+from orchestrator.limits import REPORT_BYTES, SERVE_CLIENTS, SERVE_REQUEST_BYTES, LimitExceeded
 from orchestrator.live_status import FILE_NAME as LIVE_FILE
 from orchestrator.reporting.html import CSP
 from orchestrator.serve import pages
 from orchestrator.serve.runs import gamedays, load_spec, remove_serving, run_dir_of, running, write_serving
 from orchestrator.serve.watch import RunWatcher, Subscriber
 
-MAX_CLIENTS = 64
-"""Event streams open at once, over every run; one more is refused (503)."""
 KEEPALIVE = 15.0
 """Seconds between comments on a quiet stream, so proxies and the browser keep it open."""
 WRITE_TIMEOUT = 10.0
@@ -234,8 +232,9 @@ class Server:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         run_id = request.match_info["run"]
-        if self.clients >= MAX_CLIENTS:
-            return _html(pages.message_page("Busy", f"{MAX_CLIENTS} live views are open already."), 503)
+        if self.clients >= SERVE_CLIENTS.value:
+            busy = LimitExceeded(SERVE_CLIENTS, request.path, self.clients + 1).reason
+            return _html(pages.message_page("Busy", busy), 503)
         watcher = self._watcher(run_id)
         if watcher is None:
             return _html(pages.message_page("No live status", f"{run_id} has no live status."), 404)
@@ -294,7 +293,9 @@ class Server:
 
 
 def _html(text: str, status: int = 200) -> web.Response:
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+    """Encoded leniently: a folder name that is no UTF-8 shows as U+FFFD rather than failing the page."""
+    body = text.encode("utf-8", "replace")
+    return web.Response(body=body, status=status, content_type="text/html", charset="utf-8")
 
 
 def _secure_headers(response: web.StreamResponse) -> None:

@@ -49,8 +49,13 @@ def _e(text: object) -> str:
 
 
 def _q(text: str) -> str:
-    """A path segment of our own URLs: every character that could end it or the attribute quoted."""
-    return quote(text, safe="")
+    """A path segment of our own URLs: every character that could end it or the attribute quoted (a folder name
+    that is no UTF-8 as the bytes it is)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "replace")
+    return quote(raw, safe="")
 
 
 def run_href(run_id: str) -> str:

@@ -303,7 +303,7 @@ def _secure_headers(response: web.StreamResponse) -> None:
     headers.setdefault("Content-Security-Policy", PAGE_CSP)
     headers.setdefault("Cache-Control", "no-store")
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
+    headers["Referrer-Policy"] = "same-origin"  # no-referrer would make a form post's Origin "null"
     headers["X-Frame-Options"] = "DENY"
 
 

@@ -357,6 +357,7 @@ _SCRIPT = """
       d.probes.map((p) => {
         const tr = el('tr'), last = p.latest[p.latest.length - 1];
         tr.dataset.probe = p.name; tr.dataset.latestAt = String(last.at);
+        tr.dataset.landed = String(last.at + (last.lag || 0) + (last.latency || 0));
         tr.appendChild(code(p.name)); tr.appendChild(cell(sampleText(last)));
         const squares = el('td');
         p.latest.forEach((s) => { const q = el('span', undefined, s.ok ? 'sq' : 'sq failed'); q.title = sampleText(s);

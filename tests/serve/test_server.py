@@ -14,6 +14,7 @@ import re
 import select
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,14 @@ def test_streams_are_capped_and_follow_the_run_to_its_end(runs_dir: Path, fifo: 
         assert rest[-2] == b"event: finished", rest
         final = json.loads(rest[-1].removeprefix(b"data: "))
         assert final["state"] == "ended" and final["report"] is None
+
+
+def test_the_game_day_index_links_to_the_server_while_one_serves(runs_dir: Path) -> None:
+    from orchestrator.gameday.report import render_html
+    from tests.gameday.test_report import drill, result
+
+    with serving(runs_dir) as url:
+        live = serving_url(runs_dir)
+        html = render_html(replace(result([drill("a", "passed", 0)]), live_url=live))
+    assert live == url + "/" and f'<a href="{url}/">' in html
+    assert "Live:" not in render_html(result([drill("a", "passed", 0)]))

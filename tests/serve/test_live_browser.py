@@ -72,8 +72,9 @@ def test_the_live_page_follows_a_real_drill_and_aborts_it(
             t0 = until("sampling to start", lambda: json.loads((run_dir / "live.json").read_text())["phases"][2:])
             t0_monotonic = json.loads((run_dir / "live.json").read_text())["t0_monotonic"]
             delays: list[float] = []
-            seen = 0.0
+            seen, deadline = 0.0, time.monotonic() + 60
             while len(delays) < 15:
+                assert time.monotonic() < deadline, f"the page stopped showing new samples: {delays}"
                 shown = browser.js(PROBE)
                 if shown and shown[0] > seen:
                     seen = shown[0]

@@ -522,9 +522,11 @@ def _reference_time(sla: RecoveryWindowSla, mark: FaultMark) -> float | None:
 
 
 def judge(spec: DrillSpec, timeline: Timeline) -> list[SlaVerdict]:
+    """Each SLA against the timeline as it stands (`drillctl serve` judges a running drill's so far)."""
+    slas = spec.spec.slas
     stats = probe_stats(timeline)
-    moments = fault_moments(spec, timeline) if any(isinstance(s, AlertSlaBase) for s in spec.spec.slas) else []
-    return [_judge_one(sla, spec, timeline, stats, moments) for sla in spec.spec.slas]
+    moments = fault_moments(spec, timeline) if any(isinstance(s, AlertSlaBase) for s in slas) else []
+    return [_judge_one(sla, spec, timeline, stats, moments) for sla in slas]
 
 
 def _judge_one(

@@ -1288,3 +1288,56 @@ def history_import(folder: Path, history: str | None, output: str) -> None:
             f"{location}: recorded {len(result.recorded)} runs, {len(result.known)} already there, "
             f"skipped {len(result.skipped)} files"
         )
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@runs_dir_option("whose runs, game days and history to serve")
+@HISTORY
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind; not loopback needs --token")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0 picks a free port")
+@click.option(
+    "--token",
+    envvar="DRILLCTL_SERVE_TOKEN",
+    help="required of every request (open URL/?token=... once; or Authorization: Bearer); also $DRILLCTL_SERVE_TOKEN",
+)
+@OUTPUT
+def serve(runs_dir: Path, history: str | None, host: str, port: int, token: str | None, output: str) -> None:
+    """Serve the runs folder as pages, and running drills live, until Ctrl-C.
+
+    \b
+    The index lists drills running now, game days and the latest runs with their verdicts; a
+    drill's page charts each SLA and recovery figure across its runs (from the history); a
+    finished run shows its report.html; a running one its live view: phase, active faults, each
+    probe's latest samples and availability, and SLAs as they are decided, updated as the run
+    writes (server-sent events), with an abort button (a reason and a confirmation; the same as
+    `drillctl abort`). The server only reads what runs write: it cannot slow or stop a run.
+    While it serves, <runs-dir>/serve.json holds its address, which game-day indexes link to.
+      drillctl serve                                  http://127.0.0.1:8080/
+      drillctl serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"
+    Exit 2 when --host is not loopback and there is no --token.
+    """
+    import asyncio
+
+    from orchestrator.history.store import location_of
+    from orchestrator.serve.app import ServeConfig, is_loopback
+    from orchestrator.serve.app import serve as serve_forever
+
+    if not is_loopback(host) and not token:
+        raise click.UsageError(f"--host {host} is not loopback: give --token (or $DRILLCTL_SERVE_TOKEN)")
+    config = ServeConfig(runs_dir, location_of(history, runs_dir), host, port, token or None)
+
+    def ready(url: str) -> None:
+        if output == "json":
+            click.echo(json.dumps({"url": url, "runs_dir": str(runs_dir), "history": config.history}))
+        else:
+            click.echo(f"serving {runs_dir} at {url} (Ctrl-C to stop)")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(serve_forever(config, ready))
+    except OSError as e:
+        click.echo(f"error: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+        sys.exit(EXIT_INVALID)

@@ -276,6 +276,27 @@ KUBE_EXEC_OUTPUT = Limit(
     "the output of a command run in a container",
     # drillctl's execs print one line (ending a loop early): a megabyte is thousands of times that.
 )
+LIVE_STATUS_BYTES = Limit(
+    "live_status_bytes",
+    4 * 2**20,
+    "bytes",
+    "a run's live.json, as `drillctl serve` reads it",
+    # The engine writes a few KB: its phases and faults.
+)
+SERVE_REQUEST_BYTES = Limit(
+    "serve_request_bytes",
+    16 * 2**10,
+    "bytes",
+    "a request body `drillctl serve` accepts",
+    # The only body it takes is the abort form: a reason of at most 1,000 characters and a token.
+)
+SERVE_CLIENTS = Limit(
+    "serve_clients",
+    64,
+    "streams",
+    "the live views `drillctl serve` streams to at once",
+    # A game-day room is a few screens; each stream holds one pending document at most.
+)
 KUBE_LIST_PAGE = 500
 """Objects asked for in one list request (`limit`, with `continue` for the next page), as kubectl asks."""
 

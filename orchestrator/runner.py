@@ -28,6 +28,7 @@ from orchestrator.freeze import read_freeze
 from orchestrator.history.recording import record_finished
 from orchestrator.history.store import location_of
 from orchestrator.kube.access import KubeAccess
+from orchestrator.live_status import LiveStatus
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import log_to
 from orchestrator.model.freeze import Freeze
@@ -151,6 +152,7 @@ def run_drill(
                             kube or KubeAccess(),
                             control,
                             signals,
+                            started,
                         )
                     )
                 finally:
@@ -285,6 +287,7 @@ async def _run(
     kube: KubeAccess,
     control: ControlChannel,
     signals: _Signals,
+    started: datetime,
 ) -> tuple[RunResult, str | None]:
     spec = drill.spec.spec
     url: str | None = toxiproxy_url or spec.toxiproxy.url
@@ -315,6 +318,7 @@ async def _run(
             guardian=link,
             fail_at=os.environ.get(TEST_FAIL_AT) or None,
         )
+        engine.observer = LiveStatus(run_dir, run_id, drill, started, view, engine.now, lambda: engine.t0)
         engine.recorder.listeners.append(view.sample)
         signals.engine_started(engine, asyncio.get_running_loop())
         aborts = asyncio.create_task(

@@ -44,8 +44,9 @@ NO_LATENCY = 0xFFFFFFFF
 NO_LAG = -(2**31)
 BATCH = 4096
 """Most samples held unwritten; a batch is one write of about 100 KB."""
-MAX_DELAY = 1.0
-"""Most seconds of run time held unwritten, so that a slow drill loses little when killed."""
+MAX_DELAY = 0.25
+"""Most seconds of run time held unwritten, so that a slow drill loses little when killed and `drillctl serve`
+shows a sample well within a second of it landing (four appends a second at most: nothing at any rate)."""
 FILE_NAME = "samples.bin"
 
 assert SIZE == TEXT.size == HEADER.size == 24
@@ -116,35 +117,61 @@ def read_records(
     """The records of a file written with RecordWriter, in order: data records as tuples, texts whole.
 
     A torn last record (a run killed mid-write) and a text cut short are ignored."""
-    size, (magic, version) = record.size, header
+    reader = RecordReader(path, what, header, record, text, text_kind)
     with path.open("rb") as f:
-        head = f.read(size)
-        if len(head) < size:
-            raise SampleFileError(f"{path}: too short for a {what} file")
-        found, found_version, found_size = struct.unpack_from("<8sHH", head)
-        if found != magic or found_version != version or found_size != size:
-            raise SampleFileError(f"{path}: not a version {version} {what} file")
-        pending: bytearray | None = None
-        table = ident = length = 0
-        while chunk := f.read(size * chunk_records):
-            whole = len(chunk) - len(chunk) % size  # short only at the end: a torn last record
-            for j, row in enumerate(record.iter_unpack(memoryview(chunk)[:whole])):
-                if pending is not None:
-                    pending += chunk[j * size : (j + 1) * size]
-                    if len(pending) >= length:
-                        yield Text(table, ident, bytes(pending[:length]).decode("utf-8", errors="replace"))
-                        pending = None
-                    continue
-                if row[0] == text_kind:
-                    _, table, _, ident, length = text.unpack_from(chunk, j * size)
-                    if length == 0:
-                        yield Text(table, ident, "")
-                    else:
-                        pending = bytearray()
-                    continue
-                yield row
-            if whole < len(chunk):
-                break
+        while chunk := f.read(record.size * chunk_records):
+            records, used = reader.feed(chunk)
+            yield from records
+            if used < len(chunk):
+                break  # short only at the end: a torn last record
+    if not reader.started:
+        raise SampleFileError(f"{path}: too short for a {what} file")
+
+
+class RecordReader:
+    """The records of a file written with RecordWriter from pieces of it in order, as it grows."""
+
+    def __init__(
+        self, path: Path, what: str, header: tuple[bytes, int], record: Struct, text: Struct, text_kind: int
+    ) -> None:
+        self.path, self.what, self.header = path, what, header
+        self.record, self.text, self.text_kind = record, text, text_kind
+        self.started = False
+        self._pending: bytearray | None = None
+        self._table = self._ident = self._length = 0
+
+    def feed(self, chunk: bytes) -> tuple[list[tuple[Any, ...] | Text], int]:
+        """The records whole in `chunk` (a text once its last record is in), and the bytes used: the rest, a
+        record not yet whole, is to be given again with what follows it."""
+        size, offset = self.record.size, 0
+        out: list[tuple[Any, ...] | Text] = []
+        if not self.started:
+            if len(chunk) < size:
+                return [], 0
+            magic, version = self.header
+            found, found_version, found_size = struct.unpack_from("<8sHH", chunk)
+            if found != magic or found_version != version or found_size != size:
+                raise SampleFileError(f"{self.path}: not a version {version} {self.what} file")
+            self.started, offset = True, size
+        whole = offset + (len(chunk) - offset) // size * size
+        for j, row in enumerate(self.record.iter_unpack(memoryview(chunk)[offset:whole])):
+            at = offset + j * size
+            if self._pending is not None:
+                self._pending += chunk[at : at + size]
+                if len(self._pending) >= self._length:
+                    text = bytes(self._pending[: self._length]).decode("utf-8", errors="replace")
+                    out.append(Text(self._table, self._ident, text))
+                    self._pending = None
+                continue
+            if row[0] == self.text_kind:
+                _, self._table, _, self._ident, self._length = self.text.unpack_from(chunk, at)
+                if self._length == 0:
+                    out.append(Text(self._table, self._ident, ""))
+                else:
+                    self._pending = bytearray()
+                continue
+            out.append(row)
+        return out, whole
 
 
 class LogStream(RecordWriter):
@@ -278,12 +305,39 @@ def read_samples(path: Path, chunk_records: int = 8192) -> SampleLog:
 
     A file over SAMPLES_FILE_BYTES is refused before anything is read (LimitExceeded).
     """
-    log = SampleLog()
     SAMPLES_FILE_BYTES.check(path.stat().st_size, str(path))
+    reader = SampleReader(path)
     for record in read_records(path, "samples", (MAGIC, VERSION), RECORD, TEXT, TEXT_KIND, chunk_records):
+        reader.add(record)
+    return reader.log
+
+
+class SampleReader:
+    """Samples into a SampleLog, record by record: `read_samples` reads a whole file through it, `drillctl serve`
+    tails a running drill's file with it, piece by piece (each piece costs only its own records)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.log = SampleLog()
+        self.records = RecordReader(path, "samples", (MAGIC, VERSION), RECORD, TEXT, TEXT_KIND)
+
+    @property
+    def started(self) -> bool:
+        return self.records.started
+
+    def feed(self, chunk: bytes) -> int:
+        """Adds the samples whole in `chunk`; returns the bytes it used (the rest: a record not yet whole, to be
+        given again with what follows it)."""
+        records, used = self.records.feed(chunk)
+        for record in records:
+            self.add(record)
+        return used
+
+    def add(self, record: tuple[Any, ...] | Text) -> None:
+        log, path = self.log, self.path
         if isinstance(record, Text):
             _define(log, record.table, record.ident, record.text, path)
-            continue
+            return
         kind, phase, probe, error, at, latency, lag = record
         if kind not in (FAILED, PASSED):
             raise SampleFileError(f"{path}: record of unknown kind {kind}")
@@ -298,7 +352,6 @@ def read_samples(path: Path, chunk_records: int = 8192) -> SampleLog:
             math.nan if latency == NO_LATENCY else latency / 1e6,
             math.nan if lag == NO_LAG else lag / 1e6,
         )
-    return log
 
 
 def _define(log: SampleLog, table: int, ident: int, text: str, path: Path) -> None:

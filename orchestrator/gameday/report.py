@@ -76,6 +76,8 @@ class GameDayResult:
     forced: bool
     lease: dict[str, Any] | None
     webhook: WebhookOutcome | None = None
+    live_url: str | None = None
+    """The `drillctl serve` watching the runs folder when the game day ended (its serve.json), for the index."""
 
     @property
     def status(self) -> GameDayStatus:
@@ -212,6 +214,8 @@ def render_html(result: GameDayResult) -> str:
         f"<p>{' · '.join(escape(fact) for fact in _facts(result))}</p>",
         table(head, rows),
     ]
+    if result.live_url:
+        body.insert(2, f'<p>Live: <a href="{escape(result.live_url)}">runs, trends and running drills</a></p>')
     return page(f"Game day {result.name}: {result.status}", _STYLE, body) + "\n"
 
 

@@ -44,6 +44,7 @@ from orchestrator.model.freeze import Freeze
 from orchestrator.reporting.junit import render_junit
 from orchestrator.reporting.report import Report
 from orchestrator.runner import kube_access, new_run_dir, run_drill
+from orchestrator.serve.runs import serving_url
 
 
 class Interrupted(Exception):
@@ -109,6 +110,7 @@ def run_gameday(
         policy_stop=policy_stop,
         forced=options.forced,
         lease=None if cfg is None else {"name": cfg.name, "namespace": cfg.namespace, "identity": cfg.identity},
+        live_url=serving_url(options.runs_dir),
     )
     hook = body.webhook
     if hook is not None:

@@ -147,15 +147,16 @@ def table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Collectio
     return "\n".join(out)
 
 
-def page(title: str, style: str, body: Sequence[str]) -> str:
-    """A self-contained page: inline style, and a CSP that lets it load nothing. `title` is plain text, `body` HTML."""
+def page(title: str, style: str, body: Sequence[str], csp: str = CSP) -> str:
+    """A self-contained page: inline style, and a CSP that lets it load nothing (`drillctl serve`'s live page
+    widens it to its own nonce'd script and event stream). `title` is plain text, `body` HTML."""
     return "\n".join(
         [
             "<!DOCTYPE html>",
             '<html lang="en">',
             "<head>",
             '<meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{_e(title)}</title>",
             f"<style>{style}</style>",

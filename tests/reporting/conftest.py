@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import browser, trap  # noqa: F401  (fixtures of the browser tests)
 from tests.support import proxied_upstream_drill, run, run_dirs, write
 
 RUNBOOK = """\

@@ -1,0 +1,1 @@
+from tests.browser import browser, trap  # noqa: F401  (fixtures of the browser tests)

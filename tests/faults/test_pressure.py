@@ -130,10 +130,11 @@ def test_ramp_reaches_the_size_gradually(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
         await driver.revert(undo)
         print(" ".join(f"{at:.1f}s:{rss / MiB:.0f}MiB" for at, rss in seen))
-        early = [rss for at, rss in seen if at <= 0.4]
-        middle = [rss for at, rss in seen if 0.8 <= at <= 1.2]
-        assert early and max(early) <= 0.5 * SIZE
-        assert middle and any(0.2 * SIZE <= rss <= 0.8 * SIZE for rss in middle)
+        # Never ahead of the 2 s ramp (the ballast starts after `began`, so it can only be behind it, and a
+        # loaded machine only delays the readings; its interpreter is about 15 MiB), seen on its way, and there
+        # by the end.
+        assert all(rss <= SIZE * min(1.0, (at + 0.2) / 2.0) + 20 * MiB for at, rss in seen), "never ahead"
+        assert any(0.2 * SIZE <= rss <= 0.8 * SIZE for _, rss in seen), "gradually, not at once"
         assert seen[-1][1] >= 0.8 * SIZE
         assert all(b[1] >= a[1] - 2 * MiB for a, b in itertools.pairwise(seen)), "never drops"
 

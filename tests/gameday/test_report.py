@@ -105,7 +105,8 @@ def test_hostile_names_and_reasons_neither_break_the_index_table_nor_become_mark
     (index,) = parse(f"<div>{rendered}</div>").tables
     assert [len(row) for row in index] == [7, 7, 7], "no pipe, backtick or newline splits or ends a row"
     if (name or "n").isprintable():  # markdown-it turns NUL into U+FFFD; other text reads back as it was
-        assert [row[1] for row in index[1:]] == [" ".join((name or "n").split()), "plain"]
+        # whitespace collapsed; a name of only whitespace is a code span of one space (an empty one opens a span)
+        assert [row[1] for row in index[1:]] == [" ".join((name or "n").split()) or " ", "plain"]
 
 
 def test_a_pipe_a_backtick_and_html_in_a_drill_stay_text() -> None:

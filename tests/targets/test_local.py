@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,22 @@ def test_restarts_on_failure_after_its_delay(tmp_path: Path) -> None:
         argv=[sys.executable, "-c", script], restart={"policy": "on-failure", "delay": "100ms", "max_restarts": 2}
     )
 
+    log = tmp_path / "logs" / "svc.log"
+
     async def scenario() -> int:
         proc = SupervisedProcess(spec, tmp_path, tmp_path)
         await proc.start()
-        await asyncio.sleep(1.5)
+        # Three boots of 0.2 s and two delays of 0.1 s, each boot a Python start-up: on a loaded machine that
+        # takes seconds, so wait for the third boot (within a deadline), then long enough for a fourth.
+        deadline = time.monotonic() + 30
+        while log.read_text().count("boot") < 3 and time.monotonic() < deadline:  # noqa: ASYNC110 (a log file)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
         await proc.stop()
         return proc.restarts
 
     assert asyncio.run(scenario()) == 2
-    assert (tmp_path / "logs" / "svc.log").read_text().count("boot") == 3
+    assert log.read_text().count("boot") == 3
 
 
 def test_stop_reaches_children_of_the_process(tmp_path: Path) -> None:

@@ -607,11 +607,11 @@ def _cross_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
 
 def _workload_client_issues(spec: DrillSpec, data: Any, lines: Mapping[Path_, int], file: str) -> list[SpecIssue]:
     """The workload's client resolved (built in, or an installed entry point) and its options checked by its model."""
-    from orchestrator.workloads.registry import UnknownClient, options_of  # only drills with a workload pay for it
-
     workload = spec.spec.workload
     if workload is None:
         return []
+    from orchestrator.workloads.registry import UnknownClient, options_of  # only drills with a workload pay for it
+
     at: Path_ = ("spec", "workload", "client")
     try:
         options_of(workload.client)

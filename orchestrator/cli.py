@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -113,9 +113,10 @@ def label_option(help_text: str) -> Callable[[F], F]:
 
 HISTORY = click.option(
     "--history",
-    metavar="PATH",
+    metavar="PATH|URL",
     envvar="DRILLCTL_HISTORY",
-    help="the history store (default: <runs-dir>/history.sqlite; also $DRILLCTL_HISTORY)",
+    help="the history store: an SQLite file, or postgresql://user:pass@host/db for a shared one"
+    " (default: <runs-dir>/history.sqlite; also $DRILLCTL_HISTORY)",
 )
 
 
@@ -872,7 +873,7 @@ def _compare_with_history(
     from orchestrator.comparison import compare as compare_runs
     from orchestrator.history.model import RunQuery
     from orchestrator.history.render import baseline_json, baseline_name
-    from orchestrator.history.store import location_of
+    from orchestrator.history.store import location_of, shown
     from orchestrator.history.trends import baseline, parse_baseline
     from orchestrator.reporting.terminal import change_json, change_lines
 
@@ -890,7 +891,8 @@ def _compare_with_history(
     if not records:
         wanted = "".join(f" {k}={v}" for k, v in labels.items())
         click.echo(
-            f"error: no passing run of drill {after.drill.name}{wanted} before {facts.run_id} in {location}", err=True
+            f"error: no passing run of drill {after.drill.name}{wanted} before {facts.run_id} in {shown(location)}",
+            err=True,
         )
         sys.exit(EXIT_INVALID)
     base = baseline(records)
@@ -904,7 +906,8 @@ def _compare_with_history(
 
 
 def _read_history(location: str, read: Callable[[HistoryStore], L]) -> L:
-    """What `read` finds in an existing history; exit 2 when there is no usable history there."""
+    """What `read` finds in an existing history; exit 2 when there is no usable history there, 3 when its
+    server cannot be reached."""
     import sqlite3
 
     from orchestrator.history.store import HistoryError, open_store
@@ -916,8 +919,14 @@ def _read_history(location: str, read: Callable[[HistoryStore], L]) -> L:
         finally:
             store.close()
     except (HistoryError, sqlite3.Error) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
+        _history_failed(e)
+
+
+def _history_failed(error: Exception) -> NoReturn:
+    from orchestrator.history.store import HistoryUnreachable
+
+    click.echo(f"error: {error}", err=True)
+    sys.exit(EXIT_PREFLIGHT if isinstance(error, HistoryUnreachable) else EXIT_INVALID)
 
 
 class _HistoryGroup(click.Group):
@@ -937,7 +946,8 @@ def history() -> None:
     \b
     A run records its verdict, each SLA's measured value, threshold, margin and resolution, and
     each fault's time to impact, time to recover and unavailability, with its --label pairs, in
-    <runs-dir>/history.sqlite (SQLite, WAL: runs that finish together both land).
+    <runs-dir>/history.sqlite (SQLite, WAL: runs that finish together both land), or with
+    --history postgresql://user:pass@host/db in a PostgreSQL database a team's runners share.
       drillctl run drills/x.yaml --label release=1.4     records itself
       drillctl history import runs/                      index runs made before (idempotent)
       drillctl history                                   every drill, one row per figure
@@ -974,7 +984,7 @@ def history_show(
     last 30 runs (lowest ▁ to highest █, a gap where a run did not measure it).
       drillctl history quickstart --since 7d
       drillctl history --label release=1.4 -o json
-    Exit 2 when there is no usable history.
+    Exit 2 when there is no usable history, 3 when its PostgreSQL server cannot be reached.
     """
     from datetime import UTC, datetime
 
@@ -1006,13 +1016,14 @@ def history_import(folder: Path, history: str | None, output: str) -> None:
     Runs the history holds already are left alone, so importing twice records nothing new. A
     report.json that cannot be read or is not a drillctl report is skipped with one line on
     stderr naming the file and why, and the import goes on. The history is RUNS_DIR/history.sqlite
-    unless --history says otherwise. Exit 0 (skipped files included), 2 when the history is unusable.
+    unless --history says otherwise. Exit 0 (skipped files included), 2 when the history is unusable,
+    3 when its PostgreSQL server cannot be reached.
       drillctl history import runs/
     """
     import sqlite3
 
     from orchestrator.history.recording import import_runs
-    from orchestrator.history.store import HistoryError, location_of, open_store
+    from orchestrator.history.store import HistoryError, location_of, open_store, shown
 
     location = location_of(history, folder)
     try:
@@ -1022,16 +1033,15 @@ def history_import(folder: Path, history: str | None, output: str) -> None:
         finally:
             store.close()
     except (HistoryError, sqlite3.Error) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
+        _history_failed(e)
     for path, why in result.skipped:
         click.echo(f"skipped {path}: {why}", err=True)
     if output == "json":
         skipped = [{"file": str(path), "reason": why} for path, why in result.skipped]
-        document = {"history": location, "recorded": result.recorded, "known": result.known, "skipped": skipped}
+        document = {"history": shown(location), "recorded": result.recorded, "known": result.known, "skipped": skipped}
         click.echo(json.dumps(document, indent=1))
     else:
         click.echo(
-            f"{location}: recorded {len(result.recorded)} runs, {len(result.known)} already there, "
+            f"{shown(location)}: recorded {len(result.recorded)} runs, {len(result.known)} already there, "
             f"skipped {len(result.skipped)} files"
         )

@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.prometheus",
     "tests.fixtures.answers",
+    "tests.fixtures.postgres",
 ]

@@ -129,5 +129,7 @@ class DrillSeries:
     started_at: tuple[datetime, ...]
     statuses: tuple[str, ...]
     verdicts: tuple[str, ...]
+    labels: tuple[Mapping[str, str], ...]
+    """Each run's `--label` pairs."""
     figures: tuple[Series, ...]
     """Each SLA's measured value, then each fault's TREND_FAULT_METRICS, in the order the drill declares them."""

@@ -10,7 +10,7 @@ import click
 import structlog
 
 from orchestrator.history.model import RunRecord
-from orchestrator.history.store import HistoryStore, open_store
+from orchestrator.history.store import HistoryStore, open_store, shown
 from orchestrator.history.trends import record_of
 from orchestrator.logs import log_to
 from orchestrator.reporting.document import ReportFormatError
@@ -27,11 +27,12 @@ def record_finished(report: Report, location: str) -> str | None:
             store.record([record_of(report)])
         finally:
             store.close()
-    except Exception as e:  # whatever it is (a locked or foreign file, a full disk, a bug), the run stands
-        problem = f"history not recorded in {location}: {type(e).__name__}: {e}"
+    except Exception as e:  # whatever it is (a locked or foreign file, a server down, a bug), the run stands
+        error = shown(f"{type(e).__name__}: {e}")
+        problem = f"history not recorded in {shown(location)}: {error}"
         with (report.facts.run_dir / "drill.log.jsonl").open("a", encoding="utf-8") as log_file:
             log_to(log_file)
-            structlog.get_logger().warning("history_not_recorded", location=location, error=f"{type(e).__name__}: {e}")
+            structlog.get_logger().warning("history_not_recorded", location=location, error=error)
         click.echo(f"warning: {problem}", err=True)
         return problem
     return None

@@ -57,9 +57,15 @@ def trends_json(query: RunQuery, drills: Sequence[DrillSeries]) -> dict[str, Any
             {
                 "drill": d.drill,
                 "runs": [
-                    {"run": run_id, "started_at": started.isoformat(), "status": status, "verdict": verdict}
-                    for run_id, started, status, verdict in zip(
-                        d.run_ids, d.started_at, d.statuses, d.verdicts, strict=True
+                    {
+                        "run": run_id,
+                        "started_at": started.isoformat(),
+                        "status": status,
+                        "verdict": verdict,
+                        "labels": dict(labels),
+                    }
+                    for run_id, started, status, verdict, labels in zip(
+                        d.run_ids, d.started_at, d.statuses, d.verdicts, d.labels, strict=True
                     )
                 ],
                 "figures": [

@@ -10,6 +10,7 @@ from orchestrator.model.timeline import FaultMark, PhaseMark, Timeline
 from orchestrator.model.verdict import RecoveryWindow, SlaVerdict
 from orchestrator.reporting.json_report import write_json
 from orchestrator.reporting.report import DrillInfo, Report, RunFacts
+from tests.support import drill as drill_document
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 LIMIT = 2.0
@@ -59,6 +60,16 @@ def record(
                 resolution,
             ),
         ),
+    )
+
+
+def tiny_drill(name: str) -> dict[str, object]:
+    """A drill with nothing to start and nothing to inject: a command probe and one SLA."""
+    return drill_document(
+        name,
+        steady_state={"interval": "100ms", "probes": [{"type": "command", "name": "noop", "argv": ["true"]}]},
+        phases={"baseline": "300ms", "recovery": "300ms"},
+        slas=[{"name": "quiet", "type": "error_rate", "phase": "baseline", "max": 0.5}],
     )
 
 
@@ -148,6 +159,7 @@ def series_of(records: list[RunRecord]) -> list[DrillSeries]:
                 started_at=tuple(r.started_at for r in runs),
                 statuses=tuple(r.status for r in runs),
                 verdicts=tuple(r.verdict for r in runs),
+                labels=tuple(r.labels for r in runs),
                 figures=tuple(figures),
             )
         )

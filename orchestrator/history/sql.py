@@ -1,0 +1,376 @@
+"""The history's SQL, shared by the SQLite and PostgreSQL stores: the logical schema, the writes and the queries.
+
+Both backends run these very statements; a `Dialect` says what differs (column types, the parameter marker,
+how a time goes in and comes out), and a backend subclass of `SqlStore` says how it connects, opens a write
+transaction and a read snapshot, and lists its tables.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from orchestrator import __version__
+from orchestrator.history.model import (
+    SCHEMA_VERSION,
+    TREND_FAULT_METRICS,
+    DrillSeries,
+    FaultFigure,
+    RunQuery,
+    RunRecord,
+    Series,
+    SlaFigure,
+)
+from orchestrator.history.store import HistoryError, no_history
+
+
+class Cursor(Protocol):
+    """What both drivers' cursors do (sqlite3's and psycopg's), with `?` as the parameter marker."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    key: str
+    """The type of `runs.id`, an integer the database numbers."""
+    ref: str
+    """The type of a column that refers to `runs.id`."""
+    real: str
+    time: str
+    time_in: Callable[[datetime], Any]
+    """A timezone-aware moment as the database keeps it (UTC)."""
+    time_out: Callable[[Any], datetime]
+
+
+SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE runs (
+        id {key},
+        run_id TEXT NOT NULL UNIQUE,
+        drill TEXT NOT NULL,
+        started_at {time} NOT NULL,
+        finished_at {time} NOT NULL,
+        status TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        source TEXT,
+        recorded_at {time} NOT NULL)""",
+    "CREATE INDEX runs_by_drill ON runs (drill, started_at)",
+    "CREATE INDEX runs_by_time ON runs (started_at)",
+    """CREATE TABLE labels (
+        run {ref} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run, key))""",
+    "CREATE INDEX labels_by_value ON labels (key, value)",
+    """CREATE TABLE slas (
+        run {ref} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        measured {real},
+        threshold {real} NOT NULL,
+        margin {real},
+        resolution {real},
+        PRIMARY KEY (run, position))""",
+    """CREATE TABLE faults (
+        run {ref} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        fault TEXT NOT NULL,
+        recovery TEXT NOT NULL,
+        time_to_impact {real},
+        time_to_recover {real},
+        unavailability {real} NOT NULL,
+        longest_outage {real} NOT NULL,
+        resolution {real} NOT NULL,
+        PRIMARY KEY (run, position))""",
+)
+"""`runs.id` is the key the figures hang on (an integer joins faster than the run id's text); `run_id` is what
+users name. Order is (started_at, id) everywhere: the drill index holds it, so reading a drill sorts nothing."""
+TABLES = {"meta", "runs", "labels", "slas", "faults"}
+
+
+def schema(dialect: Dialect) -> list[str]:
+    """The statements that create the schema, in the dialect's column types."""
+    types = {"key": dialect.key, "ref": dialect.ref, "real": dialect.real, "time": dialect.time}
+    return [statement.format_map(types) for statement in SCHEMA]
+
+
+class SqlStore(ABC):
+    """A `HistoryStore` over the logical schema; subclasses connect and say how transactions begin."""
+
+    dialect: Dialect
+    name: str
+    """How messages name the store: a file path, a URL without its password."""
+    kind: str
+    """What the store is, for messages: `an SQLite file`, `a PostgreSQL database`."""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Cursor]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+
+    @abstractmethod
+    def _snapshot(self) -> AbstractContextManager[Cursor]:
+        """A read transaction: every query in it sees the same committed state."""
+
+    @abstractmethod
+    def _tables(self, cur: Cursor) -> set[str]:
+        """The tables that would stand in the schema's way (SQLite: every table of the file)."""
+
+    @abstractmethod
+    def _lock_schema(self, cur: Cursor) -> None:
+        """Serialize the stores creating the schema at once, inside the write transaction."""
+
+    def _check_schema(self, create: bool = True) -> None:
+        """Create the schema where there is none (unless `create` is false: readers must not leave an empty
+        history behind); refuse tables that are something else, or a newer schema. Only a store without a
+        schema takes a write transaction: opening one to read never waits for writers."""
+        with self._snapshot() as cur:
+            tables = self._tables(cur)
+        if not tables and not create:
+            raise no_history(self.name)
+        if "meta" not in tables:
+            with self._transaction() as cur:
+                self._lock_schema(cur)
+                tables = self._tables(cur)  # again, under the lock: another process may have created it
+                if not tables:
+                    for statement in schema(self.dialect):
+                        cur.execute(statement)
+                    cur.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [("schema_version", str(SCHEMA_VERSION)), ("created_by", f"drillctl {__version__}")],
+                    )
+                elif "meta" not in tables:
+                    found = ", ".join(sorted(tables))
+                    raise HistoryError(f"{self.name} is {self.kind} but not a drillctl history (tables: {found})")
+        with self._snapshot() as cur:
+            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            tables = self._tables(cur)
+        version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+        if version is None or not tables >= TABLES:
+            raise HistoryError(f"{self.name} is not a drillctl history (no schema version in its meta table)")
+        if version > SCHEMA_VERSION:
+            raise HistoryError(
+                f"{self.name} has history schema {version}; this drillctl ({__version__}) reads up to {SCHEMA_VERSION}"
+            )
+
+    def record(self, runs: Sequence[RunRecord]) -> list[str]:
+        """In run id order, so that two writers recording the same runs at once take their locks in the same
+        order (on PostgreSQL, where writers do not queue for one lock, they cannot deadlock)."""
+        recorded: set[str] = set()
+        now = self.dialect.time_in(datetime.now(UTC))
+        time_in = self.dialect.time_in
+        with self._transaction() as cur:
+            for run in sorted(runs, key=lambda r: r.run_id):
+                inserted = cur.execute(
+                    "INSERT INTO runs (run_id, drill, started_at, finished_at, status, verdict, source, recorded_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING RETURNING id",
+                    (
+                        run.run_id,
+                        run.drill,
+                        time_in(run.started_at),
+                        time_in(run.finished_at),
+                        run.status,
+                        run.verdict,
+                        run.source,
+                        now,
+                    ),
+                ).fetchone()
+                if inserted is None:
+                    continue
+                self._insert_figures(cur, inserted[0], run)
+                recorded.add(run.run_id)
+        return list(dict.fromkeys(r.run_id for r in runs if r.run_id in recorded))
+
+    def _insert_figures(self, cur: Cursor, key: int, run: RunRecord) -> None:
+        if run.labels:
+            cur.executemany("INSERT INTO labels VALUES (?, ?, ?)", [(key, k, v) for k, v in run.labels.items()])
+        if run.slas:
+            cur.executemany(
+                "INSERT INTO slas VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (key, i, s.name, s.type, s.unit, int(s.passed), s.measured, s.threshold, s.margin, s.resolution)
+                    for i, s in enumerate(run.slas)
+                ],
+            )
+        if run.faults:
+            cur.executemany(
+                "INSERT INTO faults VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        key,
+                        i,
+                        f.fault,
+                        f.recovery,
+                        f.time_to_impact,
+                        f.time_to_recover,
+                        f.unavailability,
+                        f.longest_outage,
+                        f.resolution,
+                    )
+                    for i, f in enumerate(run.faults)
+                ],
+            )
+
+    def runs(self, query: RunQuery) -> list[RunRecord]:
+        """One read snapshot: the matching runs, then their figures."""
+        where, params = self._where(query)
+        order = " ORDER BY r.started_at, r.id"
+        with self._snapshot() as cur:
+            rows = cur.execute(
+                f"SELECT r.id, r.run_id, r.drill, r.started_at, r.finished_at, r.status, r.verdict, r.source"
+                f" FROM runs r{where}{order}",
+                params,
+            ).fetchall()
+            labels = _by_run(cur.execute(f"SELECT r.id, l.key, l.value {_joined('labels l', where)}", params))
+            slas = _by_run(
+                cur.execute(
+                    "SELECT r.id, s.name, s.type, s.unit, s.passed, s.measured, s.threshold, s.margin, s.resolution"
+                    f" {_joined('slas s', where)}{order}, s.position",
+                    params,
+                )
+            )
+            faults = _by_run(
+                cur.execute(
+                    "SELECT r.id, f.fault, f.recovery, f.time_to_impact, f.time_to_recover, f.unavailability,"
+                    f" f.longest_outage, f.resolution {_joined('faults f', where)}{order}, f.position",
+                    params,
+                )
+            )
+        time_out = self.dialect.time_out
+        return [
+            RunRecord(
+                run_id=run_id,
+                drill=drill,
+                started_at=time_out(started),
+                finished_at=time_out(finished),
+                status=status,
+                verdict=verdict,
+                labels=dict(labels.get(key, ())),
+                slas=tuple(
+                    SlaFigure(name, kind, "ratio" if unit == "ratio" else "s", bool(passed), *rest)
+                    for name, kind, unit, passed, *rest in slas.get(key, ())
+                ),
+                faults=tuple(FaultFigure(*row) for row in faults.get(key, ())),
+                source=source,
+            )
+            for key, run_id, drill, started, finished, status, verdict, source in rows
+        ]
+
+    def series(self, query: RunQuery) -> list[DrillSeries]:
+        """Per drill, its figures' names (two aggregates), then one ordered scan of its runs with a column per
+        figure (NULL where a run has none): every column comes out of the database whole, nothing is built per
+        run."""
+        where, params = self._where(query)
+        out = []
+        with self._snapshot() as cur:
+            drills = [d for (d,) in cur.execute(f"SELECT r.drill FROM runs r{where} GROUP BY r.drill", params)]
+            for drill in drills:
+                of_drill = f"{where} AND r.drill = ?" if where else " WHERE r.drill = ?"
+                out.append(self._drill_series(cur, drill, of_drill, [*params, drill]))
+        return sorted(out, key=lambda d: (d.started_at[0], d.drill))
+
+    def _drill_series(self, cur: Cursor, drill: str, where: str, params: list[Any]) -> DrillSeries:
+        """The runs `where` chooses (all of `drill`), with each SLA's measured value, then each fault's trend
+        figures, in the order they first appear (one value a run, whatever a foreign report repeated)."""
+        slas = cur.execute(
+            f"SELECT s.name, min(s.unit) FROM runs r JOIN slas s ON s.run = r.id{where}"
+            " GROUP BY s.name ORDER BY min(r.started_at), min(s.position)",
+            params,
+        ).fetchall()
+        faults = [
+            fault
+            for (fault,) in cur.execute(
+                f"SELECT f.fault FROM runs r JOIN faults f ON f.run = r.id{where}"
+                " GROUP BY f.fault ORDER BY min(r.started_at), min(f.position)",
+                params,
+            )
+        ]
+        sla_columns = "".join(
+            ", (SELECT s.measured FROM slas s WHERE s.run = r.id AND s.name = ? ORDER BY s.position LIMIT 1)"
+            for _ in slas
+        )
+        fault_columns = "".join(f", f{i}.{m}" for i in range(len(faults)) for m in TREND_FAULT_METRICS)
+        fault_joins = "".join(
+            f" LEFT JOIN faults f{i} ON f{i}.run = r.id"
+            f" AND f{i}.position = (SELECT min(position) FROM faults WHERE run = r.id AND fault = ?)"
+            for i in range(len(faults))
+        )
+        rows = cur.execute(
+            f"SELECT r.id, r.run_id, r.started_at, r.status, r.verdict{sla_columns}{fault_columns}"
+            f" FROM runs r{fault_joins}{where} ORDER BY r.started_at, r.id",
+            [*(name for name, _ in slas), *faults, *params],
+        ).fetchall()
+        labels = _by_run(cur.execute(f"SELECT r.id, l.key, l.value {_joined('labels l', where)}", params))
+        keys, ids, started, statuses, verdicts, *values = zip(*rows, strict=True)
+        figures = [
+            Series(f"sla {name}", "measured", "ratio" if unit == "ratio" else "s", column)
+            for (name, unit), column in zip(slas, values, strict=False)
+        ]
+        fault_values = iter(values[len(slas) :])
+        figures += [
+            Series(f"fault {fault}", metric, "s", next(fault_values))
+            for fault in faults
+            for metric in TREND_FAULT_METRICS
+        ]
+        return DrillSeries(
+            drill=drill,
+            run_ids=ids,
+            started_at=tuple(map(self.dialect.time_out, started)),
+            statuses=statuses,
+            verdicts=verdicts,
+            labels=tuple(dict(labels.get(key, ())) for key in keys),
+            figures=tuple(figures),
+        )
+
+    def _where(self, query: RunQuery) -> tuple[str, list[Any]]:
+        """The query's conditions on `runs r`, as SQL with `?` parameters (`last`: among the newest that match)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if query.drill is not None:
+            clauses.append("r.drill = ?")
+            params.append(query.drill)
+        if query.since is not None:
+            clauses.append("r.started_at >= ?")
+            params.append(self.dialect.time_in(query.since))
+        if query.before is not None:
+            clauses.append("r.started_at < ?")
+            params.append(self.dialect.time_in(query.before))
+        if query.status is not None:
+            clauses.append("r.status = ?")
+            params.append(query.status)
+        if query.exclude is not None:
+            clauses.append("r.run_id != ?")
+            params.append(query.exclude)
+        for key, value in query.labels.items():
+            clauses.append("EXISTS (SELECT 1 FROM labels l WHERE l.run = r.id AND l.key = ? AND l.value = ?)")
+            params += [key, value]
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        if query.last is None:
+            return where, params
+        newest = f"SELECT r.id FROM runs r{where} ORDER BY r.started_at DESC, r.id DESC LIMIT {int(query.last)}"
+        return f" WHERE r.id IN ({newest})", params
+
+
+def _by_run(rows: Iterable[tuple[Any, ...]]) -> dict[int, list[tuple[Any, ...]]]:
+    """Rows of a figures table grouped by their run's key, without it."""
+    grouped: dict[int, list[tuple[Any, ...]]] = {}
+    for key, *rest in rows:
+        grouped.setdefault(key, []).append(tuple(rest))
+    return grouped
+
+
+def _joined(table: str, where: str) -> str:
+    """`FROM` the chosen runs `r` and a figures table's rows of them."""
+    alias = table.split()[1]
+    return f"FROM runs r JOIN {table} ON {alias}.run = r.id{where}"

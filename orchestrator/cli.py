@@ -998,7 +998,7 @@ def history_show(
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--since") from e
     query = RunQuery(drill=drill, since=start, labels=labels, last=last)
-    drills = _read_history(location_of(history, runs_dir), lambda store: store.series(query))
+    drills = _read_history(location_of(history, runs_dir), lambda store: store.series(query, output == "json"))
     if output == "json":
         click.echo(json.dumps(trends_json(query, drills), indent=1))
     else:

@@ -129,7 +129,8 @@ class DrillSeries:
     started_at: tuple[datetime, ...]
     statuses: tuple[str, ...]
     verdicts: tuple[str, ...]
-    labels: tuple[Mapping[str, str], ...]
-    """Each run's `--label` pairs."""
     figures: tuple[Series, ...]
     """Each SLA's measured value, then each fault's TREND_FAULT_METRICS, in the order the drill declares them."""
+    labels: tuple[Mapping[str, str], ...] = ()
+    """Each run's `--label` pairs when asked for (`series(query, with_labels=True)`), else empty: reading them
+    is a dictionary per run, which the text view does not need."""

@@ -45,7 +45,8 @@ def _runs(n: int, kind: str = "") -> str:
 
 
 def trends_json(query: RunQuery, drills: Sequence[DrillSeries]) -> dict[str, Any]:
-    """`drillctl history --output json`: the query, then per drill its runs and every figure's points."""
+    """`drillctl history --output json`: the query, then per drill its runs (with their labels, when the
+    series were read with them) and every figure's points."""
     return {
         "query": {
             "drill": query.drill,
@@ -62,10 +63,10 @@ def trends_json(query: RunQuery, drills: Sequence[DrillSeries]) -> dict[str, Any
                         "started_at": started.isoformat(),
                         "status": status,
                         "verdict": verdict,
-                        "labels": dict(labels),
+                        **({"labels": dict(d.labels[i])} if d.labels else {}),
                     }
-                    for run_id, started, status, verdict, labels in zip(
-                        d.run_ids, d.started_at, d.statuses, d.verdicts, d.labels, strict=True
+                    for i, (run_id, started, status, verdict) in enumerate(
+                        zip(d.run_ids, d.started_at, d.statuses, d.verdicts, strict=True)
                     )
                 ],
                 "figures": [

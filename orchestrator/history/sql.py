@@ -166,8 +166,9 @@ class SqlStore(ABC):
 
     def record(self, runs: Sequence[RunRecord]) -> list[str]:
         """In run id order, so that two writers recording the same runs at once take their locks in the same
-        order (on PostgreSQL, where writers do not queue for one lock, they cannot deadlock)."""
-        recorded: set[str] = set()
+        order (on PostgreSQL, where writers do not queue for one lock, they cannot deadlock); then the new runs'
+        figures, a statement per table for all of them (a round trip each on PostgreSQL, not one per run)."""
+        keyed: list[tuple[int, RunRecord]] = []
         now = self.dialect.time_in(datetime.now(UTC))
         time_in = self.dialect.time_in
         with self._transaction() as cur:
@@ -186,41 +187,42 @@ class SqlStore(ABC):
                         now,
                     ),
                 ).fetchone()
-                if inserted is None:
-                    continue
-                self._insert_figures(cur, inserted[0], run)
-                recorded.add(run.run_id)
+                if inserted is not None:
+                    keyed.append((inserted[0], run))
+            self._insert_figures(cur, keyed)
+        recorded = {run.run_id for _, run in keyed}
         return list(dict.fromkeys(r.run_id for r in runs if r.run_id in recorded))
 
-    def _insert_figures(self, cur: Cursor, key: int, run: RunRecord) -> None:
-        if run.labels:
-            cur.executemany("INSERT INTO labels VALUES (?, ?, ?)", [(key, k, v) for k, v in run.labels.items()])
-        if run.slas:
-            cur.executemany(
-                "INSERT INTO slas VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (key, i, s.name, s.type, s.unit, int(s.passed), s.measured, s.threshold, s.margin, s.resolution)
-                    for i, s in enumerate(run.slas)
-                ],
+    def _insert_figures(self, cur: Cursor, keyed: Sequence[tuple[int, RunRecord]]) -> None:
+        """Each run's labels, SLAs and faults under its key."""
+        labels = [(key, k, v) for key, run in keyed for k, v in run.labels.items()]
+        slas = [
+            (key, i, s.name, s.type, s.unit, int(s.passed), s.measured, s.threshold, s.margin, s.resolution)
+            for key, run in keyed
+            for i, s in enumerate(run.slas)
+        ]
+        faults = [
+            (
+                key,
+                i,
+                f.fault,
+                f.recovery,
+                f.time_to_impact,
+                f.time_to_recover,
+                f.unavailability,
+                f.longest_outage,
+                f.resolution,
             )
-        if run.faults:
-            cur.executemany(
-                "INSERT INTO faults VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        key,
-                        i,
-                        f.fault,
-                        f.recovery,
-                        f.time_to_impact,
-                        f.time_to_recover,
-                        f.unavailability,
-                        f.longest_outage,
-                        f.resolution,
-                    )
-                    for i, f in enumerate(run.faults)
-                ],
-            )
+            for key, run in keyed
+            for i, f in enumerate(run.faults)
+        ]
+        for statement, rows in (
+            ("INSERT INTO labels VALUES (?, ?, ?)", labels),
+            ("INSERT INTO slas VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", slas),
+            ("INSERT INTO faults VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", faults),
+        ):
+            if rows:
+                cur.executemany(statement, rows)
 
     def runs(self, query: RunQuery) -> list[RunRecord]:
         """One read snapshot: the matching runs, then their figures."""
@@ -267,22 +269,25 @@ class SqlStore(ABC):
             for key, run_id, drill, started, finished, status, verdict, source in rows
         ]
 
-    def series(self, query: RunQuery) -> list[DrillSeries]:
+    def series(self, query: RunQuery, with_labels: bool = False) -> list[DrillSeries]:
         """Per drill, its figures' names (two aggregates), then one ordered scan of its runs with a column per
         figure (NULL where a run has none): every column comes out of the database whole, nothing is built per
-        run."""
+        run but, when asked for, its labels."""
         where, params = self._where(query)
         out = []
         with self._snapshot() as cur:
             drills = [d for (d,) in cur.execute(f"SELECT r.drill FROM runs r{where} GROUP BY r.drill", params)]
             for drill in drills:
                 of_drill = f"{where} AND r.drill = ?" if where else " WHERE r.drill = ?"
-                out.append(self._drill_series(cur, drill, of_drill, [*params, drill]))
+                out.append(self._drill_series(cur, drill, of_drill, [*params, drill], with_labels))
         return sorted(out, key=lambda d: (d.started_at[0], d.drill))
 
-    def _drill_series(self, cur: Cursor, drill: str, where: str, params: list[Any]) -> DrillSeries:
+    def _drill_series(self, cur: Cursor, drill: str, where: str, params: list[Any], with_labels: bool) -> DrillSeries:
         """The runs `where` chooses (all of `drill`), with each SLA's measured value, then each fault's trend
-        figures, in the order they first appear (one value a run, whatever a foreign report repeated)."""
+        figures, in the order they first appear. Each figures table is pivoted once, a column per name
+        (`max(CASE ...)` grouped by run: one pass over the chosen runs' rows, where a subquery per run and figure
+        costs PostgreSQL several times as much); a name a foreign report repeated in one run gives its largest
+        value."""
         slas = cur.execute(
             f"SELECT s.name, min(s.unit) FROM runs r JOIN slas s ON s.run = r.id{where}"
             " GROUP BY s.name ORDER BY min(r.started_at), min(s.position)",
@@ -296,22 +301,23 @@ class SqlStore(ABC):
                 params,
             )
         ]
-        sla_columns = "".join(
-            ", (SELECT s.measured FROM slas s WHERE s.run = r.id AND s.name = ? ORDER BY s.position LIMIT 1)"
-            for _ in slas
-        )
-        fault_columns = "".join(f", f{i}.{m}" for i in range(len(faults)) for m in TREND_FAULT_METRICS)
-        fault_joins = "".join(
-            f" LEFT JOIN faults f{i} ON f{i}.run = r.id"
-            f" AND f{i}.position = (SELECT min(position) FROM faults WHERE run = r.id AND fault = ?)"
-            for i in range(len(faults))
-        )
+        columns, joins, join_params = "", "", []
+        if slas:
+            pivot = ", ".join(f"max(CASE WHEN s.name = ? THEN s.measured END) AS v{i}" for i in range(len(slas)))
+            columns += "".join(f", s.v{i}" for i in range(len(slas)))
+            joins += f" LEFT JOIN (SELECT s.run, {pivot} {_joined('slas s', where)} GROUP BY s.run) s ON s.run = r.id"
+            join_params += [*(name for name, _ in slas), *params]
+        if faults:
+            metrics = [(i, m) for i in range(len(faults)) for m in TREND_FAULT_METRICS]
+            pivot = ", ".join(f"max(CASE WHEN f.fault = ? THEN f.{m} END) AS f{i}_{m}" for i, m in metrics)
+            columns += "".join(f", f.f{i}_{m}" for i, m in metrics)
+            joins += f" LEFT JOIN (SELECT f.run, {pivot} {_joined('faults f', where)} GROUP BY f.run) f ON f.run = r.id"
+            join_params += [*(faults[i] for i, _ in metrics), *params]
         rows = cur.execute(
-            f"SELECT r.id, r.run_id, r.started_at, r.status, r.verdict{sla_columns}{fault_columns}"
-            f" FROM runs r{fault_joins}{where} ORDER BY r.started_at, r.id",
-            [*(name for name, _ in slas), *faults, *params],
+            f"SELECT r.id, r.run_id, r.started_at, r.status, r.verdict{columns}"
+            f" FROM runs r{joins}{where} ORDER BY r.started_at, r.id",
+            [*join_params, *params],
         ).fetchall()
-        labels = _by_run(cur.execute(f"SELECT r.id, l.key, l.value {_joined('labels l', where)}", params))
         keys, ids, started, statuses, verdicts, *values = zip(*rows, strict=True)
         figures = [
             Series(f"sla {name}", "measured", "ratio" if unit == "ratio" else "s", column)
@@ -323,14 +329,18 @@ class SqlStore(ABC):
             for fault in faults
             for metric in TREND_FAULT_METRICS
         ]
+        labels: tuple[dict[str, str], ...] = ()
+        if with_labels:
+            found = _by_run(cur.execute(f"SELECT r.id, l.key, l.value {_joined('labels l', where)}", params))
+            labels = tuple(dict(found.get(key, ())) for key in keys)
         return DrillSeries(
             drill=drill,
             run_ids=ids,
             started_at=tuple(map(self.dialect.time_out, started)),
             statuses=statuses,
             verdicts=verdicts,
-            labels=tuple(dict(labels.get(key, ())) for key in keys),
             figures=tuple(figures),
+            labels=labels,
         )
 
     def _where(self, query: RunQuery) -> tuple[str, list[Any]]:

@@ -50,9 +50,10 @@ class HistoryStore(Protocol):
         """The runs that match, oldest first."""
         ...
 
-    def series(self, query: RunQuery) -> list[DrillSeries]:
-        """The same runs as columns per drill, with each figure's values: what trends read, built without a
-        record per run (the same data `runs` returns, grouped as `DrillSeries` says)."""
+    def series(self, query: RunQuery, with_labels: bool = False) -> list[DrillSeries]:
+        """The same runs as columns per drill, with each figure's values (and each run's labels, if asked):
+        what trends read, built without a record per run (the same data `runs` returns, grouped as
+        `DrillSeries` says)."""
         ...
 
     def close(self) -> None: ...

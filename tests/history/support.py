@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,29 +126,30 @@ def write_run(runs_dir: Path, rec: RunRecord) -> Path:
     return run_dir
 
 
-def series_of(records: list[RunRecord]) -> list[DrillSeries]:
+def series_of(records: list[RunRecord], with_labels: bool = False) -> list[DrillSeries]:
     """The plain reading of `HistoryStore.series`, from records (oldest first): what the store's queries must
-    agree with."""
+    agree with (a name repeated in one run: its largest value)."""
     out = []
     for drill in dict.fromkeys(r.drill for r in records):
         runs = [r for r in records if r.drill == drill]
-        slas = dict.fromkeys((s.name, s.unit) for r in runs for s in r.slas)
+        slas = dict.fromkeys(s.name for r in runs for s in r.slas)
+        units = {name: next(s.unit for r in runs for s in r.slas if s.name == name) for name in slas}
         faults = dict.fromkeys(f.fault for r in runs for f in r.faults)
         figures = [
             Series(
                 f"sla {name}",
                 "measured",
-                "ratio" if unit == "ratio" else "s",
-                tuple(next((s.measured for s in r.slas if s.name == name), None) for r in runs),
+                "ratio" if units[name] == "ratio" else "s",
+                tuple(_largest(s.measured for s in r.slas if s.name == name) for r in runs),
             )
-            for name, unit in slas
+            for name in slas
         ]
         figures += [
             Series(
                 f"fault {fault}",
                 metric,
                 "s",
-                tuple(next((getattr(f, metric) for f in r.faults if f.fault == fault), None) for r in runs),
+                tuple(_largest(getattr(f, metric) for f in r.faults if f.fault == fault) for r in runs),
             )
             for fault in faults
             for metric in TREND_FAULT_METRICS
@@ -159,8 +161,12 @@ def series_of(records: list[RunRecord]) -> list[DrillSeries]:
                 started_at=tuple(r.started_at for r in runs),
                 statuses=tuple(r.status for r in runs),
                 verdicts=tuple(r.verdict for r in runs),
-                labels=tuple(r.labels for r in runs),
                 figures=tuple(figures),
+                labels=tuple(r.labels for r in runs) if with_labels else (),
             )
         )
     return out
+
+
+def _largest(values: Iterable[float | None]) -> float | None:
+    return max((v for v in values if v is not None), default=None)

@@ -79,6 +79,10 @@ def test_series_are_the_runs_figures_as_columns(location: str) -> None:
     runs += [record(i, 0.3, drill="payments") for i in range(3, 6)]
     runs += [replace(record(20, 0.6), slas=(), run_id="orders-no-slas")]
     runs += [replace(record(21, 0.6), faults=(), run_id="orders-no-faults", labels={"cluster": "a", "git": "f00"})]
+    twice = record(22, 0.7)  # as a hand-edited report.json might repeat a figure
+    runs += [
+        replace(twice, run_id="orders-twice", slas=twice.slas * 2, faults=(*twice.faults, record(22, 0.9).faults[0]))
+    ]
     store.record(runs)
     queries = [
         RunQuery(),
@@ -90,15 +94,16 @@ def test_series_are_the_runs_figures_as_columns(location: str) -> None:
     ]
     for query in queries:
         assert store.series(query) == series_of(store.runs(query)), query
+        assert store.series(query, with_labels=True) == series_of(store.runs(query), with_labels=True), query
     (orders, payments) = store.series(RunQuery())
     assert [(f.subject, f.metric) for f in orders.figures] == [
         ("sla recovers", "measured"),
         ("fault cut", "time_to_recover"),
         ("fault cut", "unavailability"),
     ]
-    assert len(orders.run_ids) == 17 and payments.run_ids[0] == "payments-00003"
-    assert orders.run_ids[-2:] == ("orders-no-slas", "orders-no-faults")
-    assert orders.figures[0].values[-2:] == (None, 0.6) and orders.figures[1].values[-2:] == (0.6, None)
+    assert len(orders.run_ids) == 18 and payments.run_ids[0] == "payments-00003"
+    assert orders.run_ids[-3:] == ("orders-no-slas", "orders-no-faults", "orders-twice")
+    assert orders.figures[0].values[-3:] == (None, 0.6, 0.7) and orders.figures[1].values[-3:] == (0.6, None, 0.9)
     assert orders.figures[1].values[4] is None  # never recovered
     store.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,8 +41,8 @@ def _hang_inside(store: SqlStore, run: RunRecord) -> None:
     """The store's own insert, then a stop before the commit that `record` would make next."""
     original = store._insert_figures
 
-    def insert_then_hang(cur: Cursor, key: int, rec: RunRecord) -> None:
-        original(cur, key, rec)
+    def insert_then_hang(cur: Cursor, keyed: Sequence[tuple[int, RunRecord]]) -> None:
+        original(cur, keyed)
         print("inside", flush=True)
         time.sleep(3600)
 

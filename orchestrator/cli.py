@@ -976,16 +976,18 @@ def history_show(
     runs_dir: Path,
     output: str,
 ) -> None:
-    """Each figure of a drill (or of every drill) over its runs, oldest to newest.
+    """Each figure of a drill (or of every drill) over its runs, oldest to newest; then game days.
 
     \b
     One row per figure: each SLA's measured value, each fault's time to recover and
     unavailability; columns: runs measured, last, median, min/max, and a sparkline of the
     last 30 runs (lowest ▁ to highest █, a gap where a run did not measure it).
+    A game day (DRILL may name one) shows how often each of its drills passed and how it ended last.
       drillctl history quickstart --since 7d
       drillctl history --label release=1.4 -o json
     Exit 2 when there is no usable history, 3 when its PostgreSQL server cannot be reached.
     """
+    from dataclasses import replace
     from datetime import UTC, datetime
 
     from orchestrator.history.model import RunQuery
@@ -998,11 +1000,14 @@ def history_show(
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--since") from e
     query = RunQuery(drill=drill, since=start, labels=labels, last=last)
-    drills = _read_history(location_of(history, runs_dir), lambda store: store.series(query, output == "json"))
+    drills, gamedays = _read_history(
+        location_of(history, runs_dir),
+        lambda store: (store.series(query, output == "json"), store.runs(replace(query, kind="gameday"))),
+    )
     if output == "json":
-        click.echo(json.dumps(trends_json(query, drills), indent=1))
+        click.echo(json.dumps(trends_json(query, drills, gamedays), indent=1))
     else:
-        click.echo("\n".join(trend_lines(drills)))
+        click.echo("\n".join(trend_lines(drills, gamedays)))
 
 
 @history.command("import")

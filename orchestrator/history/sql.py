@@ -20,6 +20,7 @@ from orchestrator.history.model import (
     TREND_FAULT_METRICS,
     DrillSeries,
     FaultFigure,
+    GameDayDrill,
     RunQuery,
     RunRecord,
     Series,
@@ -51,6 +52,21 @@ class Dialect:
     time_out: Callable[[Any], datetime]
 
 
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'drill'",
+        """CREATE TABLE gameday_drills (
+        run {ref} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        drill TEXT NOT NULL,
+        status TEXT NOT NULL,
+        drill_run TEXT,
+        PRIMARY KEY (run, position))""",
+    ),
+}
+"""What turns a store of the version before each key into that version (both backends run them as written).
+Version 2: game days are entries of their own (`runs.kind`), with each drill's status in `gameday_drills`."""
+
 SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE runs (
@@ -62,7 +78,8 @@ SCHEMA = (
         status TEXT NOT NULL,
         verdict TEXT NOT NULL,
         source TEXT,
-        recorded_at {time} NOT NULL)""",
+        recorded_at {time} NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'drill')""",
     "CREATE INDEX runs_by_drill ON runs (drill, started_at)",
     "CREATE INDEX runs_by_time ON runs (started_at)",
     """CREATE TABLE labels (
@@ -94,16 +111,17 @@ SCHEMA = (
         longest_outage {real} NOT NULL,
         resolution {real} NOT NULL,
         PRIMARY KEY (run, position))""",
+    *MIGRATIONS[2][1:],
 )
 """`runs.id` is the key the figures hang on (an integer joins faster than the run id's text); `run_id` is what
 users name. Order is (started_at, id) everywhere: the drill index holds it, so reading a drill sorts nothing."""
-TABLES = {"meta", "runs", "labels", "slas", "faults"}
+TABLES = {"meta", "runs", "labels", "slas", "faults", "gameday_drills"}
 
 
-def schema(dialect: Dialect) -> list[str]:
-    """The statements that create the schema, in the dialect's column types."""
+def typed(dialect: Dialect, statements: Sequence[str]) -> list[str]:
+    """Schema statements in the dialect's column types."""
     types = {"key": dialect.key, "ref": dialect.ref, "real": dialect.real, "time": dialect.time}
-    return [statement.format_map(types) for statement in SCHEMA]
+    return [statement.format_map(types) for statement in statements]
 
 
 class SqlStore(ABC):
@@ -144,7 +162,7 @@ class SqlStore(ABC):
                 self._lock_schema(cur)
                 tables = self._tables(cur)  # again, under the lock: another process may have created it
                 if not tables:
-                    for statement in schema(self.dialect):
+                    for statement in typed(self.dialect, SCHEMA):
                         cur.execute(statement)
                     cur.executemany(
                         "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -154,15 +172,27 @@ class SqlStore(ABC):
                     found = ", ".join(sorted(tables))
                     raise HistoryError(f"{self.name} is {self.kind} but not a drillctl history (tables: {found})")
         with self._snapshot() as cur:
-            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = _version(cur)
             tables = self._tables(cur)
-        version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
-        if version is None or not tables >= TABLES:
+        required = TABLES - {"gameday_drills"} if version == 1 else TABLES  # a version 1 store had no game days
+        if version is None or not tables >= required:
             raise HistoryError(f"{self.name} is not a drillctl history (no schema version in its meta table)")
         if version > SCHEMA_VERSION:
             raise HistoryError(
                 f"{self.name} has history schema {version}; this drillctl ({__version__}) reads up to {SCHEMA_VERSION}"
             )
+        if version < SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """An older store brought to this schema, in one write transaction (the first opener does it, once)."""
+        with self._transaction() as cur:
+            self._lock_schema(cur)
+            version = _version(cur) or SCHEMA_VERSION  # again, under the lock: another process may have done it
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in typed(self.dialect, MIGRATIONS[step]):
+                    cur.execute(statement)
+            cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def record(self, runs: Sequence[RunRecord]) -> list[str]:
         """In run id order, so that two writers recording the same runs at once take their locks in the same
@@ -174,8 +204,9 @@ class SqlStore(ABC):
         with self._transaction() as cur:
             for run in sorted(runs, key=lambda r: r.run_id):
                 inserted = cur.execute(
-                    "INSERT INTO runs (run_id, drill, started_at, finished_at, status, verdict, source, recorded_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING RETURNING id",
+                    "INSERT INTO runs"
+                    " (run_id, drill, started_at, finished_at, status, verdict, source, recorded_at, kind)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING RETURNING id",
                     (
                         run.run_id,
                         run.drill,
@@ -185,6 +216,7 @@ class SqlStore(ABC):
                         run.verdict,
                         run.source,
                         now,
+                        run.kind,
                     ),
                 ).fetchone()
                 if inserted is not None:
@@ -194,7 +226,7 @@ class SqlStore(ABC):
         return list(dict.fromkeys(r.run_id for r in runs if r.run_id in recorded))
 
     def _insert_figures(self, cur: Cursor, keyed: Sequence[tuple[int, RunRecord]]) -> None:
-        """Each run's labels, SLAs and faults under its key."""
+        """Each run's labels, SLAs and faults (a game day's: its drills) under its key."""
         labels = [(key, k, v) for key, run in keyed for k, v in run.labels.items()]
         slas = [
             (key, i, s.name, s.type, s.unit, int(s.passed), s.measured, s.threshold, s.margin, s.resolution)
@@ -216,7 +248,9 @@ class SqlStore(ABC):
             for key, run in keyed
             for i, f in enumerate(run.faults)
         ]
+        drills = [(key, i, d.drill, d.status, d.run_id) for key, run in keyed for i, d in enumerate(run.drills)]
         for statement, rows in (
+            ("INSERT INTO gameday_drills VALUES (?, ?, ?, ?, ?)", drills),
             ("INSERT INTO labels VALUES (?, ?, ?)", labels),
             ("INSERT INTO slas VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", slas),
             ("INSERT INTO faults VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", faults),
@@ -230,10 +264,17 @@ class SqlStore(ABC):
         order = " ORDER BY r.started_at, r.id"
         with self._snapshot() as cur:
             rows = cur.execute(
-                f"SELECT r.id, r.run_id, r.drill, r.started_at, r.finished_at, r.status, r.verdict, r.source"
+                f"SELECT r.id, r.run_id, r.drill, r.started_at, r.finished_at, r.status, r.verdict, r.source, r.kind"
                 f" FROM runs r{where}{order}",
                 params,
             ).fetchall()
+            drills = _by_run(
+                cur.execute(
+                    "SELECT r.id, g.drill, g.status, g.drill_run"
+                    f" {_joined('gameday_drills g', where)}{order}, g.position",
+                    params,
+                )
+            )
             labels = _by_run(cur.execute(f"SELECT r.id, l.key, l.value {_joined('labels l', where)}", params))
             slas = _by_run(
                 cur.execute(
@@ -265,8 +306,10 @@ class SqlStore(ABC):
                 ),
                 faults=tuple(FaultFigure(*row) for row in faults.get(key, ())),
                 source=source,
+                kind="gameday" if kind == "gameday" else "drill",
+                drills=tuple(GameDayDrill(*row) for row in drills.get(key, ())),
             )
-            for key, run_id, drill, started, finished, status, verdict, source in rows
+            for key, run_id, drill, started, finished, status, verdict, source, kind in rows
         ]
 
     def series(self, query: RunQuery, with_labels: bool = False) -> list[DrillSeries]:
@@ -278,8 +321,7 @@ class SqlStore(ABC):
         with self._snapshot() as cur:
             drills = [d for (d,) in cur.execute(f"SELECT r.drill FROM runs r{where} GROUP BY r.drill", params)]
             for drill in drills:
-                of_drill = f"{where} AND r.drill = ?" if where else " WHERE r.drill = ?"
-                out.append(self._drill_series(cur, drill, of_drill, [*params, drill], with_labels))
+                out.append(self._drill_series(cur, drill, f"{where} AND r.drill = ?", [*params, drill], with_labels))
         return sorted(out, key=lambda d: (d.started_at[0], d.drill))
 
     def _drill_series(self, cur: Cursor, drill: str, where: str, params: list[Any], with_labels: bool) -> DrillSeries:
@@ -345,8 +387,8 @@ class SqlStore(ABC):
 
     def _where(self, query: RunQuery) -> tuple[str, list[Any]]:
         """The query's conditions on `runs r`, as SQL with `?` parameters (`last`: among the newest that match)."""
-        clauses: list[str] = []
-        params: list[Any] = []
+        clauses: list[str] = ["r.kind = ?"]
+        params: list[Any] = [query.kind]
         if query.drill is not None:
             clauses.append("r.drill = ?")
             params.append(query.drill)
@@ -365,11 +407,16 @@ class SqlStore(ABC):
         for key, value in query.labels.items():
             clauses.append("EXISTS (SELECT 1 FROM labels l WHERE l.run = r.id AND l.key = ? AND l.value = ?)")
             params += [key, value]
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        where = " WHERE " + " AND ".join(clauses)
         if query.last is None:
             return where, params
         newest = f"SELECT r.id FROM runs r{where} ORDER BY r.started_at DESC, r.id DESC LIMIT {int(query.last)}"
         return f" WHERE r.id IN ({newest})", params
+
+
+def _version(cur: Cursor) -> int | None:
+    row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row is not None and str(row[0]).isdigit() else None
 
 
 def _by_run(rows: Iterable[tuple[Any, ...]]) -> dict[int, list[tuple[Any, ...]]]:

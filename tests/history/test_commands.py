@@ -137,8 +137,30 @@ def test_every_drill_of_a_game_day_records_itself_with_the_game_days_labels(tmp_
         timeout=240,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    recorded = SqliteStore(runs / "history.sqlite").runs(RunQuery(labels={"release": "2.0"}))
+    store = SqliteStore(runs / "history.sqlite")
+    recorded = store.runs(RunQuery(labels={"release": "2.0"}))
     assert [(r.drill, r.verdict) for r in recorded] == [("first", "PASS"), ("second", "PASS")]
+    (day,) = store.runs(RunQuery(kind="gameday", labels={"release": "2.0"}))
+    (folder,) = runs.glob("gameday-g-*")
+    assert (day.run_id, day.drill, day.status, day.verdict, day.source) == (
+        folder.name,
+        "g",
+        "passed",
+        "PASS",
+        str(folder),
+    )
+    assert [(d.drill, d.status, d.run_id) for d in day.drills] == [(r.drill, "passed", r.run_id) for r in recorded]
+
+    shown = run("history", "--runs-dir", str(runs))
+    assert shown.returncode == 0, shown.stderr
+    assert "game day g: 1 run (1 passed)" in shown.stdout and shown.stdout.rstrip().endswith(
+        "  second      1       1  passed"
+    ), shown.stdout
+    document = json.loads(run("history", "g", "--runs-dir", str(runs), "-o", "json").stdout)
+    assert document["drills"] == []
+    (entry,) = document["gamedays"]
+    assert entry["gameday"] == "g" and [r["labels"] for r in entry["runs"]] == [{"release": "2.0"}]
+    assert [d["run"] for d in entry["runs"][0]["drills"]] == [r.run_id for r in recorded]
 
 
 def test_import_indexes_runs_once_and_skips_what_is_not_a_drillctl_report(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from orchestrator.history.model import SCHEMA_VERSION, RunQuery
+from orchestrator.history.sql import TABLES
 from orchestrator.history.store import HistoryError, HistoryUnreachable, open_store
 from tests.fixtures.postgres import PASSWORD, PostgresServer
 from tests.fixtures.toxiproxy import free_port
@@ -34,7 +35,7 @@ def test_what_is_no_history_is_refused_and_left_alone_and_other_tables_are_no_ma
     with psycopg.connect(crowded, autocommit=True) as db:
         db.execute("CREATE TABLE invoices (id integer)")
     open_store(crowded).close()  # a database of other things: the history's tables go beside them
-    assert _tables(crowded) == {"invoices", "meta", "runs", "labels", "slas", "faults"}
+    assert _tables(crowded) == {"invoices", *TABLES}
 
     foreign = postgres.database()
     with psycopg.connect(foreign, autocommit=True) as db:
@@ -64,7 +65,7 @@ def test_the_history_goes_into_the_schema_the_url_names(postgres: PostgresServer
     store = open_store(f"{url}?options=-csearch_path%3Ddrills")
     store.record([record(1, 0.5)])
     store.close()
-    assert _tables(url, "drills") == {"meta", "runs", "labels", "slas", "faults"} and _tables(url) == set()
+    assert _tables(url, "drills") == TABLES and _tables(url) == set()
 
 
 def test_an_unreachable_server_or_a_wrong_password_exits_3_without_the_password(

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from orchestrator.history.model import RunQuery
+from orchestrator.history.model import SCHEMA_VERSION, GameDayDrill, RunQuery, RunRecord
 from orchestrator.history.sql import SqlStore
 from orchestrator.history.sqlite import SqliteStore
 from orchestrator.history.store import open_store
@@ -152,3 +152,54 @@ def test_a_writer_killed_mid_transaction_leaves_no_partial_run(location: str) ->
     # nothing of the killed writer holds a lock: its very run id records at once
     assert store.record([replace(record(2, 0.5), run_id="killed-2")]) == ["killed-2"]
     store.close()
+
+
+def _gameday(n: int, drills: tuple[GameDayDrill, ...]) -> RunRecord:
+    passed = all(d.status == "passed" for d in drills)
+    return replace(
+        record(n, None),
+        run_id=f"gameday-weekly-{n}",
+        drill="weekly",
+        kind="gameday",
+        status="passed" if passed else "failed",
+        verdict="PASS" if passed else "FAIL",
+        labels={"release": "2.0"},
+        slas=(),
+        faults=(),
+        drills=drills,
+    )
+
+
+def test_a_game_day_is_an_entry_of_its_own_beside_its_drills_runs(location: str) -> None:
+    store = _open(location)
+    runs = [record(1, 0.5), replace(record(2, 0.6), drill="weekly")]  # a drill named as the game day: no matter
+    days = [
+        _gameday(1, (GameDayDrill("orders", "passed", "orders-00001"), GameDayDrill("weekly", "passed", "weekly-2"))),
+        _gameday(3, (GameDayDrill("orders", "failed", "orders-00003"), GameDayDrill("weekly", "skipped", None))),
+    ]
+    assert store.record([*runs, *days]) == [r.run_id for r in [*runs, *days]]
+    assert store.runs(RunQuery(kind="gameday")) == days
+    assert store.runs(RunQuery(kind="gameday", drill="weekly", last=1, labels={"release": "2.0"})) == days[1:]
+    assert store.runs(RunQuery()) == runs  # trends and baselines read drills' runs only
+    assert [d.drill for d in store.series(RunQuery())] == ["orders", "weekly"]
+    assert [len(d.run_ids) for d in store.series(RunQuery())] == [1, 1]
+    store.close()
+
+
+def test_a_version_1_store_is_brought_up_to_date_with_its_runs_kept(location: str) -> None:
+    store = _open(location)
+    runs = [record(1, 0.5, labels={"cluster": "a"}), record(2, 0.7)]
+    store.record(runs)
+    with store._transaction() as cur:  # as drillctl wrote it before game days were entries
+        cur.execute("DROP TABLE gameday_drills")
+        cur.execute("ALTER TABLE runs DROP COLUMN kind")
+        cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store.close()
+
+    again = _open(location)
+    with again._snapshot() as cur:
+        assert cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert again.runs(RunQuery()) == runs
+    day = _gameday(3, (GameDayDrill("orders", "passed", "orders-00001"),))
+    assert again.record([day]) == [day.run_id] and again.runs(RunQuery(kind="gameday")) == [day]
+    again.close()

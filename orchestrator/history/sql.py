@@ -55,6 +55,7 @@ class Dialect:
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
         "ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'drill'",
+        "CREATE INDEX runs_by_kind ON runs (kind, drill, started_at)",
         """CREATE TABLE gameday_drills (
         run {ref} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
         position INTEGER NOT NULL,
@@ -65,7 +66,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 """What turns a store of the version before each key into that version (both backends run them as written).
-Version 2: game days are entries of their own (`runs.kind`), with each drill's status in `gameday_drills`."""
+Version 2: game days are entries of their own (`runs.kind`, indexed: `history` reads the few game days among
+many runs), with each drill's status in `gameday_drills`."""
 
 SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",

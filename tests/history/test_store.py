@@ -192,6 +192,7 @@ def test_a_version_1_store_is_brought_up_to_date_with_its_runs_kept(location: st
     store.record(runs)
     with store._transaction() as cur:  # as drillctl wrote it before game days were entries
         cur.execute("DROP TABLE gameday_drills")
+        cur.execute("DROP INDEX runs_by_kind")
         cur.execute("ALTER TABLE runs DROP COLUMN kind")
         cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     store.close()

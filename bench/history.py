@@ -1,7 +1,8 @@
-"""The history at 10,000 runs: writing it, reading it back, and `drillctl history` as a whole process.
+"""The history at 10,000 runs, on SQLite and on PostgreSQL: writing it, reading it back, and `drillctl history`.
 
 Synthetic runs of one drill (3 labels, 3 SLAs, 2 faults each; recovery drifting slower, with noise) go
-through the real store (`orchestrator/history/sqlite.py`): in batches of 500, then 200 more one run per
+through the real stores (`orchestrator/history/sqlite.py`, and `postgres.py` on a PostgreSQL server the
+script starts on loopback, as the tests' fixture does): in batches of 500, then 200 more one run per
 transaction as runs record themselves. Then, timed over repeated runs: the query alone (`series`, what
 `drillctl history` reads; with a label; `runs`, a record per run; a baseline's last 10), the query with the
 table, and as whole processes `drillctl history DRILL` (text, with a label, JSON), `drillctl compare
@@ -9,7 +10,7 @@ table, and as whole processes `drillctl history DRILL` (text, with a label, JSON
 history DRILL` under 200 ms. Figures only, nothing asserted.
 
     .venv/bin/python bench/history.py
-    .venv/bin/python bench/history.py --runs 100000
+    .venv/bin/python bench/history.py --runs 100000 --backend sqlite
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+
 from orchestrator.history.model import FaultFigure, RunQuery, RunRecord, SlaFigure
+from orchestrator.history.postgres import PostgresStore
 from orchestrator.history.render import trend_lines
-from orchestrator.history.sqlite import SqliteStore
+from orchestrator.history.store import HistoryStore, open_store
 from orchestrator.reporting.json_report import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.fixtures.postgres import PostgresServer, running_postgres  # noqa: E402  (a server of its own)
 from tests.history.support import report_of  # noqa: E402  (hand-made report.json for the compare)
 
 REPEAT = 15
@@ -100,62 +105,87 @@ def calibration() -> float:
     return time.process_time() - started
 
 
+def measure(location: str, runs: list[RunRecord], count: int, tmp: Path) -> None:
+    """Every figure of one backend, the store at `location` empty to begin with."""
+    drillctl = str(Path(sys.executable).parent / "drillctl")
+    store = open_store(location)
+    started = time.perf_counter()
+    for i in range(0, count, 500):
+        store.record(runs[i : min(i + 500, count)])
+    batched = time.perf_counter() - started
+    later = iter(runs[count:])
+    singles = timed(lambda: store.record([next(later)]), 200)
+    print(f"history of {len(runs)} runs of {DRILL}: {size(store, location)}")
+    print(f"{'record in batches of 500':58} {batched / count * 1e6:8.1f}us a run ({batched:.2f}s in all)")
+    show("record one run (one transaction, as a finished run does)", singles)
+
+    query = RunQuery(drill=DRILL)
+    (found,) = store.series(query)
+    show(f"query alone: {len(found.run_ids)} runs as series (what history reads)", timed(lambda: store.series(query)))
+    show("query + the table (trend_lines)", timed(lambda: trend_lines(store.series(query))))
+    labelled = RunQuery(drill=DRILL, labels={"cluster": "a"})
+    (some,) = store.series(labelled)
+    show(f"query alone with --label cluster=a ({len(some.run_ids)} runs)", timed(lambda: store.series(labelled)))
+    show("query alone as records, every run (a RunRecord each)", timed(lambda: store.runs(query), 5))
+    base = RunQuery(drill=DRILL, status="passed", last=10)
+    show("query alone for a baseline (last 10 passing)", timed(lambda: store.runs(base)))
+    store.close()
+
+    newest = runs[-1]
+    run_dir = tmp / "runs" / newest.run_id
+    if not run_dir.exists():
+        run_dir.mkdir(parents=True)
+        write_json(report_of(newest, run_dir), run_dir / "report.json")
+    history = ["--history", location]
+    show(f"drillctl history {DRILL} (process)", timed(process([drillctl, "history", DRILL, *history])))
+    show(
+        f"drillctl history {DRILL} --label cluster=a (process)",
+        timed(process([drillctl, "history", DRILL, "--label", "cluster=a", *history])),
+    )
+    show(
+        f"drillctl history {DRILL} -o json (process)",
+        timed(process([drillctl, "history", DRILL, "-o", "json", *history])),
+    )
+    show(
+        "drillctl compare --baseline history:last=10 RUN (process)",
+        timed(process([drillctl, "compare", "--baseline", "history:last=10", str(run_dir), *history])),
+    )
+
+
+def size(store: HistoryStore, location: str) -> str:
+    """The file's size, or the database's on the server (tables, indexes and what PostgreSQL keeps beside)."""
+    if isinstance(store, PostgresStore):
+        with store._snapshot() as cur:
+            found = int(cur.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+        return f"database {found / 1e6:.1f} MB"
+    found = Path(location).stat().st_size
+    return f"file {found / 1e6:.1f} MB"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     rng = random.Random(17)
+    runs = [synthetic(n, rng) for n in range(args.runs + 200)]
     drillctl = str(Path(sys.executable).parent / "drillctl")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "history.sqlite"
-        store = SqliteStore(path)
-        runs = [synthetic(n, rng) for n in range(args.runs + 200)]
-        started = time.perf_counter()
-        for i in range(0, args.runs, 500):
-            store.record(runs[i : min(i + 500, args.runs)])
-        batched = time.perf_counter() - started
-        later = iter(runs[args.runs :])
-        singles = timed(lambda: store.record([next(later)]), 200)
-        print(f"calibration: 1M-square loop {calibration() * 1e3:.0f}ms CPU (an idle core of ours: about 50 ms)")
-        total = args.runs + 200
-        size = path.stat().st_size
-        print(f"history of {total} runs of {DRILL}: {size / 1e6:.1f} MB ({size / total:.0f} B a run)")
-        print(f"{'record in batches of 500':58} {batched / args.runs * 1e6:8.1f}us a run ({batched:.2f}s in all)")
-        show("record one run (one transaction, as a finished run does)", singles)
+    print(f"calibration: 1M-square loop {calibration() * 1e3:.0f}ms CPU (an idle core of ours: about 50 ms)")
+    show("drillctl --help (process: the floor)", timed(process([drillctl, "--help"])))
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        if args.backend in ("sqlite", "both"):
+            print("\n# SQLite (the embedded default)")
+            measure(str(tmp / "history.sqlite"), runs, args.runs, tmp)
+        if args.backend in ("postgresql", "both"):
+            with running_postgres() as server:
+                print(f"\n# PostgreSQL (a server of its own on 127.0.0.1, {server_version(server)})")
+                measure(server.database(), runs, args.runs, tmp)
 
-        query = RunQuery(drill=DRILL)
-        (found,) = store.series(query)
-        show(
-            f"query alone: {len(found.run_ids)} runs as series (what history reads)", timed(lambda: store.series(query))
-        )
-        show("query + the table (trend_lines)", timed(lambda: trend_lines(store.series(query))))
-        labelled = RunQuery(drill=DRILL, labels={"cluster": "a"})
-        (some,) = store.series(labelled)
-        show(f"query alone with --label cluster=a ({len(some.run_ids)} runs)", timed(lambda: store.series(labelled)))
-        show("query alone as records, every run (a RunRecord each)", timed(lambda: store.runs(query), 5))
-        base = RunQuery(drill=DRILL, status="passed", last=10)
-        show("query alone for a baseline (last 10 passing)", timed(lambda: store.runs(base)))
-        store.close()
 
-        newest = runs[-1]
-        run_dir = Path(tmp) / "runs" / newest.run_id
-        run_dir.mkdir(parents=True)
-        write_json(report_of(newest, run_dir), run_dir / "report.json")
-        history = ["--history", str(path)]
-        show("drillctl --help (process: the floor)", timed(process([drillctl, "--help"])))
-        show(f"drillctl history {DRILL} (process)", timed(process([drillctl, "history", DRILL, *history])))
-        show(
-            f"drillctl history {DRILL} --label cluster=a (process)",
-            timed(process([drillctl, "history", DRILL, "--label", "cluster=a", *history])),
-        )
-        show(
-            f"drillctl history {DRILL} -o json (process)",
-            timed(process([drillctl, "history", DRILL, "-o", "json", *history])),
-        )
-        show(
-            "drillctl compare --baseline history:last=10 RUN (process)",
-            timed(process([drillctl, "compare", "--baseline", "history:last=10", str(run_dir), *history])),
-        )
+def server_version(server: PostgresServer) -> str:
+    with psycopg.connect(server.url(), connect_timeout=10) as db:
+        return str(db.execute("SHOW server_version").fetchone()[0]).split()[0]
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -114,9 +114,10 @@ def label_option(help_text: str) -> Callable[[F], F]:
 
 HISTORY = click.option(
     "--history",
-    metavar="PATH",
+    metavar="PATH|URL",
     envvar="DRILLCTL_HISTORY",
-    help="the history store (default: <runs-dir>/history.sqlite; also $DRILLCTL_HISTORY)",
+    help="the history store: an SQLite file, or postgresql://user:pass@host/db for a shared one"
+    " (default: <runs-dir>/history.sqlite; also $DRILLCTL_HISTORY)",
 )
 
 
@@ -1125,7 +1126,7 @@ def _compare_with_history(
     from orchestrator.comparison import compare as compare_runs
     from orchestrator.history.model import RunQuery
     from orchestrator.history.render import baseline_json, baseline_name
-    from orchestrator.history.store import location_of
+    from orchestrator.history.store import location_of, shown
     from orchestrator.history.trends import baseline, parse_baseline
     from orchestrator.reporting.terminal import change_json, change_lines
 
@@ -1143,7 +1144,8 @@ def _compare_with_history(
     if not records:
         wanted = "".join(f" {k}={v}" for k, v in labels.items())
         click.echo(
-            f"error: no passing run of drill {after.drill.name}{wanted} before {facts.run_id} in {location}", err=True
+            f"error: no passing run of drill {after.drill.name}{wanted} before {facts.run_id} in {shown(location)}",
+            err=True,
         )
         sys.exit(EXIT_INVALID)
     base = baseline(records)
@@ -1157,7 +1159,8 @@ def _compare_with_history(
 
 
 def _read_history(location: str, read: Callable[[HistoryStore], L]) -> L:
-    """What `read` finds in an existing history; exit 2 when there is no usable history there."""
+    """What `read` finds in an existing history; exit 2 when there is no usable history there, 3 when its
+    server cannot be reached."""
     import sqlite3
 
     from orchestrator.history.store import HistoryError, open_store
@@ -1169,8 +1172,14 @@ def _read_history(location: str, read: Callable[[HistoryStore], L]) -> L:
         finally:
             store.close()
     except (HistoryError, sqlite3.Error) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
+        _history_failed(e)
+
+
+def _history_failed(error: Exception) -> NoReturn:
+    from orchestrator.history.store import HistoryUnreachable
+
+    click.echo(f"error: {error}", err=True)
+    sys.exit(EXIT_PREFLIGHT if isinstance(error, HistoryUnreachable) else EXIT_INVALID)
 
 
 class _HistoryGroup(click.Group):
@@ -1190,7 +1199,8 @@ def history() -> None:
     \b
     A run records its verdict, each SLA's measured value, threshold, margin and resolution, and
     each fault's time to impact, time to recover and unavailability, with its --label pairs, in
-    <runs-dir>/history.sqlite (SQLite, WAL: runs that finish together both land).
+    <runs-dir>/history.sqlite (SQLite, WAL: runs that finish together both land), or with
+    --history postgresql://user:pass@host/db in a PostgreSQL database a team's runners share.
       drillctl run drills/x.yaml --label release=1.4     records itself
       drillctl history import runs/                      index runs made before (idempotent)
       drillctl history                                   every drill, one row per figure
@@ -1219,16 +1229,18 @@ def history_show(
     runs_dir: Path,
     output: str,
 ) -> None:
-    """Each figure of a drill (or of every drill) over its runs, oldest to newest.
+    """Each figure of a drill (or of every drill) over its runs, oldest to newest; then game days.
 
     \b
     One row per figure: each SLA's measured value, each fault's time to recover and
     unavailability; columns: runs measured, last, median, min/max, and a sparkline of the
     last 30 runs (lowest ▁ to highest █, a gap where a run did not measure it).
+    A game day (DRILL may name one) shows how often each of its drills passed and how it ended last.
       drillctl history quickstart --since 7d
       drillctl history --label release=1.4 -o json
-    Exit 2 when there is no usable history.
+    Exit 2 when there is no usable history, 3 when its PostgreSQL server cannot be reached.
     """
+    from dataclasses import replace
     from datetime import UTC, datetime
 
     from orchestrator.history.model import RunQuery
@@ -1241,11 +1253,14 @@ def history_show(
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--since") from e
     query = RunQuery(drill=drill, since=start, labels=labels, last=last)
-    drills = _read_history(location_of(history, runs_dir), lambda store: store.series(query))
+    drills, gamedays = _read_history(
+        location_of(history, runs_dir),
+        lambda store: (store.series(query, output == "json"), store.runs(replace(query, kind="gameday"))),
+    )
     if output == "json":
-        click.echo(json.dumps(trends_json(query, drills), indent=1))
+        click.echo(json.dumps(trends_json(query, drills, gamedays), indent=1))
     else:
-        click.echo("\n".join(trend_lines(drills)))
+        click.echo("\n".join(trend_lines(drills, gamedays)))
 
 
 @history.command("import")
@@ -1259,13 +1274,14 @@ def history_import(folder: Path, history: str | None, output: str) -> None:
     Runs the history holds already are left alone, so importing twice records nothing new. A
     report.json that cannot be read or is not a drillctl report is skipped with one line on
     stderr naming the file and why, and the import goes on. The history is RUNS_DIR/history.sqlite
-    unless --history says otherwise. Exit 0 (skipped files included), 2 when the history is unusable.
+    unless --history says otherwise. Exit 0 (skipped files included), 2 when the history is unusable,
+    3 when its PostgreSQL server cannot be reached.
       drillctl history import runs/
     """
     import sqlite3
 
     from orchestrator.history.recording import import_runs
-    from orchestrator.history.store import HistoryError, location_of, open_store
+    from orchestrator.history.store import HistoryError, location_of, open_store, shown
 
     location = location_of(history, folder)
     try:
@@ -1275,17 +1291,16 @@ def history_import(folder: Path, history: str | None, output: str) -> None:
         finally:
             store.close()
     except (HistoryError, sqlite3.Error) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_INVALID)
+        _history_failed(e)
     for path, why in result.skipped:
         click.echo(f"skipped {path}: {why}", err=True)
     if output == "json":
         skipped = [{"file": str(path), "reason": why} for path, why in result.skipped]
-        document = {"history": location, "recorded": result.recorded, "known": result.known, "skipped": skipped}
+        document = {"history": shown(location), "recorded": result.recorded, "known": result.known, "skipped": skipped}
         click.echo(json.dumps(document, indent=1))
     else:
         click.echo(
-            f"{location}: recorded {len(result.recorded)} runs, {len(result.known)} already there, "
+            f"{shown(location)}: recorded {len(result.recorded)} runs, {len(result.known)} already there, "
             f"skipped {len(result.skipped)} files"
         )
 

@@ -3,14 +3,16 @@
 #   demo: libfaketime and faketime (clock.skew runs targets under libfaketime);
 #   test: those, plus chromium and chromium-driver (report.html rendered in a headless browser by
 #         tests/reporting/test_html_browser.py) and prometheus (the prometheus probe's tests run a real
-#         server: tests/fixtures/prometheus.py) and prometheus-alertmanager (alert SLAs route pages
-#         through a real Alertmanager: tests/fixtures/alerting.py).
+#         server: tests/fixtures/prometheus.py), prometheus-alertmanager (alert SLAs route pages
+#         through a real Alertmanager: tests/fixtures/alerting.py) and postgresql (the PostgreSQL history's
+#         tests run a real server: tests/fixtures/postgres.py).
 # Usage: install-system-packages.sh [demo|test] (default test). Installs only what is missing; needs
 # root (or sudo) the first time.
 set -euo pipefail
 demo=(libfaketime faketime)
 test=("${demo[@]}" chromium chromium-driver prometheus)
 test+=(prometheus-alertmanager)  # alert SLAs (issue 15): tests/fixtures/alerting.py, drills/examples/detection.yaml
+test+=(postgresql)  # history on PostgreSQL: tests/fixtures/postgres.py runs initdb and postgres
 case "${1:-test}" in
   demo) packages=("${demo[@]}") ;;
   test) packages=("${test[@]}") ;;

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.answers",
     "tests.fixtures.servers",
     "tests.fixtures.alerting",
+    "tests.fixtures.postgres",
 ]

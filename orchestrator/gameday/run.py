@@ -36,6 +36,8 @@ from orchestrator.gameday.report import (
     write_all,
 )
 from orchestrator.gameday.webhook import deliver
+from orchestrator.history.recording import record_gameday
+from orchestrator.history.store import location_of
 from orchestrator.kube.access import KubeAccess
 from orchestrator.kube.freeze import ClusterFreeze
 from orchestrator.loading import LoadedDrill
@@ -63,7 +65,7 @@ class GameDayOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     """`--label key=value`: every drill's run is recorded in the history with them."""
     history: str | None = None
-    """Where the drills' runs are recorded (`--history`); default `<runs_dir>/history.sqlite`."""
+    """Where the game day and its drills' runs are recorded (`--history`); default `<runs_dir>/history.sqlite`."""
 
 
 def run_gameday(
@@ -116,6 +118,7 @@ def run_gameday(
     if hook is not None:
         result = with_webhook(result, deliver(hook.url, to_json(result), hook.timeout))
     write_all(result)
+    record_gameday(result, options.labels, location_of(options.history, options.runs_dir))  # never fatal
     return result
 
 

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Literal
 
 from orchestrator.model.verdict import Unit
 
-SCHEMA_VERSION = 1
-"""Of the logical schema (runs, labels, slas, faults, meta); a backend refuses a store of a newer version."""
+SCHEMA_VERSION = 2
+"""Of the logical schema (runs, labels, slas, faults, gameday_drills, meta); a backend refuses a store of a newer
+version and brings an older one up to this (`sql.MIGRATIONS`)."""
 
 
 TREND_FAULT_METRICS: tuple[str, ...] = ("time_to_recover", "unavailability")
@@ -46,6 +48,19 @@ class FaultFigure:
 
 
 @dataclass(frozen=True)
+class GameDayDrill:
+    """One drill of a game day as it ended: its status (the drill report's, else preflight, error or skipped)
+    and its run, which the history holds as a drill entry of its own (None: it never ran)."""
+
+    drill: str
+    status: str
+    run_id: str | None
+
+
+Kind = Literal["drill", "gameday"]
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A finished run as the history holds it; `run_id` is unique in a store."""
 
@@ -62,7 +77,11 @@ class RunRecord:
     slas: tuple[SlaFigure, ...] = ()
     faults: tuple[FaultFigure, ...] = ()
     source: str | None = None
-    """Where its report.json was when it was recorded."""
+    """Where its report.json was when it was recorded (a game day's: its report folder)."""
+    kind: Kind = "drill"
+    """A game day is an entry of its own: `drill` is then the game day's name, `status` passed, failed or
+    stopped, no SLAs or faults (its drills' runs hold those), and `drills` each drill's status."""
+    drills: tuple[GameDayDrill, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,8 @@ class RunQuery:
     """A run id to leave out (the compared run itself)."""
     last: int | None = None
     """Only the newest `last` runs that match."""
+    kind: Kind = "drill"
+    """Drills' runs (trends, baselines), or game days."""
 
 
 @dataclass(frozen=True)
@@ -131,3 +152,6 @@ class DrillSeries:
     verdicts: tuple[str, ...]
     figures: tuple[Series, ...]
     """Each SLA's measured value, then each fault's TREND_FAULT_METRICS, in the order the drill declares them."""
+    labels: tuple[Mapping[str, str], ...] = ()
+    """Each run's `--label` pairs when asked for (`series(query, with_labels=True)`), else empty: reading them
+    is a dictionary per run, which the text view does not need."""

@@ -2,36 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import structlog
 
 from orchestrator.history.model import RunRecord
-from orchestrator.history.store import HistoryStore, open_store
-from orchestrator.history.trends import record_of
+from orchestrator.history.store import HistoryStore, open_store, shown
+from orchestrator.history.trends import record_of, record_of_gameday
 from orchestrator.logs import log_to
 from orchestrator.reporting.document import ReportFormatError
 from orchestrator.reporting.json_report import read_report
 from orchestrator.reporting.report import Report
 
+if TYPE_CHECKING:
+    from orchestrator.gameday.report import GameDayResult
+
 
 def record_finished(report: Report, location: str) -> str | None:
     """Record a run whose reports are written. A failure is logged (drill.log.jsonl) and said on stderr, and
     returned; it never changes the run's verdict or exit code, so nothing escapes from here."""
+    return _recorded(lambda: record_of(report), location, report.facts.run_dir / "drill.log.jsonl")
+
+
+def record_gameday(result: GameDayResult, labels: Mapping[str, str], location: str) -> str | None:
+    """Record a game day whose reports are written, as an entry of its own beside its drills' runs; a failure
+    as for a run (logged in the game-day folder's gameday.log.jsonl), never changing its exit code."""
+    return _recorded(lambda: record_of_gameday(result, labels), location, result.report_dir / "gameday.log.jsonl")
+
+
+def _recorded(entry: Callable[[], RunRecord], location: str, log: Path) -> str | None:
     try:
         store = open_store(location)
         try:
-            store.record([record_of(report)])
+            store.record([entry()])
         finally:
             store.close()
-    except Exception as e:  # whatever it is (a locked or foreign file, a full disk, a bug), the run stands
-        problem = f"history not recorded in {location}: {type(e).__name__}: {e}"
-        with (report.facts.run_dir / "drill.log.jsonl").open("a", encoding="utf-8") as log_file:
+    except Exception as e:  # whatever it is (a locked or foreign file, a server down, a bug), the run stands
+        error = shown(f"{type(e).__name__}: {e}")
+        problem = f"history not recorded in {shown(location)}: {error}"
+        with log.open("a", encoding="utf-8") as log_file:
             log_to(log_file)
-            structlog.get_logger().warning("history_not_recorded", location=location, error=f"{type(e).__name__}: {e}")
+            structlog.get_logger().warning("history_not_recorded", location=location, error=error)
         click.echo(f"warning: {problem}", err=True)
         return problem
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.history.model import DrillSeries, RunQuery
+from orchestrator.history.model import DrillSeries, RunQuery, RunRecord
 from orchestrator.history.trends import Baseline, sparkline
 from orchestrator.reporting.formats import figure
 
@@ -16,9 +16,9 @@ SPARK_WIDTH = 30
 """Runs a sparkline shows (the newest); the other columns count every run."""
 
 
-def trend_lines(drills: Sequence[DrillSeries]) -> list[str]:
-    """Per drill: how many runs over which days, then one row per figure."""
-    if not drills:
+def trend_lines(drills: Sequence[DrillSeries], gamedays: Sequence[RunRecord] = ()) -> list[str]:
+    """Per drill: how many runs over which days, then one row per figure; then per game day, its drills."""
+    if not drills and not gamedays:
         return ["no runs in the history match"]
     lines: list[str] = []
     for d in drills:
@@ -37,15 +37,47 @@ def trend_lines(drills: Sequence[DrillSeries]) -> list[str]:
                 f"  {name:<{width}}  {len(f.measured):>5}  {figure(f.last, f.unit):>9}  {figure(f.median, f.unit):>9}"
                 f"  {span:>19}  {sparkline(f.values, SPARK_WIDTH)}"
             )
+    return lines + gameday_lines(gamedays)
+
+
+def gameday_lines(gamedays: Sequence[RunRecord]) -> list[str]:
+    """Per game day (entries oldest first): how many runs, then per drill how often it passed and how it
+    ended last."""
+    lines: list[str] = []
+    for name, runs in _by_name(gamedays).items():
+        passed = sum(g.status == "passed" for g in runs)
+        first, last = runs[0].started_at, runs[-1].started_at
+        lines.append(
+            f"game day {name}: {_runs(len(runs))} ({passed} passed), {first:%Y-%m-%d %H:%M} to"
+            f" {last:%Y-%m-%d %H:%M} UTC, last {runs[-1].run_id} {runs[-1].verdict}"
+        )
+        statuses: dict[str, list[str]] = {}
+        for g in runs:
+            for d in g.drills:
+                statuses.setdefault(d.drill, []).append(d.status)
+        width = max((len(n) for n in statuses), default=5)
+        lines.append(f"  {'drill':<{width}}  {'runs':>5}  {'passed':>6}  last")
+        lines += [
+            f"  {drill:<{width}}  {len(seen):>5}  {seen.count('passed'):>6}  {seen[-1]}"
+            for drill, seen in statuses.items()
+        ]
     return lines
+
+
+def _by_name(gamedays: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
+    grouped: dict[str, list[RunRecord]] = {}
+    for g in gamedays:
+        grouped.setdefault(g.drill, []).append(g)
+    return grouped
 
 
 def _runs(n: int, kind: str = "") -> str:
     return f"{n} {kind}{'run' if n == 1 else 'runs'}"
 
 
-def trends_json(query: RunQuery, drills: Sequence[DrillSeries]) -> dict[str, Any]:
-    """`drillctl history --output json`: the query, then per drill its runs and every figure's points."""
+def trends_json(query: RunQuery, drills: Sequence[DrillSeries], gamedays: Sequence[RunRecord] = ()) -> dict[str, Any]:
+    """`drillctl history --output json`: the query, then per drill its runs (with their labels, when the
+    series were read with them) and every figure's points, then per game day its runs and their drills."""
     return {
         "query": {
             "drill": query.drill,
@@ -57,9 +89,15 @@ def trends_json(query: RunQuery, drills: Sequence[DrillSeries]) -> dict[str, Any
             {
                 "drill": d.drill,
                 "runs": [
-                    {"run": run_id, "started_at": started.isoformat(), "status": status, "verdict": verdict}
-                    for run_id, started, status, verdict in zip(
-                        d.run_ids, d.started_at, d.statuses, d.verdicts, strict=True
+                    {
+                        "run": run_id,
+                        "started_at": started.isoformat(),
+                        "status": status,
+                        "verdict": verdict,
+                        **({"labels": dict(d.labels[i])} if d.labels else {}),
+                    }
+                    for i, (run_id, started, status, verdict) in enumerate(
+                        zip(d.run_ids, d.started_at, d.statuses, d.verdicts, strict=True)
                     )
                 ],
                 "figures": [
@@ -78,6 +116,23 @@ def trends_json(query: RunQuery, drills: Sequence[DrillSeries]) -> dict[str, Any
                 ],
             }
             for d in drills
+        ],
+        "gamedays": [
+            {
+                "gameday": name,
+                "runs": [
+                    {
+                        "run": g.run_id,
+                        "started_at": g.started_at.isoformat(),
+                        "status": g.status,
+                        "verdict": g.verdict,
+                        "labels": dict(g.labels),
+                        "drills": [{"drill": d.drill, "status": d.status, "run": d.run_id} for d in g.drills],
+                    }
+                    for g in runs
+                ],
+            }
+            for name, runs in _by_name(gamedays).items()
         ],
     }
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
-from orchestrator.history.model import FaultFigure, RunRecord, SlaFigure
+from orchestrator.history.model import FaultFigure, GameDayDrill, RunRecord, SlaFigure
 from orchestrator.model.verdict import DrillVerdict, ProbeStats, Recovery, RecoveryWindow, SlaVerdict
 
-if TYPE_CHECKING:
-    from orchestrator.reporting.report import Report  # not at run time: `drillctl history` starts without it
+if TYPE_CHECKING:  # not at run time: `drillctl history` starts without them
+    from orchestrator.gameday.report import GameDayResult
+    from orchestrator.reporting.report import Report
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -60,6 +61,28 @@ def record_of(report: Report) -> RunRecord:
             for w in report.windows
         ),
         source=str(facts.run_dir),
+    )
+
+
+GAMEDAY_VERDICTS = {"passed": "PASS", "failed": "FAIL", "stopped": "ABORTED"}
+
+
+def record_of_gameday(result: GameDayResult, labels: Mapping[str, str]) -> RunRecord:
+    """A game day as an entry of its own: its status and each drill's, with the run ids of those that ran
+    (their figures are in their own entries). Its id is its report folder's name, as a run's is."""
+    return RunRecord(
+        run_id=result.report_dir.name,
+        drill=result.name,
+        started_at=_aware(result.started_at),
+        finished_at=_aware(result.finished_at),
+        status=result.status,
+        verdict=GAMEDAY_VERDICTS[result.status],
+        labels=dict(labels),
+        source=str(result.report_dir),
+        kind="gameday",
+        drills=tuple(
+            GameDayDrill(d.name, d.status, None if d.run_dir is None else d.run_dir.name) for d in result.drills
+        ),
     )
 
 

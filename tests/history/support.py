@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from orchestrator.model.timeline import FaultMark, PhaseMark, Timeline
 from orchestrator.model.verdict import RecoveryWindow, SlaVerdict
 from orchestrator.reporting.json_report import write_json
 from orchestrator.reporting.report import DrillInfo, Report, RunFacts
+from tests.support import drill as drill_document
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 LIMIT = 2.0
@@ -59,6 +61,16 @@ def record(
                 resolution,
             ),
         ),
+    )
+
+
+def tiny_drill(name: str) -> dict[str, object]:
+    """A drill with nothing to start and nothing to inject: a command probe and one SLA."""
+    return drill_document(
+        name,
+        steady_state={"interval": "100ms", "probes": [{"type": "command", "name": "noop", "argv": ["true"]}]},
+        phases={"baseline": "300ms", "recovery": "300ms"},
+        slas=[{"name": "quiet", "type": "error_rate", "phase": "baseline", "max": 0.5}],
     )
 
 
@@ -114,29 +126,30 @@ def write_run(runs_dir: Path, rec: RunRecord) -> Path:
     return run_dir
 
 
-def series_of(records: list[RunRecord]) -> list[DrillSeries]:
+def series_of(records: list[RunRecord], with_labels: bool = False) -> list[DrillSeries]:
     """The plain reading of `HistoryStore.series`, from records (oldest first): what the store's queries must
-    agree with."""
+    agree with (a name repeated in one run: its largest value)."""
     out = []
     for drill in dict.fromkeys(r.drill for r in records):
         runs = [r for r in records if r.drill == drill]
-        slas = dict.fromkeys((s.name, s.unit) for r in runs for s in r.slas)
+        slas = dict.fromkeys(s.name for r in runs for s in r.slas)
+        units = {name: next(s.unit for r in runs for s in r.slas if s.name == name) for name in slas}
         faults = dict.fromkeys(f.fault for r in runs for f in r.faults)
         figures = [
             Series(
                 f"sla {name}",
                 "measured",
-                "ratio" if unit == "ratio" else "s",
-                tuple(next((s.measured for s in r.slas if s.name == name), None) for r in runs),
+                "ratio" if units[name] == "ratio" else "s",
+                tuple(_largest(s.measured for s in r.slas if s.name == name) for r in runs),
             )
-            for name, unit in slas
+            for name in slas
         ]
         figures += [
             Series(
                 f"fault {fault}",
                 metric,
                 "s",
-                tuple(next((getattr(f, metric) for f in r.faults if f.fault == fault), None) for r in runs),
+                tuple(_largest(getattr(f, metric) for f in r.faults if f.fault == fault) for r in runs),
             )
             for fault in faults
             for metric in TREND_FAULT_METRICS
@@ -149,6 +162,11 @@ def series_of(records: list[RunRecord]) -> list[DrillSeries]:
                 statuses=tuple(r.status for r in runs),
                 verdicts=tuple(r.verdict for r in runs),
                 figures=tuple(figures),
+                labels=tuple(r.labels for r in runs) if with_labels else (),
             )
         )
     return out
+
+
+def _largest(values: Iterable[float | None]) -> float | None:
+    return max((v for v in values if v is not None), default=None)

@@ -18,8 +18,9 @@ import pytest
 
 from orchestrator.history.model import RunQuery
 from orchestrator.history.sqlite import SqliteStore
+from orchestrator.history.store import open_store
 from tests.fixtures.toxiproxy import free_port
-from tests.history.support import record, write_run
+from tests.history.support import record, tiny_drill, write_run
 from tests.support import DRILLCTL, ROOT, drill, run, run_dirs, upstream_process, write
 
 
@@ -78,7 +79,7 @@ def test_a_real_run_records_itself_with_its_labels_and_history_shows_it(tmp_path
 
     document = json.loads(run("history", "history-drill", "--runs-dir", str(runs), "-o", "json").stdout)
     (entry,) = document["drills"]
-    assert [r["run"] for r in entry["runs"]] == [run_dir.name]
+    assert [(r["run"], r["labels"]) for r in entry["runs"]] == [(run_dir.name, {"release": "1.4", "git": "abc1"})]
     figures = {(f["subject"], f["metric"]): f for f in entry["figures"]}
     assert figures[("sla recovers", "measured")]["last"] == pytest.approx(measured)
     window = report["recovery_windows"][0]
@@ -101,18 +102,8 @@ def test_a_real_run_records_itself_with_its_labels_and_history_shows_it(tmp_path
     assert future["drills"] == []
 
 
-def _tiny(name: str) -> dict[str, object]:
-    """A drill with nothing to start and nothing to inject: a command probe and one SLA."""
-    return drill(
-        name,
-        steady_state={"interval": "100ms", "probes": [{"type": "command", "name": "noop", "argv": ["true"]}]},
-        phases={"baseline": "300ms", "recovery": "300ms"},
-        slas=[{"name": "quiet", "type": "error_rate", "phase": "baseline", "max": 0.5}],
-    )
-
-
 def test_a_history_that_cannot_be_written_is_said_and_the_run_keeps_its_exit_code(tmp_path: Path) -> None:
-    document = _tiny("tiny")
+    document = tiny_drill("tiny")
     broken = tmp_path / "history.sqlite"
     broken.write_text("this is not an SQLite file\n" * 50)
     runs = tmp_path / "runs"
@@ -125,8 +116,8 @@ def test_a_history_that_cannot_be_written_is_said_and_the_run_keeps_its_exit_cod
 
 
 def test_every_drill_of_a_game_day_records_itself_with_the_game_days_labels(tmp_path: Path) -> None:
-    write(tmp_path, _tiny("first"), "a.yaml")
-    write(tmp_path, _tiny("second"), "b.yaml")
+    write(tmp_path, tiny_drill("first"), "a.yaml")
+    write(tmp_path, tiny_drill("second"), "b.yaml")
     plan = {
         "apiVersion": "drillctl.dev/v1",
         "kind": "GameDay",
@@ -146,8 +137,30 @@ def test_every_drill_of_a_game_day_records_itself_with_the_game_days_labels(tmp_
         timeout=240,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    recorded = SqliteStore(runs / "history.sqlite").runs(RunQuery(labels={"release": "2.0"}))
+    store = SqliteStore(runs / "history.sqlite")
+    recorded = store.runs(RunQuery(labels={"release": "2.0"}))
     assert [(r.drill, r.verdict) for r in recorded] == [("first", "PASS"), ("second", "PASS")]
+    (day,) = store.runs(RunQuery(kind="gameday", labels={"release": "2.0"}))
+    (folder,) = runs.glob("gameday-g-*")
+    assert (day.run_id, day.drill, day.status, day.verdict, day.source) == (
+        folder.name,
+        "g",
+        "passed",
+        "PASS",
+        str(folder),
+    )
+    assert [(d.drill, d.status, d.run_id) for d in day.drills] == [(r.drill, "passed", r.run_id) for r in recorded]
+
+    shown = run("history", "--runs-dir", str(runs))
+    assert shown.returncode == 0, shown.stderr
+    assert "game day g: 1 run (1 passed)" in shown.stdout and shown.stdout.rstrip().endswith(
+        "  second      1       1  passed"
+    ), shown.stdout
+    document = json.loads(run("history", "g", "--runs-dir", str(runs), "-o", "json").stdout)
+    assert document["drills"] == []
+    (entry,) = document["gamedays"]
+    assert entry["gameday"] == "g" and [r["labels"] for r in entry["runs"]] == [{"release": "2.0"}]
+    assert [d["run"] for d in entry["runs"][0]["drills"]] == [r.run_id for r in recorded]
 
 
 def test_import_indexes_runs_once_and_skips_what_is_not_a_drillctl_report(tmp_path: Path) -> None:
@@ -206,22 +219,24 @@ def test_two_imports_at_once_into_one_history_both_land(tmp_path: Path) -> None:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def _history(tmp_path: Path) -> Path:
+def _history(location: str) -> str:
     """Twelve passing runs on staging (recovery 0.9-1.1s, one at 1.5s), a failing one, and faster runs on prod."""
-    path = tmp_path / "history.sqlite"
     staging = {"cluster": "staging"}
     values = [1.0, 0.9, 1.1, 1.0, 1.5, 1.0, 0.95, 1.05, 1.0, 1.1, 1.0, 0.9]
     runs = [record(n, v, labels=staging) for n, v in enumerate(values)]
     runs.append(record(12, 2.5, labels=staging))  # failed: never part of a baseline
     runs += [replace(record(n, 0.3, labels={"cluster": "prod"}), run_id=f"prod-{n}") for n in range(5)]
-    store = SqliteStore(path)
+    store = open_store(location)
     store.record(runs)
     store.close()
-    return path
+    return location
 
 
-def test_compare_against_a_rolling_baseline_flags_a_regression_and_passes_within_the_spread(tmp_path: Path) -> None:
-    history = _history(tmp_path)
+def test_compare_against_a_rolling_baseline_flags_a_regression_and_passes_within_the_spread(
+    location: str, tmp_path: Path
+) -> None:
+    """On both backends: `--history` is a file or a postgresql:// URL."""
+    history = _history(location)
     runs = tmp_path / "runs"
     slow = write_run(runs, record(20, 1.9, labels={"cluster": "staging"}))
     usual = write_run(runs, record(21, 1.4, labels={"cluster": "staging"}))
@@ -255,7 +270,7 @@ def test_compare_against_a_rolling_baseline_flags_a_regression_and_passes_within
 
 
 def test_compare_with_a_baseline_refuses_what_it_cannot_use(tmp_path: Path) -> None:
-    history = _history(tmp_path)
+    history = _history(str(tmp_path / "history.sqlite"))
     new = write_run(tmp_path / "runs", record(30, 1.0))
     bad = run("compare", "--baseline", "last=10", "--history", str(history), str(new))
     assert bad.returncode == 2 and "history:last=N" in bad.stderr

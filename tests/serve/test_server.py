@@ -116,7 +116,9 @@ def test_the_abort_form_reaches_the_run_only_from_its_own_page_with_a_reason(run
         assert received(fifo, timeout=0.5) == b"", "nothing refused reached the run"
         done = requests.post(target, data=good, headers=own, timeout=10, allow_redirects=False)
         assert done.status_code == 303 and done.headers["Location"] == f"/runs/{RUN}/live"
-        assert received(fifo) == b"db on fire (drillctl serve)\n"
+        assert (
+            received(fifo) == b"abort db on fire (drillctl serve)\n"
+        )  # the FIFO's `VERB REASON` line, as `drillctl abort` sends
 
 
 def test_streams_are_capped_and_follow_the_run_to_its_end(runs_dir: Path, fifo: int) -> None:

@@ -8,7 +8,6 @@ write unknown and fails a read.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -36,6 +35,8 @@ class CommandClient:
         self._cwd = context.folder / options.cwd if options.cwd else context.folder
 
     async def invoke(self, operation: Operation) -> Result:
+        import asyncio  # here: `drillctl validate` imports this module for its options, and never needs asyncio
+
         write = operation.kind == "write"
         template = self._options.write if write else self._options.read
         argv = [a.replace("{key}", operation.key).replace("{value}", operation.value or "") for a in template]

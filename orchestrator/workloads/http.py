@@ -8,7 +8,6 @@ answer, a timeout or a connection lost after sending leaves it unknown. A refuse
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
@@ -77,6 +76,8 @@ class HttpClient:
             return Result(_unsure(write) if sent or write else "fail", error=f"{type(e).__name__}: {e}")
 
     async def close(self) -> None:
+        import asyncio  # here: `drillctl validate` imports this module for its options, and never needs asyncio
+
         if self._session is not None:
             await self._session.close()
             await asyncio.sleep(0)

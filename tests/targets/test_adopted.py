@@ -49,6 +49,10 @@ def test_found_by_port_pidfile_and_command_line_and_never_a_recycled_pid(tmp_pat
     assert adopted.send([someone_else], signal.SIGSTOP) == []
     assert process_state(proc.pid) != "T"
     assert adopted.send(by_port, signal.SIGSTOP) == by_port
+    # A signal stops its target once the target is scheduled: on a loaded machine, a moment after `kill` returns.
+    deadline = time.monotonic() + 10
+    while process_state(proc.pid) != "T" and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert process_state(proc.pid) == "T"
     adopted.send(by_port, signal.SIGCONT)
     assert serving(port)

@@ -10,6 +10,7 @@
 set -euo pipefail
 demo=(libfaketime faketime)
 test=("${demo[@]}" chromium chromium-driver prometheus)
+test+=(patroni postgresql-15 etcd-server nats-server)  # stateful drills (issue 14): demo/stateful/, tests/stateful/
 test+=(prometheus-alertmanager)  # alert SLAs (issue 15): tests/fixtures/alerting.py, drills/examples/detection.yaml
 case "${1:-test}" in
   demo) packages=("${demo[@]}") ;;

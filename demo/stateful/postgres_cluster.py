@@ -155,7 +155,7 @@ def _healthy(base: int, synchronous: bool) -> bool:
     return leader(base) is not None and len(streaming) == len(MEMBERS) - 1 and (bool(sync) or not synchronous)
 
 
-def start(folder: Path, base: int, synchronous: bool, timeout: float = 120.0) -> None:
+def start(folder: Path, base: int, synchronous: bool, timeout: float = 60.0) -> None:
     if folder.exists():
         stop(folder)
         shutil.rmtree(folder)

@@ -34,7 +34,7 @@ def _probe_cost(dsn: str) -> float:
     return max(costs)
 
 
-def _drill_with_truth(cluster: PatroniCluster, tmp_path: Path) -> tuple[int, dict[str, object], Path, dict[str, float]]:
+def drill_with_truth(cluster: PatroniCluster, tmp_path: Path) -> tuple[int, dict[str, object], Path, dict[str, float]]:
     drill = shipped_drill(cluster, tmp_path / "repo")
     rest = [cluster.rest(n) for n in (1, 2, 3)]
     dsn = cluster.dsn()
@@ -80,7 +80,7 @@ def _final_table(dsn: str) -> dict[int, int]:
 @pytest.mark.timeout(300)
 def test_synchronous_replication_fails_over_and_loses_nothing(tmp_path: Path) -> None:
     with patroni_cluster("sync") as cluster:
-        code, report, _, _ = _drill_with_truth(cluster, tmp_path)
+        code, report, _, _ = drill_with_truth(cluster, tmp_path)
         workload = report["workload"]
         assert isinstance(workload, dict)
         assert code == 0, json.dumps(report["slas"], indent=1)
@@ -90,7 +90,7 @@ def test_synchronous_replication_fails_over_and_loses_nothing(tmp_path: Path) ->
 @pytest.mark.timeout(300)
 def test_asynchronous_replication_behind_a_stalled_link_loses_what_the_checker_counts(tmp_path: Path) -> None:
     with patroni_cluster("async") as cluster:
-        code, report, run_dir, _ = _drill_with_truth(cluster, tmp_path)
+        code, report, run_dir, _ = drill_with_truth(cluster, tmp_path)
         workload = report["workload"]
         assert isinstance(workload, dict)
         counted = lost_writes(acknowledged_writes(run_dir / "operations.bin"), _final_table(cluster.dsn()))

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures.patroni import patroni_cluster
-from tests.stateful.test_postgres_failover import _final_table, drill_with_truth
+from tests.stateful.test_postgres_failover import drill_with_truth, final_table
 from tests.stateful.truth import acknowledged_writes, lost_writes
 
 
@@ -35,7 +35,7 @@ def main() -> None:
                 row = {"mode": mode, "run": n + 1, **figures, "checker_lost": workload["lost"]}
                 if mode == "async":
                     acked = acknowledged_writes(run_dir / "operations.bin")
-                    row["test_counted_lost"] = lost_writes(acked, _final_table(cluster.dsn()))
+                    row["test_counted_lost"] = lost_writes(acked, final_table(cluster.dsn()))
                 print(json.dumps(row), flush=True)
 
 

@@ -61,6 +61,9 @@ class NatsClient:
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.1,
+                    error_cb=_quiet,
+                    disconnected_cb=_nothing,
+                    reconnected_cb=_nothing,
                 )
                 self._stream = self._connection.jetstream(timeout=self._timeout)
             return self._stream
@@ -110,6 +113,14 @@ class NatsClient:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self._timeout):
                     await self._connection.close()
+
+
+async def _quiet(error: Exception) -> None:
+    """Connection errors show in the operations' outcomes; nats-py would print each to stderr."""
+
+
+async def _nothing() -> None:
+    """A lost or regained connection shows in the operations' outcomes."""
 
 
 class NatsClientType:

@@ -204,7 +204,7 @@ def _wait(deadline: float, folder: Path, what: str) -> None:
 
 def _pids_of(folder: Path) -> list[int]:
     """Processes whose command line names the cluster's folder (patroni, postgres, etcd, toxiproxy-server)."""
-    mark = str(folder).encode()
+    mark = str(folder).encode() + b"/"  # every path it passes is inside: not /tmp/x2 for /tmp/x
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():

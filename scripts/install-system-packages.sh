@@ -11,6 +11,7 @@
 set -euo pipefail
 demo=(libfaketime faketime)
 test=("${demo[@]}" chromium chromium-driver prometheus)
+test+=(patroni postgresql-15 etcd-server nats-server)  # stateful drills (issue 14): demo/stateful/, tests/stateful/
 test+=(prometheus-alertmanager)  # alert SLAs (issue 15): tests/fixtures/alerting.py, drills/examples/detection.yaml
 test+=(postgresql)  # history on PostgreSQL: tests/fixtures/postgres.py runs initdb and postgres
 case "${1:-test}" in

@@ -17,7 +17,12 @@ from orchestrator.model.workload import WorkloadSpec
 from orchestrator.workloads.base import ClientContext, ClientType, WorkloadClient
 
 GROUP = "drillctl.workloads"
-BUILT_IN = {"http": "orchestrator.workloads.http", "command": "orchestrator.workloads.command"}
+BUILT_IN = {
+    "http": "orchestrator.workloads.http",
+    "command": "orchestrator.workloads.command",
+    "postgres": "orchestrator.workloads.postgres",
+    "nats": "orchestrator.workloads.jetstream",
+}
 
 
 class UnknownClient(Exception):

@@ -90,15 +90,15 @@ def test_a_client_from_an_installed_entry_point_is_found_and_checks_its_own_opti
     site = tmp_path / "site"
     (site / "pgwork-1.0.dist-info").mkdir(parents=True)
     (site / "pgwork-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: pgwork\nVersion: 1.0\n")
-    (site / "pgwork-1.0.dist-info" / "entry_points.txt").write_text("[drillctl.workloads]\npostgres = pgwork:CLIENT\n")
+    (site / "pgwork-1.0.dist-info" / "entry_points.txt").write_text("[drillctl.workloads]\npgwork = pgwork:CLIENT\n")
     (site / "pgwork.py").write_text(PLUGIN)
-    good = _drill(tmp_path, {"type": "postgres", "table": "kv"})
+    good = _drill(tmp_path, {"type": "pgwork", "table": "kv"})
     (tmp_path / "bad").mkdir()
-    bad = _drill(tmp_path / "bad", {"type": "postgres"})
+    bad = _drill(tmp_path / "bad", {"type": "pgwork"})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     ok = subprocess.run([DRILLCTL, "validate", str(good)], capture_output=True, text=True, env=env, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     refused = subprocess.run([DRILLCTL, "validate", str(bad)], capture_output=True, text=True, env=env, timeout=60)
     assert refused.returncode == 2 and "spec.workload.client.table" in refused.stdout + refused.stderr
     without = subprocess.run([DRILLCTL, "validate", str(good)], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert without.returncode == 2 and "'postgres'" in without.stdout + without.stderr
+    assert without.returncode == 2 and "'pgwork'" in without.stdout + without.stderr

@@ -8,24 +8,13 @@ write unknown and fails a read.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from pydantic import Field
+import asyncio
+from typing import Any
 
 from orchestrator.limits import WORKLOAD_ANSWER_BYTES
-from orchestrator.model.base import Strict
 from orchestrator.model.operations import Operation
+from orchestrator.model.workload_clients import CommandOptions
 from orchestrator.workloads.base import ClientContext, Result
-
-Argv = Annotated[list[str], Field(min_length=1)]
-
-
-class CommandOptions(Strict):
-    write: Argv = Field(description="argv of a write, e.g. [kvctl, set, '{key}', '{value}']")
-    read: Argv = Field(description="argv of a read, e.g. [kvctl, get, '{key}']")
-    cwd: str | None = Field(default=None, description="relative to the drill file's folder")
-    fail_exit: int = Field(default=1, description="exit code meaning: did not take effect")
-    absent_exit: int = Field(default=3, description="exit code of a read of a key that holds nothing")
 
 
 class CommandClient:
@@ -35,8 +24,6 @@ class CommandClient:
         self._cwd = context.folder / options.cwd if options.cwd else context.folder
 
     async def invoke(self, operation: Operation) -> Result:
-        import asyncio  # here: `drillctl validate` imports this module for its options, and never needs asyncio
-
         write = operation.kind == "write"
         template = self._options.write if write else self._options.read
         argv = [a.replace("{key}", operation.key).replace("{value}", operation.value or "") for a in template]

@@ -8,15 +8,14 @@ answer, a timeout or a connection lost after sending leaves it unknown. A refuse
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
-
-from pydantic import Field
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.bounded_io import read_answer
 from orchestrator.errors import BackendError
 from orchestrator.limits import WORKLOAD_ANSWER_BYTES
-from orchestrator.model.base import Strict
 from orchestrator.model.operations import Operation
+from orchestrator.model.workload_clients import HttpOptions
 from orchestrator.workloads.base import ClientContext, Outcome, Result
 
 if TYPE_CHECKING:
@@ -24,12 +23,6 @@ if TYPE_CHECKING:
 
 FAILED_WRITES = frozenset({503})
 """Server errors that say the write was refused before it was applied (anything else 5xx is unknown)."""
-
-
-class HttpOptions(Strict):
-    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", description="base URL; keys are under {url}/kv/")]
-    path: str = Field(default="/kv/{key}", description="path of a key under url; {key} is replaced")
-    reuse_connections: bool = Field(default=True, description="keep-alive; off: a new connection per operation")
 
 
 class HttpClient:
@@ -76,8 +69,6 @@ class HttpClient:
             return Result(_unsure(write) if sent or write else "fail", error=f"{type(e).__name__}: {e}")
 
     async def close(self) -> None:
-        import asyncio  # here: `drillctl validate` imports this module for its options, and never needs asyncio
-
         if self._session is not None:
             await self._session.close()
             await asyncio.sleep(0)

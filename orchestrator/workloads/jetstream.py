@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from orchestrator.model.base import Strict
 from orchestrator.model.operations import Operation
+from orchestrator.model.workload_clients import NatsOptions
 from orchestrator.workloads.base import ClientContext, Result
 
 if TYPE_CHECKING:
@@ -30,14 +28,6 @@ MAX_VALUES = 1000
 """Most messages one read collects on a key's subject (a register written by a drill holds a few)."""
 UNSAFE = str.maketrans({".": "_", "*": "_", ">": "_", " ": "_"})
 """Characters a key may hold that a subject token may not."""
-
-
-class NatsOptions(Strict):
-    servers: Annotated[list[Annotated[str, Field(pattern=r"^nats://[^\s]+$")]], Field(min_length=1)]
-    stream: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="an existing stream")]
-    subject_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]*\.$", description="the stream's subjects")] = (
-        "drill."
-    )
 
 
 class NatsClient:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from orchestrator.model.base import Strict
 from orchestrator.model.operations import Operation
+from orchestrator.model.workload_clients import PostgresOptions
 from orchestrator.workloads.base import ClientContext, Result
 
 if TYPE_CHECKING:
@@ -30,17 +28,6 @@ UNSURE_CLASSES = ("08", "57", "58", "XX")
 while the commit waited for a standby), system and internal errors."""
 CLOSE_TIMEOUT = 1.0
 """Longest wait to close a connection that failed: a dead server must not hold the workload."""
-
-
-class PostgresOptions(Strict):
-    dsn: Annotated[str, Field(min_length=1, description="libpq conninfo or postgresql:// URI")]
-    table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="created if missing")] = (
-        "drillctl_workload"
-    )
-    synchronous_commit: Literal["on", "off", "local", "remote_write", "remote_apply"] | None = Field(
-        default=None, description="set on every connection; default: the server's"
-    )
-    connections: Annotated[int, Field(ge=1, le=256, description="most connections at once")] = 16
 
 
 class PostgresClient:

@@ -14,6 +14,7 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from orchestrator.model.workload import WorkloadSpec
+from orchestrator.model.workload_clients import BUILT_IN_OPTIONS
 from orchestrator.workloads.base import ClientContext, ClientType, WorkloadClient
 
 GROUP = "drillctl.workloads"
@@ -49,9 +50,11 @@ def client_type(name: str) -> ClientType:
 
 
 def options_of(client: dict[str, Any]) -> BaseModel:
-    """The client's options checked by its own model (pydantic ValidationError when they do not fit)."""
-    kind = client_type(client["type"])
-    return kind.options.model_validate({k: v for k, v in client.items() if k != "type"})
+    """The client's options checked by its own model (pydantic ValidationError when they do not fit); a built-in
+    client's without importing the client."""
+    name = client["type"]
+    model = BUILT_IN_OPTIONS[name] if name in BUILT_IN else client_type(name).options
+    return model.model_validate({k: v for k, v in client.items() if k != "type"})
 
 
 def build_client(spec: WorkloadSpec, folder: Path) -> WorkloadClient:

@@ -8,7 +8,9 @@ which sorts as time does. The tables, writes and queries are `sql.py`'s, shared 
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,7 +51,7 @@ class SqliteStore(SqlStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._wal(time.monotonic() + timeout)
             self._db.execute("PRAGMA foreign_keys = ON")
             self._check_schema()
         except sqlite3.DatabaseError as e:
@@ -58,6 +60,21 @@ class SqliteStore(SqlStore):
         except HistoryError:
             self._db.close()
             raise
+
+    def _wal(self, deadline: float) -> None:
+        """WAL mode, which the file keeps once set. Two connections switching a new file at once can get "database
+        is locked" at once, without the busy timeout (SQLite refuses to wait where waiting could deadlock): the
+        loser tries again, briefly, until the deadline, and then finds the file in WAL mode already."""
+        pause = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause + random.uniform(0, pause))
+            pause = min(pause * 2, 0.2)
 
     def close(self) -> None:
         self._db.close()

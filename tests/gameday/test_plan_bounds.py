@@ -5,7 +5,6 @@ what glob.glob finds."""
 from __future__ import annotations
 
 import glob as stdlib_glob
-import os
 from pathlib import Path
 
 import pytest
@@ -49,8 +48,8 @@ def tree(tmp_path: Path) -> Path:
         "../*/x.yaml",
     ],
 )
-def test_the_bounded_walk_finds_what_glob_finds(tree: Path, pattern: str) -> None:
-    os.chdir(tree / "a")  # for "../*/x.yaml": relative to the folder, not to the working directory
+def test_the_bounded_walk_finds_what_glob_finds(tree: Path, pattern: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tree / "a")  # for "../*/x.yaml": relative to the folder, not to the working directory
     expected = sorted(stdlib_glob.glob(pattern, root_dir=tree, recursive=True))
     assert sorted(set(glob(tree, pattern, GAMEDAY_GLOB_ENTRIES, "here"))) == expected
 

@@ -62,9 +62,18 @@ def _as_postgres() -> dict[str, int]:
 
 
 def _detach(argv: list[str], log: Path, **extra: int) -> None:
+    """In the cluster's folder: postgres, run as `postgres`, cannot start in a working directory only root may enter
+    (a checkout under /root, a test's folder)."""
     with log.open("ab") as out:
         subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, close_fds=True, **extra
+            argv,
+            cwd=log.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            close_fds=True,
+            **extra,
         )
 
 
@@ -198,6 +207,8 @@ def start(folder: Path, base: int, synchronous: bool, timeout: float = 60.0) -> 
 
 def _wait(deadline: float, folder: Path, what: str) -> None:
     if time.monotonic() > deadline:
+        for log in sorted(folder.glob("*.log")):  # what stopped it, in the caller's output (a CI log)
+            print(f"--- {log.name}", *log.read_text(errors="replace").splitlines()[-12:], sep="\n", file=sys.stderr)
         raise SystemExit(f"postgres_cluster: {what} in time; see the logs in {folder}")
     time.sleep(0.2)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,7 @@ class RecordReader:
         return out, whole
 
 
-class LogStream(RecordWriter):
+class LogStream(RecordWriter, ABC):
     """A log's records streamed in batches as they land, texts first (a text always precedes its first use).
 
     It reads the log's own columns from where it stopped, so nothing is buffered twice and at most `batch`
@@ -203,13 +204,13 @@ class LogStream(RecordWriter):
         self._defined = known
         """Per text table, how many texts a reader knows already (error id 0, none, is never written)."""
 
+    @abstractmethod
     def _tables(self) -> Sequence[list[str]]:
         """The log's text tables in table-id order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _pack(self, out: bytearray, offset: int, start: int, end: int) -> None:
         """Rows [start, end) of the log into `out` from `offset`, one record each."""
-        raise NotImplementedError
 
     def landed(self) -> None:
         """Called after each append to the log: writes a batch once it is due."""

@@ -243,18 +243,7 @@ def _verdict(
     *,
     reference: str | None = None,
 ) -> SlaVerdict:
-    return SlaVerdict(
-        name=sla.name,
-        type=sla.type,
-        passed=measured is not None and measured <= threshold,
-        measured=measured,
-        threshold=threshold,
-        unit="s",
-        detail=detail,
-        runbook=sla.runbook,
-        resolution=resolution,
-        reference=reference,
-    )
+    return SlaVerdict.at_most(sla, measured, threshold, "s", detail, resolution=resolution, reference=reference)
 
 
 def detection_timelines(

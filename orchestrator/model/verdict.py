@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 Status = Literal["passed", "failed", "aborted", "baseline_failed", "error"]
 
@@ -85,6 +85,17 @@ class RecoveryWindow:
     sampler_lag: float = 0.0
 
 
+class JudgedSla(Protocol):
+    """What a verdict takes from an SLA of any kind."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def runbook(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class SlaVerdict:
     name: str
@@ -104,6 +115,34 @@ class SlaVerdict:
     window_to: float | None = None
     reference: str | None = None
     """Recovery windows only: what `window_from` is, e.g. `fault_end of db-outage`."""
+
+    @classmethod
+    def at_most(
+        cls,
+        sla: JudgedSla,
+        measured: float | None,
+        threshold: float,
+        unit: Unit,
+        detail: str,
+        *,
+        resolution: float | None = None,
+        phase: str | None = None,
+        reference: str | None = None,
+    ) -> SlaVerdict:
+        """The verdict of an SLA met when its figure is at most `threshold`; a figure never measured fails it."""
+        return cls(
+            name=sla.name,
+            type=sla.type,
+            passed=measured is not None and measured <= threshold,
+            measured=measured,
+            threshold=threshold,
+            unit=unit,
+            detail=detail,
+            runbook=sla.runbook,
+            resolution=resolution,
+            phase=phase,
+            reference=reference,
+        )
 
     @property
     def margin(self) -> float | None:

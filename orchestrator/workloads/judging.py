@@ -100,14 +100,4 @@ def _margin(v: SlaVerdict) -> float:
 def _verdict(
     sla: WorkloadSla, measured: float | None, threshold: float, unit: Unit, detail: str, phase: str | None = None
 ) -> SlaVerdict:
-    return SlaVerdict(
-        name=sla.name,
-        type=sla.type,
-        passed=measured is not None and measured <= threshold,
-        measured=measured,
-        threshold=threshold,
-        unit=unit,
-        detail=detail,
-        runbook=sla.runbook,
-        phase=phase,
-    )
+    return SlaVerdict.at_most(sla, measured, threshold, unit, detail, phase=phase)

@@ -33,6 +33,14 @@ from tests.support import DRILLCTL, report_of, run, run_dirs, wait_while_running
 FAULT = TypeAdapter(FaultSpec)
 
 
+def stopped_soon(pid: int) -> bool:
+    """A signal stops its target once the target is scheduled: on a loaded machine, a moment after `kill` returns."""
+    deadline = time.monotonic() + 10
+    while process_state(pid) != "T" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process_state(pid) == "T"
+
+
 def test_found_by_port_pidfile_and_command_line_and_never_a_recycled_pid(tmp_path: Path, servers: Servers) -> None:
     proc, port = servers.start()
     (tmp_path / "web.pid").write_text(f"{proc.pid}\n")
@@ -49,11 +57,7 @@ def test_found_by_port_pidfile_and_command_line_and_never_a_recycled_pid(tmp_pat
     assert adopted.send([someone_else], signal.SIGSTOP) == []
     assert process_state(proc.pid) != "T"
     assert adopted.send(by_port, signal.SIGSTOP) == by_port
-    # A signal stops its target once the target is scheduled: on a loaded machine, a moment after `kill` returns.
-    deadline = time.monotonic() + 10
-    while process_state(proc.pid) != "T" and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert process_state(proc.pid) == "T"
+    assert stopped_soon(proc.pid)
     adopted.send(by_port, signal.SIGCONT)
     assert serving(port)
 
@@ -98,7 +102,7 @@ def test_node_loss_of_an_adopted_process_that_vanished_before_or_during_the_faul
         )
         undo = await driver.prepare(spec, "r/f")
         await driver.inject(spec, undo)
-        assert process_state(proc.pid) == "T"
+        assert stopped_soon(proc.pid)
         proc.kill()  # it vanishes during the fault
         proc.wait(10)
         return list(await driver.revert(undo) or ())

@@ -6,6 +6,11 @@ at `at`, the latest moment the change can have happened, so a detection is never
 than it was proven; their resolution is `at - since` plus the probes' sample spacing at the
 impact (or recovery) they are measured from. Notifications are timed when they reached the
 receiver, so a time to notify is as precise as the impact alone. No clock, no I/O.
+
+When Prometheus did not answer for long enough that a whole state could hide in the gap, a figure
+that was looked for there and not seen is *not measured* (it may have happened unseen), never
+judged unseen; like every figure never measured, it fails its SLA, and the detail says when the
+polls failed and why.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from orchestrator.model.alerts import (
     DetectionStep,
     DetectionStepName,
     DetectionTimeline,
+    Unanswered,
     matches,
 )
 from orchestrator.model.spec import (
@@ -37,6 +43,7 @@ from orchestrator.model.verdict import SlaVerdict
 
 DECIDED_MARGIN_POLLS = 2
 """Past an SLA's deadline by this many polls, a change not seen yet cannot count any more: the SLA is decided."""
+MAX_STRETCHES_SAID = 3
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,31 @@ def notified(deliveries: Sequence[Delivery], sla: AlertSla, status: str, after: 
     return None
 
 
+def hidden(observed: AlertObservations, alert: str, start: float, end: float, now: float) -> list[Unanswered]:
+    """Stretches without an answer that overlap [start, end] and could hide a whole state of `alert`.
+
+    Prometheus keeps a state at least one evaluation interval, so a stretch shorter than that between two
+    answered polls hides nothing (the next answer still shows it); one never answered again (to `now`), or of an
+    alert whose rule is unknown, can hide anything.
+    """
+    rule = observed.rule(alert)
+    found = []
+    for u in observed.unanswered:
+        until = now if u.until is None else u.until
+        if until < start or u.after > end:
+            continue
+        if u.until is None or rule is None or until - u.after >= rule.interval:
+            found.append(u)
+    return found
+
+
+def _not_measured(sla: AlertSla, what: str, stretches: Sequence[Unanswered]) -> SlaVerdict:
+    shown = "; ".join(u.describe() for u in stretches[:MAX_STRETCHES_SAID])
+    more = len(stretches) - MAX_STRETCHES_SAID
+    detail = f"not measured: {what} unseen while Prometheus did not answer: {shown}"
+    return _verdict(sla, None, _threshold(sla), detail + (f"; {more} more stretches" if more > 0 else ""), None)
+
+
 def judge_alert_sla(sla: AlertSla, timeline: Timeline, moments: Sequence[FaultMoments]) -> SlaVerdict:
     observed = timeline.alerts
     if observed is None:
@@ -103,18 +135,22 @@ def judge_alert_sla(sla: AlertSla, timeline: Timeline, moments: Sequence[FaultMo
         return _verdict(sla, None, sla.max, f"fault {m.fault} had no measured impact: nothing to detect", None)
     if isinstance(sla, TimeToNotifySla):
         return _judge_notify(sla, observed, m, m.impact)
-    return _judge_detect(sla, observed, m, m.impact)
+    return _judge_detect(sla, observed, m, m.impact, timeline.end)
 
 
 def _threshold(sla: AlertSla) -> float:
     return 0.0 if isinstance(sla, NoAlertSla) else sla.max
 
 
-def _judge_detect(sla: TimeToDetectSla, observed: AlertObservations, m: FaultMoments, impact: float) -> SlaVerdict:
+def _judge_detect(
+    sla: TimeToDetectSla, observed: AlertObservations, m: FaultMoments, impact: float, end: float
+) -> SlaVerdict:
     key = sla.selector.key
     changes = changes_of(observed, key)
     firing = first(changes, "firing", m.injected_at)
     already = state_at(changes, m.injected_at)
+    if firing is None and (gaps := hidden(observed, sla.alert, m.injected_at, impact + sla.max, end)):
+        return _not_measured(sla, f"{key} may have fired", gaps)
     if firing is None:
         note = f"; it was already {already} at the injection" if already != "inactive" else ""
         return _verdict(
@@ -185,11 +221,15 @@ def _judge_clears(sla: AlertClearsSla, observed: AlertObservations, m: FaultMome
     key = sla.selector.key
     changes = changes_of(observed, key)
     firing = first(changes, "firing", m.injected_at)
+    if firing is None and (gaps := hidden(observed, sla.alert, m.injected_at, end, end)):
+        return _not_measured(sla, f"{key} may have fired and cleared", gaps)
     if firing is None:
         return _verdict(sla, None, sla.max, f"{key} never fired after {m.fault} was injected: nothing to clear", None)
     if m.recovered is None:
         return _verdict(sla, None, sla.max, f"the probes never recovered from {m.fault}: no recovery to clear by", None)
     resolved = first(changes, "inactive", firing.at)
+    if resolved is None and (gaps := hidden(observed, sla.alert, firing.at, m.recovered + sla.max, end)):
+        return _not_measured(sla, f"{key} may have cleared", gaps)
     if resolved is None:
         late = end - m.recovered
         return _verdict(sla, None, sla.max, f"{key} still firing at the end, {late:.3f}s after the recovery", None)
@@ -217,6 +257,8 @@ def _judge_no_alert(sla: NoAlertSla, observed: AlertObservations, end: float) ->
     rule = observed.rule(sla.alert)
     exact = rule is not None and observed.polls > 0 and observed.widest_gap < rule.interval
     res = None if exact else observed.widest_gap or observed.poll_interval
+    if not stretches and (gaps := hidden(observed, sla.alert, 0.0, end, end)):
+        return _not_measured(sla, f"{key} may have fired", gaps)
     if not stretches:
         bound = (
             f"; no firing stretch fits between two polls: the rule is evaluated every {rule.interval:g}s"

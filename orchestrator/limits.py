@@ -248,6 +248,13 @@ ALERT_CHANGES = Limit(
     "alert state changes kept by the drill's alert watcher",
     # A flapping alert polled every 50 ms for an hour changes at most 72,000 times.
 )
+ALERT_OUTAGES = Limit(
+    "alert_outages",
+    10_000,
+    "stretches",
+    "stretches of failed polls of Prometheus's alerts kept apart by the drill's alert watcher",
+    # Past this, a new stretch is merged into the last one kept: the stretch grows, so nothing is judged as seen.
+)
 KUBE_ANSWER_BYTES = Limit(
     "kube_answer_bytes",
     64 * 2**20,

@@ -21,11 +21,13 @@ from orchestrator.alerts.receiver import WebhookReceiver
 from orchestrator.alerts.watcher import AlertWatcher, Listener, combined
 from orchestrator.errors import BackendError, PreflightError
 from orchestrator.logs import redact
-from orchestrator.model.alerts import AlertChange, AlertObservations, AlertRule, AlertSelector, Delivery
+from orchestrator.model.alerts import AlertChange, AlertObservations, AlertRule, AlertSelector, Delivery, Unanswered
 from orchestrator.model.spec import AlertFiringStop, AlertsConfig, AlertSlaBase, DrillSpec
 
 MAX_RULE_NAMES = 20
 """Rule names quoted in the warning about an alert no rule defines."""
+MAX_STRETCHES_SAID = 3
+"""Stretches of failed polls spelled out in the warning; report.json's `alerts.unanswered` has them all."""
 
 Warn = Callable[[str], None]
 
@@ -129,8 +131,14 @@ class AlertSession:
         """Everything seen so far, on the drill's clock (seconds since t0) and redacted for reports."""
         w = self.watcher
         warnings = list(self.warnings)
+        unanswered = [_unanswered(u, t0) for u in w.stretches()]
         if w.failed:
-            warnings.append(f"{w.failed} of {w.polls + w.failed} polls of Prometheus's alerts failed: {w.first_error}")
+            shown = "; ".join(u.describe() for u in unanswered[:MAX_STRETCHES_SAID])
+            more = len(unanswered) - MAX_STRETCHES_SAID
+            warnings.append(
+                f"{w.failed} of {w.polls + w.failed} polls of Prometheus's alerts failed: {shown}"
+                + (f"; {more} more stretches" if more > 0 else "")
+            )
         if w.dropped:
             warnings.append(f"{w.dropped} alert changes past the first {len(w.changes)} not kept")
         receiver = self.receiver
@@ -151,6 +159,7 @@ class AlertSession:
             first_poll=None if w.first_sent is None else w.first_sent - t0,
             last_poll=None if w.last_sent is None else w.last_sent - t0,
             warnings=tuple(redact(warnings)),
+            unanswered=tuple(unanswered),
         )
 
 
@@ -161,6 +170,17 @@ def _shifted(change: AlertChange, t0: float) -> AlertChange:
         since=None if change.since is None else change.since - t0,
         labels=redact(dict(change.labels)),
         annotations=redact(dict(change.annotations)),
+    )
+
+
+def _unanswered(stretch: Unanswered, t0: float) -> Unanswered:
+    return replace(
+        stretch,
+        after=stretch.after - t0,
+        first=stretch.first - t0,
+        last=stretch.last - t0,
+        until=None if stretch.until is None else stretch.until - t0,
+        error=redact(stretch.error),
     )
 
 

@@ -4,6 +4,8 @@ Polls are scheduled every `interval` from the start (a slow answer delays only t
 missed ticks are skipped, never bunched). Each answered poll is dated twice: when it was sent and
 when it was answered. A state first seen in one poll changed after the previous answered poll was
 sent and by the time this one was answered, which is what `AlertChange.since` and `at` hold.
+Polls that fail in a row are kept as one `Unanswered` stretch (when, how many, the first error):
+what Prometheus did meanwhile is not known, and analysis says so rather than judge it unseen.
 Times are on the loop's monotonic clock as `clock` gives them; the session turns them into
 seconds since t0.
 """
@@ -13,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import structlog
 
 from orchestrator.alerts.api import ActiveAlert
 from orchestrator.errors import BackendError
-from orchestrator.limits import ALERT_CHANGES
-from orchestrator.model.alerts import AlertChange, AlertSelector, AlertState, matches
+from orchestrator.limits import ALERT_CHANGES, ALERT_OUTAGES
+from orchestrator.model.alerts import AlertChange, AlertSelector, AlertState, Unanswered, matches
 
 Listener = Callable[[Sequence[AlertChange]], None]
 
@@ -58,6 +61,9 @@ class AlertWatcher:
         self.dropped = 0
         """Changes not kept once ALERT_CHANGES were."""
         self.first_error: str | None = None
+        self.unanswered: list[Unanswered] = []
+        """Stretches of failed polls that ended with an answer; `outage` is the one going on, if any."""
+        self.outage: Unanswered | None = None
         self.log = structlog.get_logger()
 
     async def run(self) -> None:
@@ -74,12 +80,37 @@ class AlertWatcher:
         except BackendError as e:
             self.failed += 1
             self.first_error = self.first_error or str(e)
+            self._unanswered(sent, self.clock(), str(e))
             self.log.warning("alert_poll_failed", error=str(e))
             return
         self.observe(alerts, sent, self.clock())
 
+    def stretches(self) -> list[Unanswered]:
+        """Every stretch without an answer so far, the one going on last (its `until` None)."""
+        return [*self.unanswered, *([] if self.outage is None else [self.outage])]
+
+    def _unanswered(self, sent: float, failed: float, error: str) -> None:
+        outage = self.outage
+        if outage is None:
+            after = sent if self.last_sent is None else self.last_sent
+            self.outage = Unanswered(after, sent, failed, 1, error)
+        else:
+            self.outage = replace(outage, last=failed, failures=outage.failures + 1)
+
+    def _answered_again(self, sent: float) -> None:
+        if self.outage is None:
+            return
+        ended = replace(self.outage, until=sent)
+        self.outage = None
+        if len(self.unanswered) < ALERT_OUTAGES.value:
+            self.unanswered.append(ended)
+            return
+        kept = self.unanswered[-1]
+        self.unanswered[-1] = replace(kept, last=ended.last, failures=kept.failures + ended.failures, until=sent)
+
     def observe(self, alerts: Sequence[ActiveAlert], sent: float, answered: float) -> None:
         """One answered poll: record each selector whose combined state differs from the last one seen."""
+        self._answered_again(sent)
         since = self.last_sent
         if since is not None:
             self.widest_gap = max(self.widest_gap, sent - since)

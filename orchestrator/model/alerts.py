@@ -135,6 +135,31 @@ class AlertRule:
 
 
 @dataclass(frozen=True)
+class Unanswered:
+    """Polls of Prometheus's alerts that failed in a row: no state was seen between `after` (when the last
+    answered poll before them was sent; the first failed one's send when none was) and `until` (when the next
+    answered poll was sent; None: none was, to the end of the watch)."""
+
+    after: float
+    first: float
+    """When the first failed poll was sent."""
+    last: float
+    """When the last one failed."""
+    failures: int
+    error: str
+    """The first one's error."""
+    until: float | None = None
+
+    def describe(self) -> str:
+        """As the reports say it: when, how many, why, and whether Prometheus answered again."""
+        end = "and never again" if self.until is None else f"(answered again at {self.until:.3f}s)"
+        return (
+            f"{self.failures} poll{'s' if self.failures > 1 else ''} failed from {self.first:.3f}s to "
+            f"{self.last:.3f}s {end}: {self.error}"
+        )
+
+
+@dataclass(frozen=True)
 class AlertObservations:
     """Everything the drill learnt about alerts: what it watched, how often, and what it saw."""
 
@@ -153,6 +178,8 @@ class AlertObservations:
     last_poll: float | None = None
     warnings: tuple[str, ...] = ()
     """What preflight and the receiver found odd but not fatal (an alert no rule defines, a malformed webhook)."""
+    unanswered: tuple[Unanswered, ...] = ()
+    """The stretches Prometheus did not answer, in order: alert figures that fall in one are not measured."""
 
     def rule(self, alert: str) -> AlertRule | None:
         return next((r for r in self.rules if r.name == alert), None)

@@ -24,6 +24,7 @@ from orchestrator.model.alerts import (
     Delivery,
     DetectionStep,
     DetectionTimeline,
+    Unanswered,
 )
 from orchestrator.model.findings import Example, OperationFile, OperationStats, WorkloadResult
 from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
@@ -229,6 +230,17 @@ def _alerts(a: AlertObservations) -> dict[str, Any]:
                 "annotations": dict(c.annotations),
             }
             for c in a.changes
+        ],
+        "unanswered": [
+            {
+                "after": _r(u.after),
+                "first": _r(u.first),
+                "last": _r(u.last),
+                "failures": u.failures,
+                "error": u.error,
+                "until": _r(u.until),
+            }
+            for u in a.unanswered
         ],
         "deliveries": [
             {
@@ -476,6 +488,7 @@ def _read_alerts(doc: dict[str, Any]) -> AlertObservations:
             )
             for d in doc["deliveries"]
         ),
+        unanswered=tuple(_rebuild(Unanswered, u) for u in doc.get("unanswered", [])),
     )
 
 

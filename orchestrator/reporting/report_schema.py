@@ -168,7 +168,25 @@ _ALERTS = {
                     }
                 ),
             },
-        }
+        },
+        optional={
+            "unanswered": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "after": _NUM,
+                        "first": _NUM,
+                        "last": _NUM,
+                        "failures": {"type": "integer", "minimum": 1},
+                        "error": _STR,
+                        "until": _OPT_NUM,
+                    }
+                ),
+                "description": "polls of Prometheus's alerts that failed in a row: nothing seen between `after` "
+                "(the send of the last answered poll before them) and `until` (the send of the next answered "
+                "one; null: none, to the end); `first`/`last` when the failures began and ended",
+            }
+        },
     ),
     "description": "what the alert watcher saw of Prometheus's alerts (each watched alert's state changes: it "
     "changed after `since`, the send of the poll before, and by `at`, the answer of the poll that saw it) and "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from orchestrator.alerts.api import ActiveAlert
 from orchestrator.alerts.runbook_check import problem, runbook_ref
 from orchestrator.alerts.watcher import AlertWatcher
 from orchestrator.analysis import fault_moments, judge
+from orchestrator.errors import BackendError
 from orchestrator.model.alerts import (
     AlertChange,
     AlertObservations,
@@ -20,6 +22,7 @@ from orchestrator.model.alerts import (
     AlertState,
     DeliveredAlert,
     Delivery,
+    Unanswered,
     matches,
     parse_matcher,
 )
@@ -54,7 +57,12 @@ def _change(state: AlertState, at: float, since: float | None = None) -> AlertCh
     return AlertChange(KEY, state, at, at - POLL if since is None else since, {"alertname": "Down"}, annotations)
 
 
-def _timeline(changes: list[AlertChange], deliveries: tuple[Delivery, ...] = (), end: float = 12.0) -> Timeline:
+def _timeline(
+    changes: list[AlertChange],
+    deliveries: tuple[Delivery, ...] = (),
+    end: float = 12.0,
+    unanswered: tuple[Unanswered, ...] = (),
+) -> Timeline:
     """Probe p passes, fails from 2.0 (0.05 after the injection at 1.95) to 5.0, then passes: impact 2.0, recovered
     5.0, both known to one interval."""
     samples = tuple(
@@ -65,7 +73,6 @@ def _timeline(changes: list[AlertChange], deliveries: tuple[Delivery, ...] = (),
         prometheus="http://127.0.0.1:9",
         poll_interval=POLL,
         polls=48,
-        failed_polls=0,
         widest_gap=POLL,
         changes=tuple([AlertChange(KEY, "inactive", 0.0, None, {}, {}), *changes]),
         deliveries=deliveries,
@@ -73,6 +80,8 @@ def _timeline(changes: list[AlertChange], deliveries: tuple[Delivery, ...] = (),
         receiver="http://127.0.0.1:9/",
         first_poll=0.0,
         last_poll=end,
+        failed_polls=sum(u.failures for u in unanswered),
+        unanswered=unanswered,
     )
     fault = FaultMark("f", "network.down", {}, 0.0, 3.0, 1.95, 4.95, ended_at=4.95, runbook="runbooks/r.md#down")
     return Timeline(INTERVAL, ("p",), samples, (PhaseMark("fault", 0.0, end),), (fault,), end, alerts=observed)
@@ -221,3 +230,67 @@ def test_runbook_link_of_the_fired_alert_is_checked_against_the_faults_runbook(t
     assert "points at no runbooks/" in (flagged("https://wiki.example/page") or "")
     assert "has no section #gone" in (flagged("runbooks/r.md#gone") or "")
     assert "the drill's runbook for fault f is runbooks/r.md#down" in (flagged("runbooks/r.md#other") or "")
+
+
+GONE = "http://127.0.0.1:9/api/v1/alerts: ClientConnectorError: connection refused"
+
+
+def test_a_figure_prometheus_could_not_show_is_not_measured_and_fails_like_any_unmeasured_figure() -> None:
+    """Prometheus stopped answering at 2.5 s (never again), or for a stretch; figures looked for there are not
+    measured, while a stretch too short to hide a state (the rule is evaluated every 0.5 s) changes nothing."""
+    gone = (Unanswered(2.45, 2.5, 11.9, 38, GONE, None),)
+    blip = (Unanswered(2.45, 2.5, 2.55, 1, GONE, 2.75),)
+    mid = (Unanswered(2.45, 2.5, 4.4, 8, GONE, 4.5),)
+    detect = _spec([{"name": "d", "type": "time_to_detect", "max": "2s", **SLA}])
+    (unseen,) = judge(detect, _timeline([], unanswered=gone))
+    assert not unseen.passed and unseen.measured is None and unseen.resolution is None
+    assert unseen.detail.startswith(f"not measured: {KEY} may have fired unseen while Prometheus did not answer: ")
+    assert f"38 polls failed from 2.500s to 11.900s and never again: {GONE}" in unseen.detail
+    (never,) = judge(detect, _timeline([], unanswered=blip))
+    assert "never seen firing after f" in never.detail, "0.3 s without an answer cannot hide a 0.5 s evaluation"
+    (late,) = judge(detect, _timeline([_change("firing", 4.6, since=2.45)], unanswered=mid))
+    assert late.measured == pytest.approx(2.6) and late.resolution == pytest.approx(2.15 + INTERVAL) and late.marginal
+
+    clears = _spec([{"name": "c", "type": "alert_clears", "max": "1s", **SLA}])
+    fired_then_gone = (Unanswered(3.95, 4.0, 11.9, 32, GONE, None),)
+    (stuck,) = judge(clears, _timeline([_change("firing", 3.6)], unanswered=fired_then_gone))
+    assert not stuck.passed and stuck.measured is None and f"{KEY} may have cleared unseen" in stuck.detail
+    (nothing,) = judge(clears, _timeline([], unanswered=gone))
+    assert f"{KEY} may have fired and cleared unseen" in nothing.detail
+
+    quiet = _spec([{"name": "q", "type": "no_alert", **SLA}])
+    (blind,) = judge(quiet, _timeline([], unanswered=mid))
+    assert not blind.passed and blind.measured is None and "(answered again at 4.500s)" in blind.detail
+    (calm,) = judge(quiet, _timeline([], unanswered=blip))
+    assert calm.passed and calm.measured == 0.0
+
+    notify = _spec([{"name": "n", "type": "time_to_notify", "max": "2s", **SLA}])
+    (paged,) = judge(notify, _timeline([], (_page(3.25),), unanswered=gone))
+    assert paged.passed, "a page is timed at the receiver: Prometheus's silence does not touch it"
+
+
+def test_watcher_keeps_failed_polls_in_a_row_as_one_stretch_with_its_first_error() -> None:
+    class Flaky:
+        """Answers, fails twice, answers, fails once (and is never asked again)."""
+
+        def __init__(self) -> None:
+            self.answers = iter([True, False, False, True, False])
+
+        async def alerts(self) -> list[ActiveAlert]:
+            if next(self.answers):
+                return []
+            raise BackendError(GONE)
+
+    times = iter([0.0, 0.01, 0.25, 0.26, 0.5, 0.51, 0.75, 0.76, 1.0, 1.01])
+    watcher = AlertWatcher(Flaky(), [AlertSelector.of("Down", [])], POLL, lambda: next(times))
+
+    async def poll_five() -> None:
+        for _ in range(5):
+            await watcher.poll()
+
+    asyncio.run(poll_five())
+    assert watcher.stretches() == [
+        Unanswered(0.0, 0.25, 0.51, 2, GONE, 0.75),
+        Unanswered(0.75, 1.0, 1.01, 1, GONE, None),
+    ]
+    assert watcher.failed == 3 and watcher.polls == 2 and watcher.widest_gap == pytest.approx(0.75)

@@ -386,8 +386,10 @@ def plan(
     refused = any(kp.refusals for kp in kube_plans) or any("error" in r for r in resolvers)
     # A plan is pasted into tickets and chats: credentials in URLs, argv and env are hidden as in logs and reports.
     steps, touches = redact(steps), redact(touches)
+    alerting, alert_lines = _alert_section(drill)
     if output == "json":
-        click.echo(json.dumps({"drill": drill.spec.name, "schedule": steps, "touches": touches}, indent=1))
+        document = {"drill": drill.spec.name, "schedule": steps, "touches": touches}
+        click.echo(json.dumps({**document, **({} if alerting is None else {"alerts": alerting})}, indent=1))
         sys.exit(EXIT_PREFLIGHT if refused else 0)
     click.echo(f"Drill {drill.spec.name} ({file})")
     click.echo(f"  longest run: about {format_duration(baseline + fault_len + spec.phases.recovery)} after setup")
@@ -415,6 +417,7 @@ def plan(
         click.echo(f"  probe {p.name} ({p.type}) every {format_duration(spec.steady_state.interval)}")
     for line in _adopted_and_resolver_lines(touches):
         click.echo(f"  {line}")
+    click.echo("".join(f"{line}\n" for line in alert_lines), nl=False)
     if kube_plans:
         seed = "" if spec.seed is not None else " (the drill has no seed: a run picks its own, and may choose others)"
         click.echo(f"Kubernetes objects, resolved in the cluster now{seed}:")
@@ -436,6 +439,19 @@ def _adopted_and_resolver_lines(touches: dict[str, Any]) -> list[str]:
     from orchestrator.faults.resolving import plan_lines
 
     return plan_lines(touches["adopted"], touches.get("resolvers", []))
+
+
+def _alert_section(drill: LoadedDrill) -> tuple[dict[str, Any] | None, list[str]]:
+    """The drill's alerting (sources, receiver, alert SLAs, stop conditions, preflight refusals), redacted: the
+    plan's `alerts` document (None: it watches no alert) and its text lines."""
+    from orchestrator.alerts.plan import alert_plan, alert_plan_lines
+    from orchestrator.logs import redact
+
+    found = alert_plan(drill.spec)
+    if found is None:
+        return None, []
+    hidden = redact(found)
+    return hidden, alert_plan_lines(hidden)
 
 
 def _kube_plans(registry: DriverRegistry, faults: Sequence[FaultSpec]) -> list[FaultPlan]:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from orchestrator.errors import PreflightError
 from orchestrator.limits import ALERT_DELIVERIES, ALERT_WEBHOOK_BYTES
-from orchestrator.model.alerts import DeliveredAlert, Delivery
+from orchestrator.model.alerts import DeliveredAlert, Delivery, receiver_url
 from orchestrator.probes.prometheus import parse_answer
 
 
@@ -58,8 +58,7 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return receiver_url(self.host, self.port)
 
     async def start(self) -> None:
         app = web.Application(client_max_size=ALERT_WEBHOOK_BYTES.value)

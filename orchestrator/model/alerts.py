@@ -76,6 +76,11 @@ class AlertSelector:
         return cls(alert, tuple(parse_matcher(m) for m in matchers))
 
 
+def receiver_url(host: str, port: int) -> str:
+    """The drill's webhook receiver as Alertmanager's webhook_configs name it (an IPv6 host in brackets)."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
 def _quoted(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 

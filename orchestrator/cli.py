@@ -677,17 +677,19 @@ def abort(run: str, reason: str, wait_seconds: float, runs_dir: Path) -> None:
     if not sent.ended:
         click.echo(f"abort sent to {sent.run_dir}; it has not ended within {wait_seconds:g}s", err=True)
         sys.exit(1)
-    click.echo(f"{sent.run_dir}: {_ended_as(sent.run_dir / 'report.json')} after {sent.waited:.3f}s")
+    click.echo(f"{sent.run_dir}: {_ended_as_in(sent.run_dir)} after {sent.waited:.3f}s")
 
 
 def _ended_as(report: Path) -> str:
-    """The status an ended run's report.json gives (read within its bound), or why there is none."""
+    """The status an ended run's report.json gives (read within its bound), or why there is none; for a game
+    day's gameday.json, the game day's."""
     from orchestrator.reporting.document import ReportFormatError, read_document
 
     if not report.exists():
         return "ended without a report"
     try:
-        return str(read_document(report)["run"]["status"])
+        document = read_document(report)
+        return str(document["status"] if report.name == "gameday.json" else document["run"]["status"])
     except (ReportFormatError, KeyError, TypeError) as e:
         return f"ended, but its report cannot be read ({e})"
 
@@ -833,7 +835,9 @@ def _on_cluster(call: Coroutine[Any, Any, L]) -> L:
 
 
 def _ended_as_in(run_dir: Path) -> str:
-    return _ended_as(run_dir / "report.json")
+    """How a run or a game day (whose folder holds gameday.json) that `freeze` stopped ended."""
+    gameday = run_dir / "gameday.json"
+    return _ended_as(gameday if gameday.exists() else run_dir / "report.json")
 
 
 def _summary(report: Report, view: LiveView) -> None:

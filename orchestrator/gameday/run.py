@@ -24,6 +24,7 @@ from orchestrator.abort import FREEZE, live_runs, request_stops
 from orchestrator.console import LiveView
 from orchestrator.exit_codes import EXIT_ABORTED, EXIT_PREFLIGHT
 from orchestrator.freeze import read_freeze
+from orchestrator.gameday.control import GameDayControl
 from orchestrator.gameday.freeze_watch import FreezeWatch
 from orchestrator.gameday.lease import LeaseHolder
 from orchestrator.gameday.plan import LoadedGameDay, outside_window
@@ -78,47 +79,53 @@ def run_gameday(
     """Run every drill as the stop policy allows; the lease (already acquired) is released by the caller.
 
     With `cluster_freeze`, the cluster's freeze is watched meanwhile: a freeze stops the live drill (through its
-    control FIFO, as `drillctl freeze` does on a machine) and the game day before its next drill.
+    control FIFO, as `drillctl freeze` does on a machine) and the game day before its next drill. The game day's
+    own control FIFO (`control.py`) hears a machine's freeze (and `drillctl abort`) at once, even in a cool-down.
     """
     body = gameday.spec.spec
     started = datetime.now(UTC)
     options.runs_dir.mkdir(parents=True, exist_ok=True)
     report_dir = new_run_dir(options.runs_dir, f"gameday-{gameday.spec.name}", started)
-    # The lease's `lost` doubles as the game day's wake-up: a lost lease or a freeze cuts a cool-down short.
+    # The lease's `lost` doubles as the game day's wake-up: a lost lease, a freeze or an abort cuts a cool-down short.
     wake = lease.lost if lease is not None else threading.Event()
-    watch = None if cluster_freeze is None else _watch_freeze(cluster_freeze, options.runs_dir, wake)
-
-    def frozen() -> Freeze | None:
-        return read_freeze(options.runs_dir) or (watch.seen if watch is not None else None)
-
+    control = GameDayControl(report_dir, wake)  # opened before the freeze is first read: no freeze slips between
     try:
-        results, stop_reason, policy_stop = _run_drills(gameday, options, view, lease, wake, frozen)
-    finally:
-        if watch is not None:
-            watch.stop()
-    for drill in gameday.drills[len(results) :]:
-        results.append(
-            DrillResult(name=drill.spec.name, file=drill.path, status="skipped", exit_code=0, reason=stop_reason)
+        control.start()
+        watch = None if cluster_freeze is None else _watch_freeze(cluster_freeze, options.runs_dir, wake)
+
+        def frozen() -> Freeze | None:
+            return read_freeze(options.runs_dir) or (watch.seen if watch is not None else None)
+
+        try:
+            results, stop_reason, policy_stop = _run_drills(gameday, options, view, lease, wake, frozen, control)
+        finally:
+            if watch is not None:
+                watch.stop()
+        for drill in gameday.drills[len(results) :]:
+            results.append(
+                DrillResult(name=drill.spec.name, file=drill.path, status="skipped", exit_code=0, reason=stop_reason)
+            )
+        cfg = None if lease is None else lease.lease.config
+        result = GameDayResult(
+            name=gameday.spec.name,
+            file=gameday.path,
+            report_dir=report_dir,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            drills=results,
+            stop_reason=stop_reason,
+            policy_stop=policy_stop,
+            forced=options.forced,
+            lease=None if cfg is None else {"name": cfg.name, "namespace": cfg.namespace, "identity": cfg.identity},
+            live_url=serving_url(options.runs_dir),
         )
-    cfg = None if lease is None else lease.lease.config
-    result = GameDayResult(
-        name=gameday.spec.name,
-        file=gameday.path,
-        report_dir=report_dir,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        drills=results,
-        stop_reason=stop_reason,
-        policy_stop=policy_stop,
-        forced=options.forced,
-        lease=None if cfg is None else {"name": cfg.name, "namespace": cfg.namespace, "identity": cfg.identity},
-        live_url=serving_url(options.runs_dir),
-    )
-    hook = body.webhook
-    if hook is not None:
-        result = with_webhook(result, deliver(hook.url, to_json(result), hook.timeout))
-    write_all(result)
-    record_gameday(result, options.labels, location_of(options.history, options.runs_dir))  # never fatal
+        hook = body.webhook
+        if hook is not None:
+            result = with_webhook(result, deliver(hook.url, to_json(result), hook.timeout))
+        write_all(result)
+        record_gameday(result, options.labels, location_of(options.history, options.runs_dir))  # never fatal
+    finally:
+        control.close()  # once the report is written: a waiting `drillctl freeze` learns the game day is over
     return result
 
 
@@ -129,6 +136,7 @@ def _run_drills(
     lease: LeaseHolder | None,
     wake: threading.Event,
     frozen: Callable[[], Freeze | None],
+    control: GameDayControl,
 ) -> tuple[list[DrillResult], str | None, bool]:
     """The drills in turn until one must not start; their results, why the rest did not start, and whether
     that was the stop policy."""
@@ -137,7 +145,7 @@ def _run_drills(
     for index, drill in enumerate(gameday.drills):
         try:
             with _interruptible():
-                stop_reason = _reason_not_to_start(gameday, index, options, view, lease, wake, frozen)
+                stop_reason = _reason_not_to_start(gameday, index, options, view, lease, wake, frozen, control)
         except Interrupted as e:
             stop_reason = str(e)
         if stop_reason is not None:
@@ -149,6 +157,8 @@ def _run_drills(
             return results, f"drill {drill.spec.name} was stopped: {outcome.reason}", False
         if (freeze := frozen()) is not None:  # before the stop policy: the freeze is why the drill was stopped
             return results, freeze.describe(), False
+        if (told := control.stop_reason()) is not None:
+            return results, told, False
         if _policy_stops(body.stop, outcome):
             if index + 1 < len(gameday.drills):
                 return results, f"stop policy {body.stop}: drill {drill.spec.name} {outcome.status}", True
@@ -174,14 +184,18 @@ def _reason_not_to_start(
     lease: LeaseHolder | None,
     wake: threading.Event,
     frozen: Callable[[], Freeze | None],
+    control: GameDayControl,
 ) -> str | None:
-    """The cool-down before drill `index` (cut short by a lost lease or a freeze), then why it must not start."""
+    """The cool-down before drill `index` (cut short by a lost lease, a freeze or an abort), then why it must not
+    start."""
     cooldown = gameday.spec.spec.cooldown
     if index > 0 and cooldown > 0:
         view.event("phase", name=f"cool-down before {gameday.drills[index].spec.name}", seconds=cooldown)
         wake.wait(cooldown)
     if (freeze := frozen()) is not None:
         return freeze.describe()
+    if (told := control.stop_reason()) is not None:  # a freeze lifted before it was read, or an abort
+        return told
     if lease is not None and lease.lost.is_set():
         return lease.lost_reason or "the lease was lost"
     if not options.forced and (why := outside_window(gameday, datetime.now(UTC))) is not None:

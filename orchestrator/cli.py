@@ -482,6 +482,14 @@ def _kube_plans(registry: DriverRegistry, faults: Sequence[FaultSpec]) -> list[F
     show_default=True,
     help="keep serving metrics this long after the run, so a last scrape sees the SLA verdicts",
 )
+@click.option(
+    "--freeze-namespace",
+    default="default",
+    show_default=True,
+    envvar="DRILLCTL_FREEZE_NAMESPACE",
+    help="a drill that uses Kubernetes honours the cluster's freeze: ConfigMap drillctl-freeze in this namespace "
+    "(`drillctl freeze --cluster -n`; the game days' lease namespace)",
+)
 @push_options
 @label_option("recorded with the run in the history, e.g. --label release=1.4 --label cluster=staging (repeatable)")
 @HISTORY
@@ -494,6 +502,7 @@ def run(
     context: str | None,
     namespace: str | None,
     yes: bool,
+    freeze_namespace: str,
     quiet: bool,
     metrics_port: int | None,
     metrics_host: str,
@@ -543,7 +552,10 @@ def run(
         except OSError as e:
             raise click.UsageError(f"--metrics-port {metrics_port}: {e.strerror or e}") from e
     kube = kube_access(drill, KubeAccess(kubeconfig, context, namespace), confirmed=yes)
-    report = run_drill(drill, runs_dir, toxiproxy_url, view, kube, metrics, push, labels, history)
+    cluster_freeze = _drill_cluster_freeze(drill, kube, freeze_namespace)
+    report = run_drill(
+        drill, runs_dir, toxiproxy_url, view, kube, metrics, push, labels, history, cluster_freeze=cluster_freeze
+    )
     if output == "json":
         from orchestrator.reporting.json_report import to_json
 
@@ -558,6 +570,22 @@ def run(
         time.sleep(linger)  # a fixed hold for the last scrape, nothing to wait on
         server.shutdown()
     sys.exit(report.exit_code)
+
+
+def _drill_cluster_freeze(drill: LoadedDrill, kube: KubeAccess, namespace: str) -> ClusterFreeze | None:
+    """The cluster's freeze a lone run honours, if its drill uses Kubernetes. None too when no cluster is configured
+    (no kubeconfig, an unknown context): the drill cannot touch one, and its preflight says so in its report."""
+    from orchestrator.errors import PreflightError
+    from orchestrator.gameday.plan import uses_kubernetes
+    from orchestrator.kube.access import connect
+    from orchestrator.kube.freeze import ClusterFreeze
+
+    if not uses_kubernetes(drill.spec):
+        return None
+    try:
+        return ClusterFreeze(connect(kube), namespace)
+    except PreflightError:
+        return None
 
 
 # --- recover ------------------------------------------------------------------------------------
@@ -739,7 +767,8 @@ def freeze_command(
     all of them, then prints each run's status. Runs and game days started meanwhile refuse
     (exit 3), and a run's watchdog reverts the faults of a run that does not stop by itself.
     With --cluster it also creates ConfigMap drillctl-freeze in --namespace: game days in the
-    cluster (the chart's CronJobs) refuse to start, and those running stop their drill.
+    cluster (the chart's CronJobs) and runs of Kubernetes drills (their --freeze-namespace) refuse
+    to start, and those running stop.
     Idempotent: an earlier freeze is kept with its reason, and live runs are stopped again.
       drillctl freeze --reason "incident 4711: hands off prod"
       drillctl freeze --reason "release freeze" --cluster -n drillctl -o json

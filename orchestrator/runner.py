@@ -18,16 +18,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.abort import FREEZE, ControlChannel
+from orchestrator.abort import FREEZE, ControlChannel, request_stops
 from orchestrator.console import LiveView
 from orchestrator.engine import Engine, RunResult
-from orchestrator.errors import PreflightError
+from orchestrator.errors import BackendError, PreflightError
 from orchestrator.exit_codes import EXIT_PREFLIGHT
 from orchestrator.faults.registry import build_registry
 from orchestrator.freeze import read_freeze
 from orchestrator.history.recording import record_finished
 from orchestrator.history.store import location_of
 from orchestrator.kube.access import KubeAccess
+from orchestrator.kube.freeze import ClusterFreeze
+from orchestrator.kube.freeze_watch import FreezeWatch
 from orchestrator.live_status import LiveStatus
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import log_to
@@ -102,16 +104,21 @@ def run_drill(
     labels: Mapping[str, str] | None = None,
     history: str | None = None,
     frozen_by: Callable[[], Freeze | None] | None = None,
+    cluster_freeze: ClusterFreeze | None = None,
 ) -> Report:
     """`metrics` (fed by the view) get the verdicts once judged; with `push`, they also go to a Pushgateway
     during the run and once more at its end. Once its reports are written, the run is recorded with its
     `labels` in the history (`history`, default `<runs_dir>/history.sqlite`). `frozen_by` says whether a freeze
-    holds (default: the one of `runs_dir`; a game day adds the cluster's)."""
+    holds (default: the one of `runs_dir`; a game day adds the cluster's, which it watches itself). With
+    `cluster_freeze` (a lone run of a Kubernetes drill), the cluster's freeze is read before the run starts and
+    watched while it runs: once it appears, the run stops as for `drillctl freeze`."""
     frozen_by = frozen_by or functools.partial(read_freeze, runs_dir)
     frozen = frozen_by()
     if frozen is not None:
         click.echo(f"error: drills are {frozen.describe()}; `drillctl unfreeze` lifts it", err=True)
         sys.exit(EXIT_PREFLIGHT)
+    if cluster_freeze is not None:
+        _refuse_if_cluster_frozen(cluster_freeze)
     left = unsettled(runs_dir)
     if left:
         where = ", ".join(str(p.parent) for p in left)
@@ -129,6 +136,7 @@ def run_drill(
     control = ControlChannel(run_dir)
     if (frozen := frozen_by()) is not None:  # frozen since the check above: stop before any fault
         control.post(FREEZE, frozen.reason)
+    watch = None if cluster_freeze is None else _watch_cluster_freeze(cluster_freeze, run_dir)
     signals = _Signals()
     previous = {sig: signal.signal(sig, signals) for sig in (signal.SIGINT, signal.SIGTERM)}
     clean = False
@@ -193,9 +201,41 @@ def run_drill(
         return report
     finally:
         os.environ.pop(RUN_MARKER, None)
+        if watch is not None:
+            watch.stop()
         control.close()  # a waiting `drillctl abort` learns the run is over, report written
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _refuse_if_cluster_frozen(cluster_freeze: ClusterFreeze) -> None:
+    """Exit 3 while the cluster is frozen, or when its freeze cannot be read (a brake that cannot be read must
+    not release), as for the machine's freeze."""
+    try:
+        frozen = asyncio.run(cluster_freeze.read())
+    except BackendError as e:
+        click.echo(f"error: cannot read the cluster's freeze ({cluster_freeze.where}): {e}", err=True)
+        sys.exit(EXIT_PREFLIGHT)
+    if frozen is not None:
+        click.echo(
+            f"error: drills are {frozen.describe()} ({cluster_freeze.where}); "
+            f"`drillctl unfreeze --cluster -n {cluster_freeze.namespace}` lifts it",
+            err=True,
+        )
+        sys.exit(EXIT_PREFLIGHT)
+
+
+def _watch_cluster_freeze(cluster_freeze: ClusterFreeze, run_dir: Path) -> FreezeWatch:
+    """The cluster's freeze watched from now on (the control FIFO is open): one that appears, or was made since
+    the check (a watch begins with the object as it is), reaches the run as `drillctl freeze`'s request does. Sent
+    by the FIFO's path, so a freeze seen as the run ends finds no run rather than a closed descriptor."""
+
+    def on_freeze(freeze: Freeze) -> None:
+        request_stops([run_dir], FREEZE, freeze.reason, wait=0.0)
+
+    watch = FreezeWatch(cluster_freeze, on_freeze)
+    watch.start()
+    return watch
 
 
 def _pusher(metrics: DrillMetrics | None, push: PushTarget | None, run_id: str) -> Pusher | None:

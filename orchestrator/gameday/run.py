@@ -25,7 +25,6 @@ from orchestrator.console import LiveView
 from orchestrator.exit_codes import EXIT_ABORTED, EXIT_PREFLIGHT
 from orchestrator.freeze import read_freeze
 from orchestrator.gameday.control import GameDayControl
-from orchestrator.gameday.freeze_watch import FreezeWatch
 from orchestrator.gameday.lease import LeaseHolder
 from orchestrator.gameday.plan import LoadedGameDay, outside_window
 from orchestrator.gameday.report import (
@@ -41,6 +40,7 @@ from orchestrator.history.recording import record_gameday
 from orchestrator.history.store import location_of
 from orchestrator.kube.access import KubeAccess
 from orchestrator.kube.freeze import ClusterFreeze
+from orchestrator.kube.freeze_watch import FreezeWatch
 from orchestrator.loading import LoadedDrill
 from orchestrator.metrics import DrillMetrics, MeteredView, PushTarget
 from orchestrator.model.freeze import Freeze

@@ -4,8 +4,8 @@ A ConfigMap because the chart's ServiceAccount can be given read access to that 
 list/watch with a `metadata.name` field selector), nothing else; the one who freezes writes it with their own
 credentials. Its data holds the freeze (reason, since, by). It exists: the cluster is frozen; `drillctl unfreeze
 --cluster` deletes it. A ConfigMap of that name whose data is no freeze still freezes (a brake that cannot be
-read must not release). Game days read it before they start and watch it while they run
-(`gameday/freeze_watch.py`).
+read must not release). Game days and lone runs of Kubernetes drills read it before they start and watch it
+while they run (`freeze_watch.py`).
 """
 
 from __future__ import annotations

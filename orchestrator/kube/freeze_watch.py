@@ -1,10 +1,11 @@
-"""A game day watches the cluster's freeze while it runs, from a worker thread: a watch, not polling.
+"""The cluster's freeze watched from a worker thread while a game day (or a lone run of a Kubernetes drill) runs:
+a watch, not polling.
 
 Drills run in the main thread, each in its own `asyncio.run`, so the watch lives in a thread of its own (as the
 Lease does). Each watch request names the ConfigMap by a field selector (what a Role limited to that name may
 list and watch) and carries no resourceVersion, so it begins with the object as it is, if it exists: a freeze
-made while a watch was being set up again is not missed. Once a freeze is seen, `on_freeze` is called once (the
-game day then tells its live drill through the control FIFO, and stops before the next one); the thread ends.
+made while a watch was being set up (first, or again) is not missed. Once a freeze is seen, `on_freeze` is called
+once (the game day or the run then tells its live drill through the control FIFO); the thread ends.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class FreezeWatch:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._response: Any = None
-        self._thread = threading.Thread(target=self._run, name="gameday-freeze-watch", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="freeze-watch", daemon=True)
 
     def start(self) -> None:
         self._thread.start()

@@ -163,7 +163,27 @@ def test_calls_keep_their_connection_alive(toxiproxy: ToxiproxyServer) -> None:
 
     client = ToxiproxyClient(toxiproxy.url)
     asyncio.run(scenario(client))
-    assert client._api.connections.opened == 1, "42 calls from one thread share one kept-alive connection"
+    assert client.connections.opened == 1, "42 calls from one thread share one kept-alive connection"
+
+
+def test_calls_made_at_once_share_a_pipeline_and_each_gets_its_own_answer(toxiproxy: ToxiproxyServer) -> None:
+    """A rollback of a hundred toxics: written back to back on a kept connection, answered in order."""
+
+    async def scenario(client: ToxiproxyClient) -> tuple[list[bool], list[str]]:
+        await client.create_proxy("p", "127.0.0.1:0", "127.0.0.1:1")
+        await asyncio.gather(
+            *(client.add_toxic("p", f"t{i}", "latency", "downstream", 1.0, {"latency": i}) for i in range(100))
+        )
+        latencies = sorted(t["attributes"]["latency"] for t in await client.toxics("p"))
+        assert latencies == list(range(100)), "each toxic added with its own attributes"
+        gone = await asyncio.gather(*(client.remove_toxic("p", f"t{i}") for i in (*range(100), 0)))
+        return list(gone), [t["name"] for t in await client.toxics("p")]
+
+    client = ToxiproxyClient(toxiproxy.url)
+    gone, left = asyncio.run(scenario(client))
+    assert gone == [True] * 100 + [False], "the same toxic twice in one pipeline: removed, then not there"
+    assert left == []
+    assert client.connections.opened <= 2, "a hundred calls at once: a pipeline or two, not a connection each"
 
 
 def test_a_client_outlives_a_restart_of_its_server(toxiproxy_binary: Path) -> None:

@@ -138,6 +138,11 @@ def cli() -> None:
       drillctl recover                       revert what a crashed run left behind
 
     \b
+    Relative paths in a drill are relative to the drill file's folder: a process's or restart's
+    cwd, a pidfile, the argv of command probes, resolvers and workload clients (which run there),
+    and runbooks (looked for from there up). A drill means the same from any folder.
+
+    \b
     Exit codes: 0 SLAs passed, 1 an SLA failed, 2 invalid drill or usage,
     3 preflight/baseline failure (nothing injected), 4 aborted after injection (all reverted).
     Colour is off when NO_COLOR is set or stderr is not a terminal.

@@ -60,7 +60,7 @@ class TcpProbe(Strict):
 class CommandProbe(Strict):
     type: Literal["command"]
     name: Name
-    argv: Annotated[list[str], Field(min_length=1)]
+    argv: Annotated[list[str], Field(min_length=1)] = Field(description="no shell; runs in the drill file's folder")
     expect_exit: int = 0
     output_match: str | None = Field(default=None, description="regular expression stdout must contain")
     timeout: PositiveDuration = 5.0
@@ -492,7 +492,7 @@ class TargetResolver(Strict):
     label_selector. Its answer is a node or process name (or, with `names`, a key to one), a pid or a port."""
 
     command: Annotated[list[str], Field(min_length=1)] | None = Field(
-        default=None, description="argv (no shell); its output is the answer"
+        default=None, description="argv (no shell), run in the drill file's folder; its output is the answer"
     )
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
         default=None, description="GET this URL; the JSON value at `pointer` is the answer"

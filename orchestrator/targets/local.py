@@ -49,6 +49,8 @@ def preflight_process(spec: LocalProcess, folder: Path) -> None:
 class SupervisedProcess:
     def __init__(self, spec: LocalProcess, folder: Path, run_dir: Path) -> None:
         self.spec = spec
+        self.folder = folder
+        """The drill file's, where its readiness probe runs (its own `cwd` is for the process)."""
         self.cwd = resolve_cwd(spec, folder)
         self.run_dir = run_dir
         limit = None if spec.memory_limit is None else size_bytes(spec.memory_limit, None)
@@ -145,7 +147,7 @@ class SupervisedProcess:
         ready = self.spec.ready
         if ready is None:
             return
-        probe = build_probe(ready.probe, max_in_flight=1)
+        probe = build_probe(ready.probe, 1, self.folder)
         deadline = time.monotonic() + ready.timeout
         last = "no check finished"
         try:

@@ -388,6 +388,9 @@ def plan(
     resolvers = _resolver_plans(registry, spec.faults, resolve)
     if resolvers:
         touches["resolvers"] = resolvers
+    workload = _workload_plan(drill)
+    if workload is not None:
+        touches["workload"] = workload
     refused = any(kp.refusals for kp in kube_plans) or any("error" in r for r in resolvers)
     # A plan is pasted into tickets and chats: credentials in URLs, argv and env are hidden as in logs and reports.
     steps, touches = redact(steps), redact(touches)
@@ -420,6 +423,8 @@ def plan(
         click.echo(f"  probe {p.name} ({p.type}) every {format_duration(spec.steady_state.interval)}")
     for line in _adopted_and_resolver_lines(touches):
         click.echo(f"  {line}")
+    for line in _workload_lines(touches):
+        click.echo(f"  {line}")
     if kube_plans:
         seed = "" if spec.seed is not None else " (the drill has no seed: a run picks its own, and may choose others)"
         click.echo(f"Kubernetes objects, resolved in the cluster now{seed}:")
@@ -441,6 +446,19 @@ def _adopted_and_resolver_lines(touches: dict[str, Any]) -> list[str]:
     from orchestrator.faults.resolving import plan_lines
 
     return plan_lines(touches["adopted"], touches.get("resolvers", []))
+
+
+def _workload_plan(drill: LoadedDrill) -> dict[str, Any] | None:
+    """The workload a run would send (schedule, keys, client options, read-back, its SLAs); None without one."""
+    from orchestrator.workloads.plan import workload_plan
+
+    return workload_plan(drill.spec)
+
+
+def _workload_lines(touches: dict[str, Any]) -> list[str]:
+    from orchestrator.workloads.plan import workload_lines
+
+    return workload_lines(touches["workload"]) if "workload" in touches else []
 
 
 def _kube_plans(registry: DriverRegistry, faults: Sequence[FaultSpec]) -> list[FaultPlan]:

@@ -269,6 +269,7 @@ class LocalFleet:
     """The local processes of a drill and its named nodes; shared by the engine and the drivers."""
 
     def __init__(self, targets: LocalTargets, folder: Path, run_dir: Path) -> None:
+        self.targets = targets
         self.folder = folder
         self.run_dir = run_dir
         self.processes = {p.name: SupervisedProcess(p, folder, run_dir) for p in targets.processes}
@@ -281,6 +282,10 @@ class LocalFleet:
     def announce_to(self, on_spawn: Callable[[int], None]) -> None:
         for proc in self.processes.values():
             proc.on_spawn = on_spawn
+
+    def declares(self, name: str) -> bool:
+        """A started or adopted process, or a node, by that name."""
+        return name in self.processes or name in self.adopted or name in self.nodes
 
     def members(self, name: str) -> list[SupervisedProcess]:
         """A started process by name, or every started process of a node (adopted ones: `adopted_members`)."""

@@ -138,6 +138,11 @@ def cli() -> None:
       drillctl recover                       revert what a crashed run left behind
 
     \b
+    Relative paths in a drill are relative to the drill file's folder: a process's or restart's
+    cwd, a pidfile, the argv of command probes, resolvers and workload clients (which run there),
+    and runbooks (looked for from there up). A drill means the same from any folder.
+
+    \b
     Exit codes: 0 SLAs passed, 1 an SLA failed, 2 invalid drill or usage,
     3 preflight/baseline failure (nothing injected), 4 aborted after injection (all reverted).
     Colour is off when NO_COLOR is set or stderr is not a terminal.
@@ -383,6 +388,9 @@ def plan(
     resolvers = _resolver_plans(registry, spec.faults, resolve)
     if resolvers:
         touches["resolvers"] = resolvers
+    workload = _workload_plan(drill)
+    if workload is not None:
+        touches["workload"] = workload
     refused = any(kp.refusals for kp in kube_plans) or any("error" in r for r in resolvers)
     # A plan is pasted into tickets and chats: credentials in URLs, argv and env are hidden as in logs and reports.
     steps, touches = redact(steps), redact(touches)
@@ -416,6 +424,8 @@ def plan(
     for p in spec.steady_state.probes:
         click.echo(f"  probe {p.name} ({p.type}) every {format_duration(spec.steady_state.interval)}")
     for line in _adopted_and_resolver_lines(touches):
+        click.echo(f"  {line}")
+    for line in _workload_lines(touches):
         click.echo(f"  {line}")
     click.echo("".join(f"{line}\n" for line in alert_lines), nl=False)
     if kube_plans:
@@ -452,6 +462,19 @@ def _alert_section(drill: LoadedDrill) -> tuple[dict[str, Any] | None, list[str]
         return None, []
     hidden = redact(found)
     return hidden, alert_plan_lines(hidden)
+
+
+def _workload_plan(drill: LoadedDrill) -> dict[str, Any] | None:
+    """The workload a run would send (schedule, keys, client options, read-back, its SLAs); None without one."""
+    from orchestrator.workloads.plan import workload_plan
+
+    return workload_plan(drill.spec)
+
+
+def _workload_lines(touches: dict[str, Any]) -> list[str]:
+    from orchestrator.workloads.plan import workload_lines
+
+    return workload_lines(touches["workload"]) if "workload" in touches else []
 
 
 def _kube_plans(registry: DriverRegistry, faults: Sequence[FaultSpec]) -> list[FaultPlan]:

@@ -324,7 +324,7 @@ class Engine:
         self.t0 = self._loop.time()
         for spec in steady.probes:
             limit = steady.max_in_flight or default_max_in_flight(spec.timeout, steady.interval)
-            probe = build_probe(spec, limit, self.kube)
+            probe = build_probe(spec, limit, self.drill.folder, self.kube)
             self._probes.append(probe)
             sampler = Sampler(probe, steady.interval, self.t0, limit, self.recorder)
             self._samplers.append(asyncio.create_task(sampler.run()))

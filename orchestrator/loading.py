@@ -41,6 +41,7 @@ from orchestrator.model.spec import (
     GcPauseFault,
     KubernetesTargets,
     LatencySla,
+    LocalTargets,
     MeasuredAlertSla,
     MemoryPressureFault,
     NetworkFault,
@@ -697,13 +698,9 @@ def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
             continue
         if not isinstance(f, ClockSkewFault | GcPauseFault | MemoryPressureFault | GcFullFault):
             continue
-        if isinstance(f, GcPauseFault):
-            known = processes.keys() | adopted | nodes
-        elif isinstance(f, MemoryPressureFault):
-            known = processes.keys() | adopted
-        else:
-            known = set(processes)
-        what = "process or node" if isinstance(f, GcPauseFault) else "process"
+        memory = isinstance(f, MemoryPressureFault)
+        known = processes.keys() | adopted if memory else processes.keys() | adopted | nodes
+        what = "process" if memory else "process or node"
         issues = list(_named_target(at, "target", f.target, known, what, "targets.local"))
         yield from issues
         if isinstance(f, GcPauseFault) and f.pause + f.jitter >= f.every:
@@ -711,16 +708,33 @@ def _local_target_checks(spec: DrillSpec) -> Iterator[tuple[Path_, str]]:
                 (*at, "pause"),
                 (f"a pause of {f.pause:g}s (+{f.jitter:g}s jitter) does not fit in its period of {f.every:g}s"),
             )
-        if issues or isinstance(f.target, TargetResolver):
+        if issues:
+            continue
+        if isinstance(f, ClockSkewFault):
+            yield from _skew_checks(at, f.target, local)
+        if isinstance(f.target, TargetResolver):
             continue  # a resolved target is checked by its driver once resolved
-        if isinstance(f, ClockSkewFault) and processes[f.local_target].clock != "faketime":
-            yield (
-                (*at, "target"),
-                (f"process {f.target!r} was not started under libfaketime: set clock: faketime on it"),
-            )
         if isinstance(f, MemoryPressureFault):
             started = processes.get(f.local_target)
             yield from _memory_check(at, f, None if started is None else started.memory_limit)
+
+
+def _skew_checks(at: Path_, target: str | TargetResolver | None, local: LocalTargets) -> Iterator[tuple[Path_, str]]:
+    """clock.skew moves clocks through libfaketime, which only processes drillctl starts with clock: faketime have
+    preloaded: a target named outright, or any a resolver's `names` maps to, must be such processes only."""
+    if isinstance(target, TargetResolver):
+        if not any(p.clock == "faketime" for p in local.processes):
+            yield (
+                (*at, "target"),
+                "this resolver can only name a process (or node) started under libfaketime, and no process in "
+                "targets.local.processes has clock: faketime: drillctl moves only the clocks of processes it "
+                "starts under libfaketime, never an adopted one's",
+            )
+        for key, name in target.names.items():
+            if (why := local.unskewable(name)) is not None:
+                yield (*at, "target", "names", key), why
+    elif target is not None and (why := local.unskewable(target)) is not None:
+        yield (*at, "target"), why
 
 
 def _named_target(

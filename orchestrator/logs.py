@@ -1,8 +1,9 @@
 """Structured logs: JSON lines into the run directory, one event per line.
 
 Secrets are redacted here, in one place (`redact`), for every log line and for the parts of a
-drill that go into reports: passwords in URLs (`http://user:pass@`), secret-looking query
-parameters and headers, and the values of targets' `env` and probes' `headers`.
+drill that go into reports and plans: passwords in URLs (`http://user:pass@`) and in libpq conninfo
+strings (`password=...`), secret-looking query parameters and headers, and the values of targets' `env`
+and probes' `headers`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import structlog
 REDACTED = "***"
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]*):([^/\s@]*)@")
 _QUERY_SECRET = re.compile(
-    r"(?i)([?&;](?:access_token|token|api[-_]?key|apikey|key|password|passwd|secret|sig|signature|auth)=)[^&;\s#\"']*"
+    r"(?i)([?&;](?:access_token|token|api[-_]?key|apikey|key|password|sslpassword|passwd|secret|sig|signature|auth)=)[^&;\s#\"']*"
 )
+_CONNINFO_PASSWORD = re.compile(r"(?i)(?:(?<=\s)|^)((?:ssl|pg)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)")
+"""A libpq conninfo's `password=...` (quoted or not), and PGPASSWORD=... in an argv or env string."""
 _HEADER_SECRET = re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic|token)?\s*|bearer\s+)[^\s\"',]+")
 _SECRET_KEY = re.compile(
     r"(?i)^(.*[-_])?(password|passwd|secret|token|api[-_]?key|apikey|authorization|auth|cookie|credentials?)$"
@@ -33,6 +36,7 @@ def redact(value: Any, key: str | None = None) -> Any:
     if isinstance(value, str):
         text = _URL_PASSWORD.sub(lambda m: f"{m[1]}{m[2]}:{REDACTED}@", value)
         text = _QUERY_SECRET.sub(lambda m: f"{m[1]}{REDACTED}", text)
+        text = _CONNINFO_PASSWORD.sub(lambda m: f"{m[1]}{REDACTED}", text)
         return _HEADER_SECRET.sub(lambda m: f"{m[1]}{REDACTED}", text)
     if isinstance(value, Mapping):
         if key is not None and key.lower() in _OPAQUE_MAPPINGS:

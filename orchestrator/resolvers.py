@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from orchestrator.kube.access import KubeAccess  # the kubernetes client loads only for Kubernetes resolvers
 
 Wanted = Literal["node", "process", "either"]
-"""What a fault's target may be: node.loss a node, memory.pressure a process, gc.pause either."""
+"""What a fault's target may be: node.loss a node, memory.pressure a process, gc.pause, clock.skew and gc.full
+either."""
 READ_CHUNK = 64 * 2**10
 
 

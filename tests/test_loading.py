@@ -626,6 +626,56 @@ def test_local_fault_spec_errors(tmp_path: Path, process: str, fault: str, field
     assert phrase in issue.message
 
 
+SKEWS = """\
+apiVersion: drillctl.dev/v1
+kind: Drill
+metadata:
+  name: skews
+spec:
+  targets:
+    local:
+      processes:
+        - {name: svc, argv: [python3, -c, pass], clock: faketime}
+        - {name: plain, argv: [python3, -c, pass]}
+      adopted:
+        - {name: db, port: 5432, restore: false}
+      nodes:
+        - {name: n, processes: [svc]}
+        - {name: m, processes: [plain, db]}
+  steady_state:
+    probes: [{name: p, type: tcp, host: 127.0.0.1, port: 1}]
+  faults:
+    - {name: ok-node, type: clock.skew, target: n, offset: +90s, duration: 1s}
+    - {name: ok-asked, type: clock.skew, target: {command: [cat, leader]}, offset: +90s, start: 1s, duration: 1s}
+    - {name: adopted, type: clock.skew, target: db, offset: +90s, start: 2s, duration: 1s}
+    - {name: mixed, type: clock.skew, target: m, offset: +90s, start: 3s, duration: 1s}
+    - {name: mapped, type: clock.skew, target: {command: [cat, leader], names: {x: db}}, offset: +1s, duration: 1s}
+    - {name: jvm-node, type: gc.full, target: m, every: 1s, duration: 1s}
+    - {name: jvm-asked, type: gc.full, target: {url: "http://127.0.0.1:1/", pointer: /leader}, every: 1s, duration: 1s}
+"""
+
+
+def test_a_clock_skew_names_only_processes_drillctl_started_under_libfaketime(tmp_path: Path) -> None:
+    path = tmp_path / "drill.yaml"
+    path.write_text(SKEWS)
+    with pytest.raises(SpecError) as caught:
+        load_drill(path)
+    adopted = "process db is adopted: drillctl did not start it, so it runs without libfaketime"
+    plain = "process plain was not started under libfaketime: set clock: faketime on it"
+    assert [(i.line, i.field, i.message) for i in caught.value.issues] == [
+        (21, "spec.faults[2].target", adopted),
+        (22, "spec.faults[3].target", f"node m: {adopted}; {plain}"),
+        (23, "spec.faults[4].target.names.x", adopted),
+    ]
+
+    path.write_text(SKEWS.replace(", clock: faketime}", "}").split("    - {name: adopted")[0])
+    with pytest.raises(SpecError) as caught:
+        load_drill(path)
+    (asked,) = [i for i in caught.value.issues if i.field == "spec.faults[1].target"]
+    assert "no process in targets.local.processes has clock: faketime" in asked.message
+    assert "never an adopted one's" in asked.message
+
+
 def test_a_node_with_no_processes_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "drill.yaml"
     fault = "    - {name: f, type: gc.pause, target: svc, pause: 100ms, every: 1s, duration: 2s}\n"

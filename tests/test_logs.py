@@ -24,6 +24,12 @@ def test_redact_keeps_the_shape_and_hides_the_secrets() -> None:
         "name": "keep",
     }
     assert redact("http://plain.host:80/path, 1.5s") == "http://plain.host:80/path, 1.5s"
+    conninfo = "host=db port=5432 user=app password=s3cret dbname=app"
+    assert redact(conninfo) == "host=db port=5432 user=app password=*** dbname=app"
+    assert redact("sslpassword = 'a \\' b' dbname=x") == "sslpassword = *** dbname=x"
+    assert redact(["env", "PGPASSWORD=s3cret", "psql"]) == ["env", "PGPASSWORD=***", "psql"]
+    assert redact("postgresql://h/db?sslpassword=k&x=1") == "postgresql://h/db?sslpassword=***&x=1"
+    assert redact("user=app mypassword=kept") == "user=app mypassword=kept"
 
 
 SECRETS = ["env-secret-1", "url-secret-2", "query-secret-3", "url-secret-4"]

@@ -146,9 +146,10 @@ def leftovers(soak: Soak, runs: Path) -> list[str]:
         left += [f"unsettled {u.step_id}" for u in pending(journal)]
         for entry in read_entries(journal):
             if entry["event"] == "prepared" and entry["driver"] == "local.clock_skew":
-                offset = faketime.read_offset(Path(entry["state"]["file"]))
-                if offset != entry["state"]["previous"]:
-                    left.append(f"clock of {entry['state']['file']} still at {offset}")
+                for clock in entry["state"]["clocks"]:
+                    offset = faketime.read_offset(Path(clock["file"]))
+                    if offset != clock["previous"]:
+                        left.append(f"clock of {clock['file']} still at {offset}")
     return left
 
 

@@ -35,15 +35,16 @@ def build_registry(
 ) -> DriverRegistry:
     """`kube` is how drivers reach the cluster for new faults; reverts reach it from their undo records.
 
-    Local faults whose target may be a resolver are wrapped in a ResolvingDriver (`faults/resolving.py`)."""
+    Every local fault on a process or node may name it by a resolver, so each is wrapped in a ResolvingDriver
+    (`faults/resolving.py`)."""
     toxic = ToxicDriver(toxiproxy)
     drivers: dict[str, FaultDriver[Any]] = {kind: toxic for kind in TOXIC_FAULTS}
     drivers["network.down"] = ProxyDownDriver(toxiproxy)
     drivers["memory.pressure"] = ResolvingDriver(MemoryPressureDriver(fleet), fleet, kube)
-    drivers["gc.full"] = GcFullDriver(fleet)
+    drivers["gc.full"] = ResolvingDriver(GcFullDriver(fleet), fleet, kube)
     drivers["gc.pause"] = ResolvingDriver(GcPauseDriver(fleet, seed), fleet, kube)
     drivers["node.loss"] = ResolvingDriver(NodeLossDriver(fleet, toxiproxy), fleet, kube)
-    drivers["clock.skew"] = ClockSkewDriver(fleet)
+    drivers["clock.skew"] = ResolvingDriver(ClockSkewDriver(fleet), fleet, kube)
     drivers["node.loss@kubernetes"] = KubeNodeLossDriver(kube, seed)
     drivers["pod.kill@kubernetes"] = KubePodKillDriver(kube, seed)
     drivers["clock.skew@kubernetes"] = KubeClockSkewDriver(kube, seed)

@@ -1,12 +1,13 @@
 """A local driver whose fault may name its target by a resolver (`orchestrator/resolvers.py`).
 
-It wraps the driver of node.loss, gc.pause or memory.pressure and changes nothing for a fault that
-names its target outright. For one given by a resolver, `prepare` asks the resolver first (under
-its deadline), checks the chosen target with the driver's own preflight and prepares the fault
-on it; what the resolver answered, when and how long it took go into the undo record (`resolved`),
-so `inject` and the report read the same target, and `touched` says it. Reverts need only the
-record, as the wrapped driver's do. After setup, the engine calls `check_targets` once, so a
-resolver that cannot answer fails the run in preflight (exit 3), before the baseline.
+It wraps the driver of every local fault on a process or node (node.loss, gc.pause, memory.pressure,
+clock.skew, gc.full) and changes nothing for a fault that names its target outright. For one given by
+a resolver, `prepare` asks the resolver first (under its deadline), checks the chosen target with the
+driver's own preflight and prepares the fault on it; what the resolver answered, when and how long it
+took go into the undo record (`resolved`), so `inject` and the report read the same target, and
+`touched` says it. Reverts need only the record, as the wrapped driver's do. After setup, the engine
+calls `check_targets` once, so a resolver that cannot answer fails the run in preflight (exit 3),
+before the baseline.
 """
 
 from __future__ import annotations

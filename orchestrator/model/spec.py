@@ -60,7 +60,7 @@ class TcpProbe(Strict):
 class CommandProbe(Strict):
     type: Literal["command"]
     name: Name
-    argv: Annotated[list[str], Field(min_length=1)]
+    argv: Annotated[list[str], Field(min_length=1)] = Field(description="no shell; runs in the drill file's folder")
     expect_exit: int = 0
     output_match: str | None = Field(default=None, description="regular expression stdout must contain")
     timeout: PositiveDuration = 5.0
@@ -273,6 +273,28 @@ class LocalTargets(Strict):
     )
     nodes: list[NodeSpec] = Field(default_factory=list)
 
+    def members(self, name: str) -> tuple[list[LocalProcess], list[AdoptedProcess]]:
+        """A process by name, or every process of the node by that name: the started ones, and the adopted ones."""
+        node = next((n for n in self.nodes if n.name == name), None)
+        names = set(node.processes) if node is not None else {name}
+        return [p for p in self.processes if p.name in names], [a for a in self.adopted if a.name in names]
+
+    def unskewable(self, name: str) -> str | None:
+        """Why clock.skew cannot move the clock of this process or node, None when it can: drillctl moves a clock
+        through libfaketime, which only processes it starts with clock: faketime have preloaded."""
+        started, adopted = self.members(name)
+        why = [
+            f"process {a.name} is adopted: drillctl did not start it, so it runs without libfaketime" for a in adopted
+        ]
+        why += [
+            f"process {p.name} was not started under libfaketime: set clock: faketime on it"
+            for p in started
+            if p.clock != "faketime"
+        ]
+        if not why:
+            return None
+        return "; ".join(why) if name not in {n.name for n in self.nodes} else f"node {name}: " + "; ".join(why)
+
 
 class KubernetesTargets(Strict):
     """The cluster a drill may touch, and how much of it. Flags (--context, --namespace) win over these."""
@@ -436,53 +458,6 @@ class DownFault(FaultBase):
     proxy: Name
 
 
-class ClockSkewFault(FaultBase):
-    type: Literal["clock.skew"]
-    scope: Literal["process", "node", "workload"] = Field(
-        default="process", description="process: a local faketime process; node: Kubernetes nodes; workload: pods"
-    )
-    target: Name | None = Field(default=None, description="scope process: a local process started with clock: faketime")
-    nodes: NodeSelection | None = Field(default=None, description="scope node: the Kubernetes nodes to skew")
-    workload: WorkloadRef | None = Field(default=None, description="scope workload: a Deployment or StatefulSet")
-    offset: SignedDuration = Field(description="shift of its wall clock, e.g. +90s or -5m")
-    drift: Annotated[float, Field(gt=0)] | None = Field(
-        default=None, description="clock rate while skewed, e.g. 1.01 runs 1% fast; default 1 (no drift)"
-    )
-    library: str | None = Field(
-        default=None,
-        description="scope workload: path of libfaketime inside the image (LD_PRELOAD); "
-        "default /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-    )
-
-    @model_validator(mode="after")
-    def _one_target(self) -> ClockSkewFault:
-        wanted = {"process": "target", "node": "nodes", "workload": "workload"}[self.scope]
-        _one_of(self, ("target", "nodes", "workload"), wanted, f"scope {self.scope}")
-        return self
-
-    @property
-    def backend(self) -> Backend:
-        return "local" if self.scope == "process" else "kubernetes"
-
-    @property
-    def local_target(self) -> str:
-        """The local process or node; set whenever `backend` is local (the validator above makes sure)."""
-        if self.target is None:
-            raise ValueError(f"{self.name} has no local target")
-        return self.target
-
-
-def _one_of(fault: Strict, fields: tuple[str, ...], wanted: str | None, context: str) -> None:
-    """Exactly one target field is set (`wanted`, when the context decides which)."""
-    given = [f for f in fields if getattr(fault, f) is not None]
-    if wanted is not None and wanted not in given:
-        raise ValueError(f"{context} needs `{wanted}`")
-    if len(given) != 1:
-        if not given:
-            raise ValueError(f"give one of {', '.join(f'`{f}`' for f in fields)}")
-        raise ValueError(f"give only one of {', '.join(f'`{f}`' for f in given)}")
-
-
 RESOLVER_TIMEOUT_LIMIT = 20.0
 """A resolver runs inside the fault's prepare step, which the engine bounds at 30s (`engine.DRIVER_DEADLINE`)."""
 
@@ -492,7 +467,7 @@ class TargetResolver(Strict):
     label_selector. Its answer is a node or process name (or, with `names`, a key to one), a pid or a port."""
 
     command: Annotated[list[str], Field(min_length=1)] | None = Field(
-        default=None, description="argv (no shell); its output is the answer"
+        default=None, description="argv (no shell), run in the drill file's folder; its output is the answer"
     )
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
         default=None, description="GET this URL; the JSON value at `pointer` is the answer"
@@ -534,6 +509,14 @@ class TargetResolver(Strict):
         return "lease" if self.lease is not None else "label_selector"
 
 
+def _by_name(fault: FaultBase, target: object) -> str:
+    """A local fault's target by name (`local_target`): a resolver's answer is put in its place before a driver
+    sees the fault, so a driver never reads a resolver there."""
+    if not isinstance(target, str):
+        raise ValueError(f"{fault.name} has no local target name")
+    return target
+
+
 def _name_or_resolver(value: object) -> str:
     return "resolver" if isinstance(value, dict | TargetResolver) else "name"
 
@@ -542,6 +525,53 @@ LocalTarget = Annotated[
     Annotated[Name, Tag("name")] | Annotated[TargetResolver, Tag("resolver")], Discriminator(_name_or_resolver)
 ]
 """A local node or process: its name, or a resolver that names it at injection time."""
+
+
+class ClockSkewFault(FaultBase):
+    type: Literal["clock.skew"]
+    scope: Literal["process", "node", "workload"] = Field(
+        default="process", description="process: a local faketime process; node: Kubernetes nodes; workload: pods"
+    )
+    target: LocalTarget | None = Field(
+        default=None,
+        description="scope process: a local process, or node, started with clock: faketime (or a resolver naming one)",
+    )
+    nodes: NodeSelection | None = Field(default=None, description="scope node: the Kubernetes nodes to skew")
+    workload: WorkloadRef | None = Field(default=None, description="scope workload: a Deployment or StatefulSet")
+    offset: SignedDuration = Field(description="shift of its wall clock, e.g. +90s or -5m")
+    drift: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="clock rate while skewed, e.g. 1.01 runs 1% fast; default 1 (no drift)"
+    )
+    library: str | None = Field(
+        default=None,
+        description="scope workload: path of libfaketime inside the image (LD_PRELOAD); "
+        "default /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ClockSkewFault:
+        wanted = {"process": "target", "node": "nodes", "workload": "workload"}[self.scope]
+        _one_of(self, ("target", "nodes", "workload"), wanted, f"scope {self.scope}")
+        return self
+
+    @property
+    def backend(self) -> Backend:
+        return "local" if self.scope == "process" else "kubernetes"
+
+    @property
+    def local_target(self) -> str:
+        return _by_name(self, self.target)
+
+
+def _one_of(fault: Strict, fields: tuple[str, ...], wanted: str | None, context: str) -> None:
+    """Exactly one target field is set (`wanted`, when the context decides which)."""
+    given = [f for f in fields if getattr(fault, f) is not None]
+    if wanted is not None and wanted not in given:
+        raise ValueError(f"{context} needs `{wanted}`")
+    if len(given) != 1:
+        if not given:
+            raise ValueError(f"give one of {', '.join(f'`{f}`' for f in fields)}")
+        raise ValueError(f"give only one of {', '.join(f'`{f}`' for f in given)}")
 
 
 class PodTargeted(FaultBase):
@@ -561,10 +591,7 @@ class PodTargeted(FaultBase):
 
     @property
     def local_target(self) -> str:
-        """The local process or node by name; a resolver's answer is put here before a driver sees the fault."""
-        if not isinstance(self.target, str):
-            raise ValueError(f"{self.name} has no local target name")
-        return self.target
+        return _by_name(self, self.target)
 
 
 class GcPauseFault(PodTargeted):
@@ -589,8 +616,14 @@ class MemoryPressureFault(PodTargeted):
 
 class GcFullFault(FaultBase):
     type: Literal["gc.full"]
-    target: Name = Field(description="a local JVM process (jcmd <pid> GC.run)")
+    target: LocalTarget = Field(
+        description="a local process or node, started or adopted, holding a JVM (jcmd <pid> GC.run), or a resolver"
+    )
     every: PositiveDuration
+
+    @property
+    def local_target(self) -> str:
+        return _by_name(self, self.target)
 
 
 LOCAL_NODE_MODES = ("crash", "stop", "freeze", "isolate")
@@ -639,10 +672,7 @@ class NodeLossFault(FaultBase):
 
     @property
     def local_target(self) -> str:
-        """The local node by name; a resolver's answer is put here before a driver sees the fault."""
-        if not isinstance(self.node, str):
-            raise ValueError(f"{self.name} has no local target name")
-        return self.node
+        return _by_name(self, self.node)
 
 
 class PodKillFault(FaultBase):

@@ -24,7 +24,7 @@ class HttpOptions(Strict):
 class CommandOptions(Strict):
     write: Argv = Field(description="argv of a write, e.g. [kvctl, set, '{key}', '{value}']")
     read: Argv = Field(description="argv of a read, e.g. [kvctl, get, '{key}']")
-    cwd: str | None = Field(default=None, description="relative to the drill file's folder")
+    cwd: str | None = Field(default=None, description="where both run, relative to the drill file's folder (default)")
     fail_exit: int = Field(default=1, description="exit code meaning: did not take effect")
     absent_exit: int = Field(default=3, description="exit code of a read of a key that holds nothing")
 

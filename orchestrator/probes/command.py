@@ -1,20 +1,26 @@
-"""Command probe: argv (no shell) exits with the expected code, and its output matches."""
+"""Command probe: argv (no shell) exits with the expected code, and its output matches.
+
+It runs in the drill file's folder, as every command a drill names does (resolvers, workload clients,
+processes without a `cwd`), so a relative path in its argv means the same wherever drillctl was started.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import time
+from pathlib import Path
 
 from orchestrator.model.spec import CommandProbe as CommandProbeSpec
 from orchestrator.probes.base import Observation
 
 
 class CommandProbe:
-    def __init__(self, spec: CommandProbeSpec) -> None:
+    def __init__(self, spec: CommandProbeSpec, folder: Path) -> None:
         self.name = spec.name
         self.timeout = spec.timeout
         self._spec = spec
+        self._folder = folder
         self._output = re.compile(spec.output_match) if spec.output_match else None
 
     async def observe(self) -> Observation:
@@ -22,6 +28,7 @@ class CommandProbe:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self._spec.argv,
+                cwd=self._folder,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,

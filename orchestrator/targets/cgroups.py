@@ -77,10 +77,10 @@ def _mounts() -> list[_Mount]:
     return found
 
 
-def _own_paths() -> dict[str, str]:
-    """Controller (or "" for cgroup v2) -> drillctl's cgroup path, from /proc/self/cgroup."""
+def _own_paths(pid: int | None = None) -> dict[str, str]:
+    """Controller (or "" for cgroup v2) -> the cgroup path of drillctl (or of `pid`), from /proc/<pid>/cgroup."""
     paths: dict[str, str] = {}
-    for line in _read(Path("/proc/self/cgroup")).splitlines():
+    for line in _read(Path(f"/proc/{pid or 'self'}/cgroup")).splitlines():
         _, controllers, path = line.split(":", 2)
         for controller in controllers.split(",") if controllers else [""]:
             paths[controller] = path
@@ -107,16 +107,8 @@ class Layout:
 
     def memory_headroom(self) -> int | None:
         """Bytes drillctl's own cgroup may still charge before its limit; None without a limit."""
-        if self.version == 2:
-            limit_file, usage_file = "memory.max", "memory.current"
-        else:
-            limit_file, usage_file = "memory.limit_in_bytes", "memory.usage_in_bytes"
-        if not (self.memory / limit_file).exists():
-            return None
-        limit = _read(self.memory / limit_file).strip()
-        if limit == "max" or int(limit) >= 2**62:
-            return None
-        return max(0, int(limit) - int(_read(self.memory / usage_file)))
+        limit = memory_limit(self.memory, self.version)
+        return None if limit is None else max(0, limit - memory_usage(self.memory, self.version))
 
     def check_delegation(self) -> None:
         """Raise unless `delegate_memory` can work; touches nothing."""
@@ -193,6 +185,67 @@ def detect() -> Layout:
     return Layout(1, _inside(v1["memory"], own["memory"]), freezer)
 
 
+def memory_limit(directory: Path, version: int) -> int | None:
+    """The memory limit of a cgroup (v2 memory.max, v1 memory.limit_in_bytes); None without one (or at the root)."""
+    limit_file = directory / ("memory.max" if version == 2 else "memory.limit_in_bytes")
+    if not limit_file.exists():
+        return None
+    limit = _read(limit_file).strip()
+    return None if limit == "max" or int(limit) >= 2**62 else int(limit)
+
+
+def memory_usage(directory: Path, version: int) -> int:
+    """Bytes charged to a cgroup now (v2 memory.current, v1 memory.usage_in_bytes)."""
+    return int(_read(directory / ("memory.current" if version == 2 else "memory.usage_in_bytes")))
+
+
+@dataclass(frozen=True)
+class MemoryCgroup:
+    """The cgroup a process is charged to in the memory hierarchy (the unified one on v2)."""
+
+    path: str
+    """As /proc/<pid>/cgroup names it; "/" is the root, which charges nothing to any process alone."""
+    directory: Path
+    version: Literal[1, 2]
+
+    def limit(self) -> int | None:
+        return memory_limit(self.directory, self.version)
+
+
+def memory_cgroup_of(pid: int | None = None) -> MemoryCgroup:
+    """The memory cgroup of `pid` (None: drillctl's own): cgroup v2 when the memory controller is available
+    there, else the v1 memory hierarchy; CgroupError when neither is (or it lies outside what is mounted here)."""
+    mounts = _mounts()
+    paths = _own_paths(pid)
+    unified = next((m for m in mounts if m.fstype == "cgroup2"), None)
+    if unified is not None and "" in paths:
+        directory = _inside(unified, paths[""])
+        if "memory" in _read(directory / "cgroup.controllers").split():
+            return MemoryCgroup(paths[""], directory, 2)
+    memory = next((m for m in mounts if m.fstype == "cgroup" and "memory" in m.options), None)
+    if memory is None or "memory" not in paths:
+        whose = f"pid {pid}" if pid else "drillctl"
+        raise CgroupError(f"no memory controller (cgroup v2 or v1) is mounted here for {whose}")
+    return MemoryCgroup(paths["memory"], _inside(memory, paths["memory"]), 1)
+
+
+def joiner(procs_files: list[str]) -> Callable[[], None]:
+    """A preexec_fn: the forked child writes "0" (itself) into each cgroup.procs file before exec.
+
+    The paths are resolved by the caller, in the parent, so the child only opens and writes.
+    """
+
+    def join() -> None:
+        for path in procs_files:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+
+    return join
+
+
 def _mkdir(path: Path) -> None:
     try:
         path.mkdir(exist_ok=True)
@@ -252,30 +305,19 @@ class Cgroup:
                 _write(self.memory_dir / "memory.memsw.limit_in_bytes", str(self.memory_limit))
         self._created = True
 
+    def procs_files(self) -> list[str]:
+        """Where a process joins it: a cgroup.procs in each of its directories."""
+        return [str(d / "cgroup.procs") for d in self.dirs()]
+
     def join_in_child(self) -> Callable[[], None]:
-        """A preexec_fn: the forked child writes "0" (itself) into each procs file before exec.
-
-        The paths are resolved here, in the parent, so the child only opens and writes.
-        """
-        procs = [str(d / "cgroup.procs") for d in self.dirs()]
-
-        def join() -> None:
-            for path in procs:
-                fd = os.open(path, os.O_WRONLY)
-                try:
-                    os.write(fd, b"0")
-                finally:
-                    os.close(fd)
-
-        return join
+        return joiner(self.procs_files())
 
     def pids(self) -> list[int]:
         return sorted({pid for d in self.dirs() for pid in _pids(d / "cgroup.procs")})
 
     def memory_current(self) -> int:
-        """Bytes charged to it now (v2 memory.current, v1 memory.usage_in_bytes)."""
-        name = "memory.current" if self.layout.version == 2 else "memory.usage_in_bytes"
-        return int(_read(self.memory_dir / name))
+        """Bytes charged to it now."""
+        return memory_usage(self.memory_dir, self.layout.version)
 
     def _freezer(self) -> Path:
         directory = self.freezer_dir

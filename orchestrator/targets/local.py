@@ -49,6 +49,8 @@ def preflight_process(spec: LocalProcess, folder: Path) -> None:
 class SupervisedProcess:
     def __init__(self, spec: LocalProcess, folder: Path, run_dir: Path) -> None:
         self.spec = spec
+        self.folder = folder
+        """The drill file's, where its readiness probe runs (its own `cwd` is for the process)."""
         self.cwd = resolve_cwd(spec, folder)
         self.run_dir = run_dir
         limit = None if spec.memory_limit is None else size_bytes(spec.memory_limit, None)
@@ -145,7 +147,7 @@ class SupervisedProcess:
         ready = self.spec.ready
         if ready is None:
             return
-        probe = build_probe(ready.probe, max_in_flight=1)
+        probe = build_probe(ready.probe, 1, self.folder)
         deadline = time.monotonic() + ready.timeout
         last = "no check finished"
         try:
@@ -267,6 +269,7 @@ class LocalFleet:
     """The local processes of a drill and its named nodes; shared by the engine and the drivers."""
 
     def __init__(self, targets: LocalTargets, folder: Path, run_dir: Path) -> None:
+        self.targets = targets
         self.folder = folder
         self.run_dir = run_dir
         self.processes = {p.name: SupervisedProcess(p, folder, run_dir) for p in targets.processes}
@@ -279,6 +282,10 @@ class LocalFleet:
     def announce_to(self, on_spawn: Callable[[int], None]) -> None:
         for proc in self.processes.values():
             proc.on_spawn = on_spawn
+
+    def declares(self, name: str) -> bool:
+        """A started or adopted process, or a node, by that name."""
+        return name in self.processes or name in self.adopted or name in self.nodes
 
     def members(self, name: str) -> list[SupervisedProcess]:
         """A started process by name, or every started process of a node (adopted ones: `adopted_members`)."""

@@ -20,10 +20,17 @@ import requests
 from pydantic import TypeAdapter
 
 from orchestrator.errors import PreflightError
+from orchestrator.faults.base import touched
 from orchestrator.faults.clock import ClockSkewDriver
+from orchestrator.faults.registry import build_registry
+from orchestrator.faults.resolving import ResolvingDriver
 from orchestrator.model.spec import ClockSkewFault, LocalProcess, LocalTargets
+from orchestrator.model.undo import Undo
+from orchestrator.recovery import standalone_registry
+from orchestrator.runner import UNUSED_TOXIPROXY
 from orchestrator.targets import faketime
 from orchestrator.targets.local import LocalFleet
+from orchestrator.toxiproxy_client import ToxiproxyClient
 from tests.fixtures.toxiproxy import free_port
 from tests.support import DRILLCTL, drill, report_of, run, run_dirs, upstream_process, write
 
@@ -89,7 +96,7 @@ def test_skew_ahead_moves_only_the_targets_wall_clock_and_revert_brings_it_back(
         before = Reading(port)
         assert abs(before.skew) < TOLERANCE
         undo = await driver.prepare(fault, "run/skew")
-        assert undo.state["previous"] == faketime.NO_SKEW
+        assert undo.state["clocks"][0]["previous"] == faketime.NO_SKEW
         await driver.inject(fault, undo)
         during = Reading(port)
         print(f"skew before {before.skew:+.3f}s, during {during.skew:+.3f}s")
@@ -101,9 +108,68 @@ def test_skew_ahead_moves_only_the_targets_wall_clock_and_revert_brings_it_back(
         after = Reading(port)
         assert abs(after.skew) < TOLERANCE
         assert abs((after.monotonic - before.monotonic) - (after.host_mono - before.host_mono)) < TOLERANCE
-        assert faketime.read_offset(Path(undo.state["file"])) == "+0"
+        assert faketime.read_offset(Path(undo.state["clocks"][0]["file"])) == "+0"
 
     _with_upstream(tmp_path, scenario)
+
+
+def test_a_command_resolver_naming_a_node_skews_every_process_of_it_and_no_other(tmp_path: Path) -> None:
+    """Real libfaketime processes in two nodes; the command (run in the drill's folder) names n2 at injection."""
+    ports = {"a": free_port(), "b": free_port(), "c": free_port()}
+    targets = LocalTargets.model_validate(
+        {
+            "processes": [
+                _faketime_upstream(ports["a"]) | {"name": "a"},
+                _faketime_upstream(ports["b"]) | {"name": "b"},
+                upstream_process("c", ports["c"]),
+            ],
+            "nodes": [
+                {"name": "n1", "processes": ["a"]},
+                {"name": "n2", "processes": ["b"]},
+                {"name": "n3", "processes": ["c"]},
+            ],
+        }
+    )
+    fleet = LocalFleet(targets, tmp_path, tmp_path / "run")
+    registry = build_registry(ToxiproxyClient(UNUSED_TOXIPROXY), fleet)
+    (tmp_path / "leader").write_text("n2\n")
+    fault = _fault(offset="+90s", target={"command": ["cat", "leader"], "timeout": "5s"})
+    driver = registry.for_fault(fault)
+    assert isinstance(driver, ResolvingDriver)
+
+    async def scenario() -> None:
+        await driver.check_targets(fault)
+        undo = await driver.prepare(fault, "run/skew")
+        assert undo.state["resolved"]["target"] == "n2"
+        assert [c["process"] for c in undo.state["clocks"]] == ["b"]
+        await driver.inject(fault, undo)
+        skews = {name: Reading(port).skew for name, port in ports.items()}
+        print(f"skews while n2 is skewed: {skews}")
+        assert abs(skews["b"] - 90) < TOLERANCE and abs(skews["a"]) < TOLERANCE and abs(skews["c"]) < TOLERANCE
+        line, *processes = touched(driver, undo).targets
+        assert line.startswith("resolved n2 by command cat leader at ") and processes == ["process/b"]
+        assert "wall clock of <command cat leader> shifted by +90s" in driver.describe(fault)
+
+        # the revert needs the record alone (the watchdog's, drillctl recover's), and is idempotent
+        record = Undo.from_json(json.loads(json.dumps(undo.to_json())))
+        await standalone_registry().for_undo(record).revert(record)
+        await driver.revert(undo)
+        assert all(abs(Reading(port).skew) < TOLERANCE for port in ports.values())
+
+        (tmp_path / "leader").write_text("n3\n")
+        with pytest.raises(PreflightError, match="node n3: process c was not started under libfaketime"):
+            await driver.check_targets(fault)
+
+    async def main() -> None:
+        for proc in fleet.processes.values():
+            await proc.start()
+        try:
+            await asyncio.gather(*(proc.wait_ready() for proc in fleet.processes.values()))
+            await scenario()
+        finally:
+            await asyncio.gather(*(proc.stop() for proc in fleet.processes.values()))
+
+    asyncio.run(main())
 
 
 def test_negative_offset_puts_the_clock_behind(tmp_path: Path) -> None:
@@ -138,7 +204,7 @@ def test_drift_runs_the_clock_at_that_rate_from_the_requested_offset(tmp_path: P
         assert abs(first.skew - 30) < TOLERANCE
         assert 1.35 < rate < 1.65
         await driver.revert(undo)
-        assert faketime.read_offset(Path(undo.state["file"])) == "+0 x1", "a rate stays until x1 ends it"
+        assert faketime.read_offset(Path(undo.state["clocks"][0]["file"])) == "+0 x1", "a rate stays until x1 ends it"
         third = Reading(port)
         await asyncio.sleep(2.0)
         fourth = Reading(port)
@@ -182,12 +248,18 @@ def test_revert_is_idempotent_and_restores_what_was_there(tmp_path: Path) -> Non
     async def scenario() -> None:
         fault = _fault(offset="-90s")
         undo = await driver.prepare(fault, "run/skew")
-        assert undo.state == {"process": "upstream", "file": str(offset_file), "previous": "+30", "sets_rate": False}
+        clock = {"process": "upstream", "file": str(offset_file), "previous": "+30"}
+        assert undo.state == {"target": "upstream", "clocks": [clock], "sets_rate": False}
         json.dumps(undo.to_json())  # journaled as plain data
         await driver.inject(fault, undo)
         assert faketime.read_offset(offset_file) == "-90"
         await driver.revert(undo)
         await driver.revert(undo)
+        assert faketime.read_offset(offset_file) == "+30"
+
+        # a record journaled before nodes could be skewed holds its one clock at the top
+        await driver.inject(fault, undo)
+        await driver.revert(Undo(driver.name, "run/old", {**clock, "sets_rate": False}))
         assert faketime.read_offset(offset_file) == "+30"
 
         drifting = _fault(offset="+1m", drift=1.25)

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from orchestrator.errors import PreflightError
 from orchestrator.faults.pressure import MemoryPressureDriver, available_memory, marked
 from orchestrator.model.spec import FaultSpec, LocalTargets
 from orchestrator.model.undo import Undo
-from orchestrator.targets.cgroups import detect
+from orchestrator.targets.cgroups import MemoryCgroup, detect, joiner, memory_cgroup_of, memory_usage
 from orchestrator.targets.local import LocalFleet, alive
 from tests.fixtures.toxiproxy import ToxiproxyServer, free_port
-from tests.support import DRILLCTL, drill, prepared_and_injected, report_of, upstream_process, write
+from tests.support import DRILLCTL, drill, prepared_and_injected, report_of, run, upstream_process, write
 
 MiB = 1 << 20
 SIZE = 128 * MiB
@@ -100,7 +100,10 @@ def test_held_beside_a_target_without_a_limit_as_resident_memory(tmp_path: Path)
 
     async def body() -> None:
         undo = await driver.prepare(spec, "run/squeeze")
-        assert undo.state["cgroup"] is None
+        assert (
+            undo.state["join"] == []
+            and undo.state["placement"] == "beside process svc, machine-wide: it has no memory_limit"
+        )
         await driver.inject(spec, undo)
         await asyncio.sleep(0.3)
         (ballast,) = marked(undo.state["marker"])
@@ -231,3 +234,108 @@ def test_drill_end_to_end_reports_the_fault_and_leaves_nothing_behind(
     assert fault["error"] is None
     assert not list(parent.glob(f"drillctl-{run_id}-*")), "the target's cgroup is removed at teardown"
     assert marked(f"drillctl-ballast-{run_id}-squeeze") == []
+
+
+# --- adopted targets: charged to their own memory cgroup when they have one -------------------------------------
+
+
+@contextlib.contextmanager
+def _memory_cgroup(name: str, limit: int) -> Iterator[MemoryCgroup]:
+    """A memory cgroup of the test's own making below its own (where drillctl creates its targets'), removed after."""
+    own = memory_cgroup_of()
+    directory = own.directory / name
+    directory.mkdir()
+    (directory / ("memory.max" if own.version == 2 else "memory.limit_in_bytes")).write_text(str(limit))
+    try:
+        yield MemoryCgroup(f"{own.path.rstrip('/')}/{name}", directory, own.version)
+    finally:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                directory.rmdir()
+                break
+            except OSError:  # EBUSY until its last process has gone
+                assert time.monotonic() < deadline, f"{directory} still busy"
+                time.sleep(0.05)
+
+
+def _adopted_sleeper(tmp_path: Path, join: Path | None) -> tuple[subprocess.Popen[bytes], LocalFleet]:
+    """A process the test starts itself (in `join`'s cgroup when given), adopted by its command line."""
+    marker = f"drillctl-test-{tmp_path.name}"
+    argv = [sys.executable, "-c", "import time, sys; time.sleep(120)", marker]
+    proc = subprocess.Popen(
+        argv, start_new_session=True, preexec_fn=None if join is None else joiner([str(join / "cgroup.procs")])
+    )
+    targets = LocalTargets.model_validate({"adopted": [{"name": "svc", "cmdline": marker, "restore": False}]})
+    return proc, LocalFleet(targets, tmp_path, tmp_path / "run")
+
+
+def test_an_adopted_target_in_a_memory_cgroup_of_its_own_is_charged_the_pressure(tmp_path: Path) -> None:
+    with _memory_cgroup(f"drillctl-test-{time.monotonic_ns()}", 512 * MiB) as cgroup:
+        proc, fleet = _adopted_sleeper(tmp_path, cgroup.directory)
+        try:
+            where = (
+                f"inside the memory cgroup of adopted process svc (pid {proc.pid}), {cgroup.directory} (limit 512MiB), "
+                "charged to it"
+            )
+            driver = MemoryPressureDriver(fleet)
+            spec = _fault(size="128MiB", duration="5s")
+            assert driver.describe(spec) == f"hold 128MiB resident {where}, for 5s"
+            with pytest.raises(
+                PreflightError, match=r"above the limit of the cgroup it would be charged to \(512MiB\)"
+            ):
+                asyncio.run(driver.preflight(_fault(size="600MiB", duration="5s")))
+
+            async def squeeze() -> tuple[int, int, int]:
+                await driver.preflight(spec)
+                before = memory_usage(cgroup.directory, cgroup.version)
+                undo = await prepared_and_injected(driver, spec, "run/squeeze")
+                await asyncio.sleep(0.5)
+                during = memory_usage(cgroup.directory, cgroup.version)
+                (ballast,) = marked(undo.state["marker"])
+                assert ballast in {int(p) for p in (cgroup.directory / "cgroup.procs").read_text().split()}
+                assert driver.touched(undo).targets == (f"process/svc (pid {proc.pid})", f"ballast {where}")
+                # reverted from the record alone (the watchdog's, drillctl recover's), idempotently
+                record = Undo.from_json(json.loads(json.dumps(undo.to_json())))
+                await MemoryPressureDriver(LocalFleet(LocalTargets(), tmp_path, tmp_path)).revert(record)
+                await driver.revert(undo)
+                assert marked(undo.state["marker"]) == [] and not alive(ballast)
+                return before, during, memory_usage(cgroup.directory, cgroup.version)
+
+            before, during, after = asyncio.run(squeeze())
+            print(
+                f"target's cgroup: before {before / MiB:.1f}MiB, held {during / MiB:.1f}MiB, after {after / MiB:.1f}MiB"
+            )
+            assert abs((during - before) - SIZE) <= 0.2 * SIZE, "the target's cgroup is charged about the size"
+            assert after - before <= 0.2 * SIZE, "and no longer once reverted"
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_an_adopted_target_without_a_memory_cgroup_of_its_own_is_said_to_share_it(tmp_path: Path) -> None:
+    """In the cgroup drillctl runs in (the test's), the ballast stays there: the plan and the record say so."""
+    proc, fleet = _adopted_sleeper(tmp_path, None)
+    ours = memory_cgroup_of()
+    try:
+        document = drill(
+            targets={
+                "local": {"adopted": [{"name": "svc", "cmdline": f"drillctl-test-{tmp_path.name}", "restore": False}]}
+            },
+            steady_state={"probes": [{"type": "tcp", "name": "p", "host": "127.0.0.1", "port": free_port()}]},
+            faults=[{"name": "squeeze", "type": "memory.pressure", "target": "svc", "size": "64MiB", "duration": "2s"}],
+        )
+        planned = run("plan", str(write(tmp_path, document)))
+        assert planned.returncode == 0, planned.stderr
+        limit = ours.limit()
+        bound = "no limit: machine-wide" if limit is None else f"limit {limit / MiB:.0f}MiB"
+        shared = (
+            f"beside adopted process svc (pid {proc.pid}), in drillctl's own memory cgroup {ours.directory}, which it "
+            f"shares ({bound}): charged to drillctl as much as to it"
+        )
+        assert f"hold 64MiB resident {shared}, for 2s" in planned.stdout
+        undo = asyncio.run(MemoryPressureDriver(fleet).prepare(_fault(size="64MiB", duration="2s"), "run/squeeze"))
+        assert undo.state["join"] == [] and undo.state["placement"] == shared
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

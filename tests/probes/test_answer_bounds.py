@@ -6,6 +6,7 @@ the bound, the URL and the variable that raises it; never a crash, never more th
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ PROBES = TypeAdapter(ProbeSpec)
 
 def observe(fields: dict[str, Any]) -> tuple[bool, str | None]:
     async def once() -> Observation:
-        probe = build_probe(PROBES.validate_python(fields), 4)
+        probe = build_probe(PROBES.validate_python(fields), 4, Path())
         try:
             return await probe.observe()
         finally:

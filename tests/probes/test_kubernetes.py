@@ -225,10 +225,10 @@ def test_deployment_scaled_down_and_pods_deleted_flip_the_probes(
 
     async def scenario() -> None:
         available = build_probe(
-            probe_spec(check="available_replicas", kind="Deployment", workload="web", min=3), 50, access
+            probe_spec(check="available_replicas", kind="Deployment", workload="web", min=3), 50, Path(), access
         )
         pods = build_probe(
-            probe_spec(name="pods", check="ready_pods", label_selector="app=web,!canary", min=3), 50, access
+            probe_spec(name="pods", check="ready_pods", label_selector="app=web,!canary", min=3), 50, Path(), access
         )
         async with sampling(available, pods) as runs:
             await runs.next("k", ok=True)
@@ -275,11 +275,12 @@ def test_statefulset_available_replicas(kube_cluster: KubeCluster, kube_api: cli
 
     async def scenario() -> None:
         probe = build_probe(
-            probe_spec(check="available_replicas", kind="StatefulSet", workload="db", min=2), 50, access
+            probe_spec(check="available_replicas", kind="StatefulSet", workload="db", min=2), 50, Path(), access
         )
         missing = build_probe(
             probe_spec(name="missing", check="available_replicas", kind="StatefulSet", workload="nope", min=1),
             50,
+            Path(),
             access,
         )
         async with sampling(probe, missing) as runs:
@@ -301,7 +302,7 @@ def test_node_ready_follows_readiness_cordon_and_deletion(
     access = KubeAccess(str(kube_cluster.kubeconfig))
 
     async def scenario() -> None:
-        probe = build_probe(probe_spec(check="node_ready", node=own_node), 50, access)
+        probe = build_probe(probe_spec(check="node_ready", node=own_node), 50, Path(), access)
         async with sampling(probe) as runs:
             await runs.next("k", ok=True)
 
@@ -335,7 +336,9 @@ def test_many_probes_share_one_list_and_watch(
 
     async def scenario() -> None:
         probes = [
-            build_probe(probe_spec(name=f"p{i}", check="ready_pods", label_selector="app=api", min=2), 50, access)
+            build_probe(
+                probe_spec(name=f"p{i}", check="ready_pods", label_selector="app=api", min=2), 50, Path(), access
+            )
             for i in range(40)
         ]
         assert isinstance(probes[0], KubernetesProbe)
@@ -384,7 +387,7 @@ def test_missing_rbac_permission_fails_samples_with_the_api_message(
     kubeconfig = token_kubeconfig(kube_cluster.kubeconfig, token, "nobody", tmp_path)
 
     async def scenario() -> None:
-        probe = build_probe(probe_spec(check="node_ready", node="kwok-node-0"), 50, KubeAccess(str(kubeconfig)))
+        probe = build_probe(probe_spec(check="node_ready", node="kwok-node-0"), 50, Path(), KubeAccess(str(kubeconfig)))
         try:
             seen = await probe.observe()
         finally:
@@ -420,7 +423,10 @@ def test_api_server_unreachable_fails_samples_until_it_is_back(proxied_kubeconfi
 
     async def scenario() -> None:
         probe = build_probe(
-            probe_spec(check="node_ready", node="kwok-node-0", allow_unschedulable=True), 50, KubeAccess(kubeconfig)
+            probe_spec(check="node_ready", node="kwok-node-0", allow_unschedulable=True),
+            50,
+            Path(),
+            KubeAccess(kubeconfig),
         )
         async with sampling(probe) as runs:
             await runs.next("k", ok=True)

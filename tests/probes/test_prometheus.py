@@ -7,6 +7,7 @@ import asyncio
 import math
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ def spec(url: str, query: str, op: str, threshold: float, **more: Any) -> Any:
 
 def observe(probe_spec: Any) -> Observation:
     async def once() -> Observation:
-        probe = build_probe(probe_spec, 4)
+        probe = build_probe(probe_spec, 4, Path())
         try:
             return await probe.observe()
         finally:

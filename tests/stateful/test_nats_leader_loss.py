@@ -20,14 +20,16 @@ INTERVAL = 0.2
 def drill_with_truth(cluster: NatsCluster, tmp_path: Path) -> tuple[int, dict[str, Any], Path, dict[str, float]]:
     repo = tmp_path / "repo"
     drill = shipped_drill(cluster, repo)
-    publish = [sys.executable, "demo/stateful/nats_cluster.py", "publish", "--base-port", str(cluster.base)]
-    cost = probe_cost(publish, repo)
+    publish = [sys.executable, "../../demo/stateful/nats_cluster.py", "publish", "--base-port", str(cluster.base)]
+    cost = probe_cost(publish, drill.parent)
     old = stream_leader(cluster.monitors())
     assert old is not None
     truth = watch_failover(
         cluster.pid(old), old, lambda: stream_leader(cluster.monitors()), nats_writes(cluster.servers())
     )
-    code, report, run_dir, figures = run_against_truth(drill, repo, truth, "new-leader-within", INTERVAL, cost)
+    code, report, run_dir, figures = run_against_truth(
+        drill, tmp_path / "elsewhere", truth, "new-leader-within", INTERVAL, cost
+    )
     return code, report, run_dir, figures
 
 

@@ -37,7 +37,7 @@ def drill_with_truth(cluster: PatroniCluster, tmp_path: Path) -> tuple[int, dict
     assert old is not None
     pid = int((cluster.folder / old / "data" / "postmaster.pid").read_text().split()[0])
     truth = watch_failover(pid, old, lambda: patroni_leader(rest), postgres_writes(dsn))
-    return run_against_truth(drill, repo, truth, "fails-over-within", INTERVAL, cost)
+    return run_against_truth(drill, tmp_path / "elsewhere", truth, "fails-over-within", INTERVAL, cost)
 
 
 def final_table(dsn: str) -> dict[int, int]:

@@ -152,7 +152,9 @@ def run_against_truth(
 ) -> tuple[int, dict[str, Any], Path, dict[str, float]]:
     """drillctl runs the drill while `truth` records; its recovery window (SLA `sla`) must agree with the truth
     within one sampling interval plus the probe's own cost (and the write loop's spacing and a margin for a
-    loaded machine). Returns the exit code, report, run folder and both figures."""
+    loaded machine). drillctl starts in `cwd`, a folder of its own: every path in a drill is relative to the drill's
+    folder, so the shipped drill runs from anywhere. Returns the exit code, report, run folder and both figures."""
+    cwd.mkdir(exist_ok=True)
     runs = cwd / "runs"
     try:
         done = subprocess.run(

@@ -102,7 +102,7 @@ def label_option(help_text: str) -> Callable[[F], F]:
     """`--label key=value`, repeatable, parsed into a dict."""
 
     def parse(_: click.Context, __: click.Parameter, items: tuple[str, ...]) -> dict[str, str]:
-        from orchestrator.history.trends import parse_labels
+        from orchestrator.history.arguments import parse_labels
 
         try:
             return parse_labels(items)
@@ -1124,10 +1124,11 @@ def _compare_with_history(
 ) -> None:
     """`compare --baseline history:last=N RUN`: the rolling baseline, judged by `comparison.compare`; exits."""
     from orchestrator.comparison import compare as compare_runs
+    from orchestrator.history.arguments import parse_baseline
     from orchestrator.history.model import RunQuery
     from orchestrator.history.render import baseline_json, baseline_name
     from orchestrator.history.store import location_of, shown
-    from orchestrator.history.trends import baseline, parse_baseline
+    from orchestrator.history.trends import baseline
     from orchestrator.reporting.terminal import change_json, change_lines
 
     try:
@@ -1243,10 +1244,10 @@ def history_show(
     from dataclasses import replace
     from datetime import UTC, datetime
 
+    from orchestrator.history.arguments import parse_since
     from orchestrator.history.model import RunQuery
     from orchestrator.history.render import trend_lines, trends_json
     from orchestrator.history.store import location_of
-    from orchestrator.history.trends import parse_since
 
     try:
         start = None if since is None else parse_since(since, datetime.now(UTC))

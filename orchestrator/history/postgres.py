@@ -51,6 +51,7 @@ POSTGRESQL = Dialect(
     ref="BIGINT",
     real="DOUBLE PRECISION",
     time="TIMESTAMPTZ",
+    blob="BYTEA",
     time_in=_utc,
     time_out=_stored,
 )

@@ -56,6 +56,11 @@ class HistoryStore(Protocol):
         `DrillSeries` says)."""
         ...
 
+    def stamp(self) -> tuple[int, int]:
+        """What changes whenever a run is recorded (runs are never removed): an answer read while the stamp was
+        the same still holds (`drillctl serve` keeps its trend pages so)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 import structlog
@@ -18,9 +18,6 @@ from orchestrator.reporting.document import ReportFormatError
 from orchestrator.reporting.json_report import read_report
 from orchestrator.reporting.report import Report
 
-if TYPE_CHECKING:
-    from orchestrator.gameday.report import GameDayResult
-
 
 def record_finished(report: Report, location: str) -> str | None:
     """Record a run whose reports are written. A failure is logged (drill.log.jsonl) and said on stderr, and
@@ -28,10 +25,11 @@ def record_finished(report: Report, location: str) -> str | None:
     return _recorded(lambda: record_of(report), location, report.facts.run_dir / "drill.log.jsonl")
 
 
-def record_gameday(result: GameDayResult, labels: Mapping[str, str], location: str) -> str | None:
-    """Record a game day whose reports are written, as an entry of its own beside its drills' runs; a failure
-    as for a run (logged in the game-day folder's gameday.log.jsonl), never changing its exit code."""
-    return _recorded(lambda: record_of_gameday(result, labels), location, result.report_dir / "gameday.log.jsonl")
+def record_gameday(document: Mapping[str, Any], folder: Path, location: str) -> str | None:
+    """Record a game day whose reports are written (its gameday.json `document`, in `folder`), as an entry of its
+    own beside its drills' runs; a failure as for a run (logged in the folder's gameday.log.jsonl), never
+    changing its exit code."""
+    return _recorded(lambda: record_of_gameday(document, folder), location, folder / "gameday.log.jsonl")
 
 
 def _recorded(entry: Callable[[], RunRecord], location: str, log: Path) -> str | None:

@@ -12,14 +12,15 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator.history.arguments import aware
 from orchestrator.history.model import FaultFigure, GameDayDrill, RunRecord, SlaFigure
 from orchestrator.model.verdict import DrillVerdict, ProbeStats, Recovery, RecoveryWindow, SlaVerdict
 
-if TYPE_CHECKING:  # not at run time: `drillctl history` starts without them
-    from orchestrator.gameday.report import GameDayResult
+if TYPE_CHECKING:  # not at run time: what reads the history needs no report
     from orchestrator.reporting.report import Report
 
 
@@ -62,21 +63,49 @@ def record_of(report: Report) -> RunRecord:
 GAMEDAY_VERDICTS = {"passed": "PASS", "failed": "FAIL", "stopped": "ABORTED"}
 
 
-def record_of_gameday(result: GameDayResult, labels: Mapping[str, str]) -> RunRecord:
-    """A game day as an entry of its own: its status and each drill's, with the run ids of those that ran
-    (their figures are in their own entries). Its id is its report folder's name, as a run's is."""
+def record_of_gameday(document: Mapping[str, Any], folder: Path) -> RunRecord:
+    """A game day as an entry of its own, from its gameday.json document (as it ends, and as `history import`
+    reads it back): its status and each drill's, with the run ids of those that ran (their figures are in their
+    own entries). Its id is its report folder's name as the game day wrote it, as a run's is its own; `folder`
+    is where it is now. ValueError naming the field that is not as a finished game day writes it."""
+
+    def text(value: Any, field: str) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"{field} is not a string")
+        return value
+
+    def moment(field: str) -> datetime:
+        try:
+            return aware(datetime.fromisoformat(text(document.get(field), field)))
+        except ValueError as e:
+            raise ValueError(f"{field} is not a time: {e}") from None
+
+    status = document.get("status")
+    if status == "running":
+        raise ValueError("the game day did not finish: it was killed, or it runs still and records itself at its end")
+    if status not in GAMEDAY_VERDICTS:
+        raise ValueError(f"status {status!r} is none of {', '.join(GAMEDAY_VERDICTS)}")
+    labels, drills = document.get("labels", {}), document.get("drills")
+    if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
+        raise ValueError("labels is not an object of strings")
+    if not isinstance(drills, list) or not all(isinstance(d, Mapping) for d in drills):
+        raise ValueError("drills is not a list of objects")
+    runs = [d.get("run_dir") for d in drills]
+    if not all(r is None or isinstance(r, str) for r in runs):
+        raise ValueError("a drill's run_dir is neither a path nor null")
     return RunRecord(
-        run_id=result.report_dir.name,
-        drill=result.name,
-        started_at=aware(result.started_at),
-        finished_at=aware(result.finished_at),
-        status=result.status,
-        verdict=GAMEDAY_VERDICTS[result.status],
-        labels=dict(labels),
-        source=str(result.report_dir),
+        run_id=Path(text(document.get("report_dir"), "report_dir")).name,
+        drill=text(document.get("gameday"), "gameday"),
+        started_at=moment("started_at"),
+        finished_at=moment("finished_at"),
+        status=status,
+        verdict=GAMEDAY_VERDICTS[status],
+        labels={str(k): v for k, v in labels.items()},
+        source=str(folder),
         kind="gameday",
         drills=tuple(
-            GameDayDrill(d.name, d.status, None if d.run_dir is None else d.run_dir.name) for d in result.drills
+            GameDayDrill(text(d.get("name"), "a drill's name"), text(d.get("status"), "a drill's status"), run)
+            for d, run in zip(drills, (None if r is None else Path(r).name for r in runs), strict=True)
         ),
     )
 

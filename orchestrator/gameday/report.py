@@ -18,17 +18,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.exit_codes import EXIT_PASSED, EXIT_PREFLIGHT
 from orchestrator.files import replace_file
-from orchestrator.gameday.webhook import WebhookOutcome
 from orchestrator.reporting.formats import relative_href, seconds
 from orchestrator.reporting.html import page, table
 from orchestrator.reporting.markdown import code
 from orchestrator.reporting.markdown import text as md_text
 
+if TYPE_CHECKING:  # not at run time: `history import` reads game days without aiohttp
+    from orchestrator.gameday.webhook import WebhookOutcome
+
 SCHEMA = "drillctl.gameday/v1"
+GAMEDAY_FILE = "gameday.json"
 DrillStatus = str
 """The drill report's own status (passed, failed, aborted, baseline_failed, ...), else `preflight` or
 `error` when it could not run, or `skipped` when the game day stopped before it; while the game day
@@ -273,7 +276,7 @@ def render_junit(result: GameDayResult) -> str:
 def write_all(result: GameDayResult) -> None:
     """The index as it stands (each file replaced whole); junit.xml too once the game day ended."""
     folder = result.report_dir
-    replace_file(folder / "gameday.json", json.dumps(to_json(result), indent=1) + "\n")
+    replace_file(folder / GAMEDAY_FILE, json.dumps(to_json(result), indent=1) + "\n")
     replace_file(folder / "index.md", render_markdown(result))
     replace_file(folder / "index.html", render_html(result))
     if result.finished_at is not None:

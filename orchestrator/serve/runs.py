@@ -16,6 +16,7 @@ from orchestrator.abort import CONTROL
 from orchestrator.bounded_io import read_file
 from orchestrator.errors import DrillError
 from orchestrator.files import replace_file
+from orchestrator.gameday.report import GAMEDAY_FILE
 from orchestrator.limits import LIVE_STATUS_BYTES, SPEC_FILE_BYTES, LimitExceeded
 from orchestrator.live_status import FILE_NAME as LIVE_FILE
 from orchestrator.model.spec import DrillSpec
@@ -23,7 +24,6 @@ from orchestrator.serve.live import LiveDoc, LiveFormatError, parse_live
 from orchestrator.serve.pages import GameDayRow, RunningRun
 
 SERVE_FILE = "serve.json"
-GAMEDAY_FILE = "gameday.json"
 GAMEDAYS_LISTED = 50
 
 

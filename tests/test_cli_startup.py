@@ -77,7 +77,8 @@ def test_help_imports_neither_pydantic_nor_yaml() -> None:
 
 
 def test_history_imports_what_it_reads_and_shows_and_no_more(tmp_path: Path) -> None:
-    """Not the baselines, the verdicts or statistics (a quarter of its imports once, bench/history.py)."""
+    """Not the baselines, the verdicts or statistics (41 M of the 98 M instructions its own imports once took,
+    bench/RESULTS.md section 10)."""
     from orchestrator.history.sqlite import SqliteStore
     from tests.history.support import record
 

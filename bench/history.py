@@ -6,8 +6,9 @@ script starts on loopback, as the tests' fixture does): in batches of 500, then 
 transaction as runs record themselves. Then, timed over repeated runs: the query alone (`series`, what
 `drillctl history` reads; with a label; `runs`, a record per run; a baseline's last 10), the query with the
 table, and as whole processes `drillctl history DRILL` (text, with a label, JSON), `drillctl compare
---baseline history:last=10 RUN` and `drillctl --help`, the floor every process pays. Goal: `drillctl
-history DRILL` under 200 ms. Figures only, nothing asserted.
+--baseline history:last=10 RUN` and `drillctl --help`, the floor every process pays; where valgrind is
+installed, the instructions those processes execute (callgrind's "Collected": the same on a loaded machine
+as on an idle one). Goal: `drillctl history DRILL` under 200 ms. Figures only, nothing asserted.
 
     .venv/bin/python bench/history.py
     .venv/bin/python bench/history.py --runs 100000 --backend sqlite
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,6 +93,21 @@ def process(argv: list[str]) -> Callable[[], object]:
     return lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
 
 
+def instructions(argv: list[str]) -> str:
+    """What the process executes, counted by callgrind (about 20x slower than the process itself)."""
+    if shutil.which("valgrind") is None:
+        return "valgrind not installed"
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    return f"{int(found[1]) / 1e6:,.0f} M instructions" if found else "callgrind counted nothing"
+
+
 def show(name: str, times: list[tuple[float, float]]) -> None:
     wall, cpu = [w for w, _ in times], [c for _, c in times]
     print(
@@ -138,6 +156,7 @@ def measure(location: str, runs: list[RunRecord], count: int, tmp: Path) -> None
         write_json(report_of(newest, run_dir), run_dir / "report.json")
     history = ["--history", location]
     show(f"drillctl history {DRILL} (process)", timed(process([drillctl, "history", DRILL, *history])))
+    print(f"{'  the same, under callgrind':58} {instructions([drillctl, 'history', DRILL, *history])}")
     show(
         f"drillctl history {DRILL} --label cluster=a (process)",
         timed(process([drillctl, "history", DRILL, "--label", "cluster=a", *history])),
@@ -172,6 +191,7 @@ def main() -> None:
     drillctl = str(Path(sys.executable).parent / "drillctl")
     print(f"calibration: 1M-square loop {calibration() * 1e3:.0f}ms CPU (an idle core of ours: about 50 ms)")
     show("drillctl --help (process: the floor)", timed(process([drillctl, "--help"])))
+    print(f"{'  the same, under callgrind':58} {instructions([drillctl, '--help'])}")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         if args.backend in ("sqlite", "both"):

@@ -102,7 +102,7 @@ def label_option(help_text: str) -> Callable[[F], F]:
     """`--label key=value`, repeatable, parsed into a dict."""
 
     def parse(_: click.Context, __: click.Parameter, items: tuple[str, ...]) -> dict[str, str]:
-        from orchestrator.history.trends import parse_labels
+        from orchestrator.history.arguments import parse_labels
 
         try:
             return parse_labels(items)
@@ -1196,10 +1196,11 @@ def _compare_with_history(
 ) -> None:
     """`compare --baseline history:last=N RUN`: the rolling baseline, judged by `comparison.compare`; exits."""
     from orchestrator.comparison import compare as compare_runs
+    from orchestrator.history.arguments import parse_baseline
     from orchestrator.history.model import RunQuery
     from orchestrator.history.render import baseline_json, baseline_name
     from orchestrator.history.store import location_of, shown
-    from orchestrator.history.trends import baseline, parse_baseline
+    from orchestrator.history.trends import baseline
     from orchestrator.reporting.terminal import change_json, change_lines
 
     try:
@@ -1315,10 +1316,10 @@ def history_show(
     from dataclasses import replace
     from datetime import UTC, datetime
 
+    from orchestrator.history.arguments import parse_since
     from orchestrator.history.model import RunQuery
     from orchestrator.history.render import trend_lines, trends_json
     from orchestrator.history.store import location_of
-    from orchestrator.history.trends import parse_since
 
     try:
         start = None if since is None else parse_since(since, datetime.now(UTC))
@@ -1340,14 +1341,16 @@ def history_show(
 @HISTORY
 @OUTPUT
 def history_import(folder: Path, history: str | None, output: str) -> None:
-    """Record the runs under RUNS_DIR (every report.json below it) in the history, in one transaction.
+    """Record the runs and game days under RUNS_DIR in the history, in one transaction.
 
     \b
-    Runs the history holds already are left alone, so importing twice records nothing new. A
-    report.json that cannot be read or is not a drillctl report is skipped with one line on
-    stderr naming the file and why, and the import goes on. The history is RUNS_DIR/history.sqlite
-    unless --history says otherwise. Exit 0 (skipped files included), 2 when the history is unusable,
-    3 when its PostgreSQL server cannot be reached.
+    Every report.json below RUNS_DIR is a drill's run; every gameday.json a game day, recorded as an
+    entry of its own with each drill's status and run. What the history holds already is left alone,
+    so importing twice records nothing new. A file that cannot be read or is not drillctl's (or a
+    game day that did not finish) is skipped with one line on stderr naming the file and why, and the
+    import goes on. The history is RUNS_DIR/history.sqlite unless --history says otherwise. Exit 0
+    (skipped files included), 2 when the history is unusable, 3 when its PostgreSQL server cannot be
+    reached.
       drillctl history import runs/
     """
     import sqlite3
@@ -1368,12 +1371,19 @@ def history_import(folder: Path, history: str | None, output: str) -> None:
         click.echo(f"skipped {path}: {why}", err=True)
     if output == "json":
         skipped = [{"file": str(path), "reason": why} for path, why in result.skipped]
-        document = {"history": shown(location), "recorded": result.recorded, "known": result.known, "skipped": skipped}
+        document = {
+            "history": shown(location),
+            "recorded": result.recorded,
+            "known": result.known,
+            "gamedays": sorted(result.gamedays),
+            "skipped": skipped,
+        }
         click.echo(json.dumps(document, indent=1))
     else:
+        days = sum(r in result.gamedays for r in result.recorded)
         click.echo(
-            f"{shown(location)}: recorded {len(result.recorded)} runs, {len(result.known)} already there, "
-            f"skipped {len(result.skipped)} files"
+            f"{shown(location)}: recorded {len(result.recorded) - days} runs and {days} game days,"
+            f" {len(result.known)} already there, skipped {len(result.skipped)} files"
         )
 
 

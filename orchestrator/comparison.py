@@ -14,7 +14,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
-from orchestrator.model.verdict import DrillVerdict, ProbeStats, RecoveryWindow, SlaVerdict, Unit
+from orchestrator.model.units import Unit
+from orchestrator.model.verdict import DrillVerdict, ProbeStats, RecoveryWindow, SlaVerdict
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)

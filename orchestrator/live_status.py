@@ -23,6 +23,7 @@ import structlog
 
 from orchestrator.bounded_io import read_file
 from orchestrator.engine import Observer
+from orchestrator.files import replace_file
 from orchestrator.limits import SPEC_FILE_BYTES, LimitExceeded
 from orchestrator.loading import LoadedDrill
 from orchestrator.logs import redact
@@ -108,10 +109,8 @@ class LiveStatus:
             "stop": self._stop,
         }
         path = self.run_dir / FILE_NAME
-        part = path.with_name(FILE_NAME + ".part")
         try:
-            part.write_text(json.dumps(document), encoding="utf-8")
-            os.replace(part, path)
+            replace_file(path, json.dumps(document))
         except OSError as e:
             self._broken = True
             structlog.get_logger().warning("live_status_not_written", path=str(path), error=str(e))

@@ -36,12 +36,12 @@ try:
     main()
 except SystemExit as e:
     code = e.code
-print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}), file=sys.stderr)
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
 """
 
 
 def imported_by(*argv: str) -> tuple[int, set[str]]:
-    """The exit code of `drillctl ARGV` and the top-level modules it had imported by its end."""
+    """The exit code of `drillctl ARGV` and the modules it had imported by its end (packages and their modules)."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps(argv)], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
@@ -74,3 +74,19 @@ def test_help_imports_neither_pydantic_nor_yaml() -> None:
     assert code in (0, None)
     assert "click" in modules
     assert not modules & (RUNTIME_ONLY | {"pydantic", "yaml"})
+
+
+def test_history_imports_what_it_reads_and_shows_and_no_more(tmp_path: Path) -> None:
+    """Not the baselines, the verdicts or statistics (41 M of the 98 M instructions its own imports once took,
+    bench/RESULTS.md section 10)."""
+    from orchestrator.history.sqlite import SqliteStore
+    from tests.history.support import record
+
+    store = SqliteStore(tmp_path / "history.sqlite")
+    store.record([record(i, 0.5) for i in range(3)])
+    store.close()
+    code, modules = imported_by("history", "orders", "--history", str(tmp_path / "history.sqlite"))
+    assert code in (0, None)
+    assert {"sqlite3", "orchestrator.history.sqlite", "orchestrator.history.render"} <= modules
+    unneeded = {"statistics", "orchestrator.history.trends", "orchestrator.model.verdict"}
+    assert not modules & (RUNTIME_ONLY | {"pydantic", "yaml"} | unneeded)

@@ -2,7 +2,10 @@
 
 `gameday.json` (also the webhook's body), `index.md`, `index.html` (self-contained, links to
 each drill's own report.html) and `junit.xml` (one testsuite per drill, so CI shows a game day
-as one test run). Rendering is pure: a GameDayResult in, text out.
+as one test run). Rendering is pure: a GameDayResult in, text out. The index (gameday.json,
+index.md, index.html) is written when the game day starts and again after each drill, every file
+replaced whole, so whoever watches sees it progress and a killed game day leaves what ran;
+junit.xml once it ends.
 """
 
 from __future__ import annotations
@@ -10,25 +13,30 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.exit_codes import EXIT_PASSED, EXIT_PREFLIGHT
-from orchestrator.gameday.webhook import WebhookOutcome
+from orchestrator.files import replace_file
 from orchestrator.reporting.formats import relative_href, seconds
 from orchestrator.reporting.html import page, table
 from orchestrator.reporting.markdown import code
 from orchestrator.reporting.markdown import text as md_text
 
+if TYPE_CHECKING:  # not at run time: `history import` reads game days without aiohttp
+    from orchestrator.gameday.webhook import WebhookOutcome
+
 SCHEMA = "drillctl.gameday/v1"
+GAMEDAY_FILE = "gameday.json"
 DrillStatus = str
 """The drill report's own status (passed, failed, aborted, baseline_failed, ...), else `preflight` or
-`error` when it could not run, or `skipped` when the game day stopped before it."""
-GameDayStatus = Literal["passed", "failed", "stopped"]
+`error` when it could not run, or `skipped` when the game day stopped before it; while the game day
+runs, `running` (the drill under way) or `pending` (not started yet)."""
+GameDayStatus = Literal["passed", "failed", "stopped", "running"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,8 @@ class GameDayResult:
     file: Path
     report_dir: Path
     started_at: datetime
-    finished_at: datetime
+    finished_at: datetime | None
+    """None while the game day runs (an index written on the way)."""
     drills: list[DrillResult]
     stop_reason: str | None
     """Why drills were left unrun: the stop policy, the window closing, the lease lost, a signal."""
@@ -76,11 +85,15 @@ class GameDayResult:
     forced: bool
     lease: dict[str, Any] | None
     webhook: WebhookOutcome | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """`--label key=value`: the game day's, which each of its drills' runs is recorded with too."""
     live_url: str | None = None
     """The `drillctl serve` watching the runs folder when the game day ended (its serve.json), for the index."""
 
     @property
     def status(self) -> GameDayStatus:
+        if self.finished_at is None:
+            return "running"
         if any(d.status == "skipped" for d in self.drills) and not self.policy_stop:
             return "stopped"
         return "passed" if all(d.status == "passed" for d in self.drills) else "failed"
@@ -108,9 +121,10 @@ def to_json(result: GameDayResult) -> dict[str, Any]:
         "stop_reason": result.stop_reason,
         "forced": result.forced,
         "started_at": result.started_at.isoformat(),
-        "finished_at": result.finished_at.isoformat(),
+        "finished_at": None if result.finished_at is None else result.finished_at.isoformat(),
         "report_dir": str(result.report_dir),
         "lease": result.lease,
+        "labels": dict(result.labels),
         "summary": dict(Counter(d.status for d in result.drills)),
         "drills": [
             {
@@ -134,8 +148,11 @@ def to_json(result: GameDayResult) -> dict[str, Any]:
 
 def _facts(result: GameDayResult) -> list[str]:
     """What the game day itself did, as plain text, for both the Markdown and the HTML index."""
-    started, finished = (t.isoformat(timespec="seconds") for t in (result.started_at, result.finished_at))
-    facts = [f"started {started}, finished {finished}"]
+    started = result.started_at.isoformat(timespec="seconds")
+    if result.finished_at is None:
+        facts = [f"started {started}, running: this page is written again after each drill"]
+    else:
+        facts = [f"started {started}, finished {result.finished_at.isoformat(timespec='seconds')}"]
     if result.stop_reason:
         facts.append(f"stopped early: {result.stop_reason}")
     if result.forced:
@@ -184,7 +201,8 @@ _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; max-width: 1040px; margin: 2rem auto; padding: 0 1rem; }
 table { border-collapse: collapse; width: 100%; } th, td { border: 1px solid #d0d7de; padding: .3rem .5rem;
 text-align: left; vertical-align: top; } th { background: #f6f8fa; }
-.passed { color: #1a7f37; font-weight: 600; } .skipped { color: #656d76; } .failed, .aborted, .preflight,
+.passed { color: #1a7f37; font-weight: 600; } .skipped, .pending { color: #656d76; }
+.running { color: #9a6700; font-weight: 600; } .failed, .aborted, .preflight,
 .error, .baseline_failed, .stopped { color: #d1242f; font-weight: 600; }
 """
 
@@ -256,11 +274,13 @@ def render_junit(result: GameDayResult) -> str:
 
 
 def write_all(result: GameDayResult) -> None:
+    """The index as it stands (each file replaced whole); junit.xml too once the game day ended."""
     folder = result.report_dir
-    (folder / "gameday.json").write_text(json.dumps(to_json(result), indent=1) + "\n", encoding="utf-8")
-    (folder / "index.md").write_text(render_markdown(result), encoding="utf-8")
-    (folder / "index.html").write_text(render_html(result), encoding="utf-8")
-    (folder / "junit.xml").write_text(render_junit(result), encoding="utf-8")
+    replace_file(folder / GAMEDAY_FILE, json.dumps(to_json(result), indent=1) + "\n")
+    replace_file(folder / "index.md", render_markdown(result))
+    replace_file(folder / "index.html", render_html(result))
+    if result.finished_at is not None:
+        replace_file(folder / "junit.xml", render_junit(result))
 
 
 def summary_lines(result: GameDayResult, paint: Callable[[str, str], str]) -> list[str]:

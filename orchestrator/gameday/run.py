@@ -86,6 +86,45 @@ def run_gameday(
     started = datetime.now(UTC)
     options.runs_dir.mkdir(parents=True, exist_ok=True)
     report_dir = new_run_dir(options.runs_dir, f"gameday-{gameday.spec.name}", started)
+    cfg = None if lease is None else lease.lease.config
+
+    def result_of(drills: list[DrillResult], ended: tuple[str | None, bool] | None) -> GameDayResult:
+        """The game day with these drills; `ended` (why drills were left unrun, and whether by the stop policy)
+        once it is over, None while it runs. serve.json is read each time: a server may start meanwhile."""
+        return GameDayResult(
+            name=gameday.spec.name,
+            file=gameday.path,
+            report_dir=report_dir,
+            started_at=started,
+            finished_at=None if ended is None else datetime.now(UTC),
+            drills=drills,
+            stop_reason=None if ended is None else ended[0],
+            policy_stop=False if ended is None else ended[1],
+            forced=options.forced,
+            lease=None if cfg is None else {"name": cfg.name, "namespace": cfg.namespace, "identity": cfg.identity},
+            labels=options.labels,
+            live_url=serving_url(options.runs_dir),
+        )
+
+    def progress(done: list[DrillResult], running: bool) -> None:
+        """The index as it stands: the drills done, the next one under way if `running`, the rest to come. A
+        failure to write it is said and the game day goes on (the drills are what matters; the index at the
+        end is written or fails loudly)."""
+        rest = [
+            DrillResult(
+                name=drill.spec.name,
+                file=drill.path,
+                status="running" if running and i == 0 else "pending",
+                exit_code=0,
+                started_at=datetime.now(UTC) if running and i == 0 else None,
+            )
+            for i, drill in enumerate(gameday.drills[len(done) :])
+        ]
+        try:
+            write_all(result_of([*done, *rest], None))
+        except OSError as e:
+            print(f"warning: the game-day index in {report_dir} was not written: {e}", file=sys.stderr)
+
     # The lease's `lost` doubles as the game day's wake-up: a lost lease, a freeze or an abort cuts a cool-down short.
     wake = lease.lost if lease is not None else threading.Event()
     control = GameDayControl(report_dir, wake)  # opened before the freeze is first read: no freeze slips between
@@ -96,8 +135,11 @@ def run_gameday(
         def frozen() -> Freeze | None:
             return read_freeze(options.runs_dir) or (watch.seen if watch is not None else None)
 
+        progress([], running=False)
         try:
-            results, stop_reason, policy_stop = _run_drills(gameday, options, view, lease, wake, frozen, control)
+            results, stop_reason, policy_stop = _run_drills(
+                gameday, options, view, lease, wake, frozen, control, progress
+            )
         finally:
             if watch is not None:
                 watch.stop()
@@ -105,25 +147,13 @@ def run_gameday(
             results.append(
                 DrillResult(name=drill.spec.name, file=drill.path, status="skipped", exit_code=0, reason=stop_reason)
             )
-        cfg = None if lease is None else lease.lease.config
-        result = GameDayResult(
-            name=gameday.spec.name,
-            file=gameday.path,
-            report_dir=report_dir,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            drills=results,
-            stop_reason=stop_reason,
-            policy_stop=policy_stop,
-            forced=options.forced,
-            lease=None if cfg is None else {"name": cfg.name, "namespace": cfg.namespace, "identity": cfg.identity},
-            live_url=serving_url(options.runs_dir),
-        )
+        result = result_of(results, (stop_reason, policy_stop))
         hook = body.webhook
         if hook is not None:
             result = with_webhook(result, deliver(hook.url, to_json(result), hook.timeout))
         write_all(result)
-        record_gameday(result, options.labels, location_of(options.history, options.runs_dir))  # never fatal
+        location = location_of(options.history, options.runs_dir)
+        record_gameday(to_json(result), report_dir, location)  # never fatal
     finally:
         control.close()  # once the report is written: a waiting `drillctl freeze` learns the game day is over
     return result
@@ -137,9 +167,10 @@ def _run_drills(
     wake: threading.Event,
     frozen: Callable[[], Freeze | None],
     control: GameDayControl,
+    progress: Callable[[list[DrillResult], bool], None],
 ) -> tuple[list[DrillResult], str | None, bool]:
     """The drills in turn until one must not start; their results, why the rest did not start, and whether
-    that was the stop policy."""
+    that was the stop policy. `progress` is told as each drill starts and ends."""
     body = gameday.spec.spec
     results: list[DrillResult] = []
     for index, drill in enumerate(gameday.drills):
@@ -151,8 +182,10 @@ def _run_drills(
         if stop_reason is not None:
             return results, stop_reason, False
         view.event("phase", name=f"drill {index + 1}/{len(gameday.drills)}: {drill.spec.name}")
+        progress(results, True)
         outcome = _run_one(drill, options, view, frozen)
         results.append(outcome)
+        progress(results, False)
         if (outcome.reason or "").startswith("received SIG"):
             return results, f"drill {drill.spec.name} was stopped: {outcome.reason}", False
         if (freeze := frozen()) is not None:  # before the stop policy: the freeze is why the drill was stopped

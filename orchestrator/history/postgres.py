@@ -51,6 +51,7 @@ POSTGRESQL = Dialect(
     ref="BIGINT",
     real="DOUBLE PRECISION",
     time="TIMESTAMPTZ",
+    blob="BYTEA",
     time_in=_utc,
     time_out=_stored,
 )
@@ -128,9 +129,9 @@ class PostgresStore(SqlStore):
 
     def record(self, runs: Sequence[RunRecord]) -> list[str]:
         """After a bulk import, `ANALYZE`: until autovacuum gets to them, the planner takes fresh tables for
-        nearly empty and nests its loops over `series`' pivots, which turns a query of 0.2 s at 10,000 runs into
-        one the statement timeout ends (bench/history.py). Runs recording themselves one at a time leave it to
-        autovacuum."""
+        nearly empty and nests loops where it should not (the pivots `series` once ran turned a query of 0.2 s
+        at 10,000 runs into one the statement timeout ended; baselines and label filters join the same tables).
+        Runs recording themselves one at a time leave it to autovacuum."""
         recorded = super().record(runs)
         if len(recorded) >= ANALYZE_AFTER:
             with self._failures():

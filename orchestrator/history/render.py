@@ -6,14 +6,30 @@ Pure, like `reporting/terminal.py`; cli.py only echoes these.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.history.model import DrillSeries, RunQuery, RunRecord
-from orchestrator.history.trends import Baseline, sparkline
 from orchestrator.reporting.formats import figure
+
+if TYPE_CHECKING:  # not at run time: `drillctl history` needs no baseline
+    from orchestrator.history.trends import Baseline
 
 SPARK_WIDTH = 30
 """Runs a sparkline shows (the newest); the other columns count every run."""
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None], width: int = 30) -> str:
+    """The last `width` values as block characters, lowest to highest; a gap for a value not measured."""
+    shown = list(values)[-width:]
+    present = [v for v in shown if v is not None]
+    if not present:
+        return " " * len(shown)
+    low, high = min(present), max(present)
+    top = len(SPARKS) - 1
+    if high == low:
+        return "".join(" " if v is None else SPARKS[top // 2] for v in shown)
+    return "".join(" " if v is None else SPARKS[round((v - low) / (high - low) * top)] for v in shown)
 
 
 def trend_lines(drills: Sequence[DrillSeries], gamedays: Sequence[RunRecord] = ()) -> list[str]:

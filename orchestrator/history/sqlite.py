@@ -32,6 +32,7 @@ SQLITE = Dialect(
     ref="INTEGER",
     real="REAL",
     time="TEXT",
+    blob="BLOB",
     time_in=_utc,
     time_out=datetime.fromisoformat,
 )

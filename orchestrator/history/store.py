@@ -56,6 +56,11 @@ class HistoryStore(Protocol):
         `DrillSeries` says)."""
         ...
 
+    def stamp(self) -> tuple[int, int]:
+        """What changes whenever a run is recorded (runs are never removed): an answer read while the stamp was
+        the same still holds (`drillctl serve` keeps its trend pages so)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -69,12 +74,8 @@ def open_store(location: str, create: bool = True) -> HistoryStore:
     `sqlite:///path`) is an SQLite history. Created if absent unless `create` is false (readers: asking must
     not leave an empty history behind)."""
     if location.startswith(("postgresql://", "postgres://")):
-        try:
-            from orchestrator.history.postgres import PostgresStore
-        except ImportError as e:
-            raise HistoryError(
-                f"a PostgreSQL history needs psycopg, which is not installed ({e}): pip install 'drillctl[postgres]'"
-            ) from None
+        from orchestrator.history.postgres import PostgresStore  # here: psycopg takes 130 ms to import
+
         return PostgresStore(location, create)
     from orchestrator.history.sqlite import SqliteStore
 

@@ -1,4 +1,4 @@
-"""Pure: reports into history records, series into sparklines, records into rolling baselines. No I/O.
+"""Pure: reports into history records, records into rolling baselines. No I/O.
 
 A baseline is a `comparison.Judged` built from the medians of earlier passing runs, so `drillctl compare
 --baseline history:...` judges a run with the very rules `drillctl compare A B` uses. The runs' spread (the
@@ -8,24 +8,20 @@ the run-to-run variation already seen, so a run within the spread of its baselin
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
+from orchestrator.history.arguments import aware
 from orchestrator.history.model import FaultFigure, GameDayDrill, RunRecord, SlaFigure
 from orchestrator.model.verdict import DrillVerdict, ProbeStats, Recovery, RecoveryWindow, SlaVerdict
 
-if TYPE_CHECKING:  # not at run time: `drillctl history` starts without them
-    from orchestrator.gameday.report import GameDayResult
+if TYPE_CHECKING:  # not at run time: what reads the history needs no report
     from orchestrator.reporting.report import Report
-
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
-_AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]+$")
 
 
 def labels_of(report: Report) -> dict[str, str]:
@@ -42,8 +38,8 @@ def record_of(report: Report) -> RunRecord:
     return RunRecord(
         run_id=facts.run_id,
         drill=report.drill.name,
-        started_at=_aware(facts.started_at),
-        finished_at=_aware(facts.finished_at),
+        started_at=aware(facts.started_at),
+        finished_at=aware(facts.finished_at),
         status=report.status,
         verdict=report.verdict.outcome,
         labels=labels_of(report),
@@ -67,21 +63,49 @@ def record_of(report: Report) -> RunRecord:
 GAMEDAY_VERDICTS = {"passed": "PASS", "failed": "FAIL", "stopped": "ABORTED"}
 
 
-def record_of_gameday(result: GameDayResult, labels: Mapping[str, str]) -> RunRecord:
-    """A game day as an entry of its own: its status and each drill's, with the run ids of those that ran
-    (their figures are in their own entries). Its id is its report folder's name, as a run's is."""
+def record_of_gameday(document: Mapping[str, Any], folder: Path) -> RunRecord:
+    """A game day as an entry of its own, from its gameday.json document (as it ends, and as `history import`
+    reads it back): its status and each drill's, with the run ids of those that ran (their figures are in their
+    own entries). Its id is its report folder's name as the game day wrote it, as a run's is its own; `folder`
+    is where it is now. ValueError naming the field that is not as a finished game day writes it."""
+
+    def text(value: Any, field: str) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"{field} is not a string")
+        return value
+
+    def moment(field: str) -> datetime:
+        try:
+            return aware(datetime.fromisoformat(text(document.get(field), field)))
+        except ValueError as e:
+            raise ValueError(f"{field} is not a time: {e}") from None
+
+    status = document.get("status")
+    if status == "running":
+        raise ValueError("the game day did not finish: it was killed, or it runs still and records itself at its end")
+    if status not in GAMEDAY_VERDICTS:
+        raise ValueError(f"status {status!r} is none of {', '.join(GAMEDAY_VERDICTS)}")
+    labels, drills = document.get("labels", {}), document.get("drills")
+    if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
+        raise ValueError("labels is not an object of strings")
+    if not isinstance(drills, list) or not all(isinstance(d, Mapping) for d in drills):
+        raise ValueError("drills is not a list of objects")
+    runs = [d.get("run_dir") for d in drills]
+    if not all(r is None or isinstance(r, str) for r in runs):
+        raise ValueError("a drill's run_dir is neither a path nor null")
     return RunRecord(
-        run_id=result.report_dir.name,
-        drill=result.name,
-        started_at=_aware(result.started_at),
-        finished_at=_aware(result.finished_at),
-        status=result.status,
-        verdict=GAMEDAY_VERDICTS[result.status],
-        labels=dict(labels),
-        source=str(result.report_dir),
+        run_id=Path(text(document.get("report_dir"), "report_dir")).name,
+        drill=text(document.get("gameday"), "gameday"),
+        started_at=moment("started_at"),
+        finished_at=moment("finished_at"),
+        status=status,
+        verdict=GAMEDAY_VERDICTS[status],
+        labels={str(k): v for k, v in labels.items()},
+        source=str(folder),
         kind="gameday",
         drills=tuple(
-            GameDayDrill(d.name, d.status, None if d.run_dir is None else d.run_dir.name) for d in result.drills
+            GameDayDrill(text(d.get("name"), "a drill's name"), text(d.get("status"), "a drill's status"), run)
+            for d, run in zip(drills, (None if r is None else Path(r).name for r in runs), strict=True)
         ),
     )
 
@@ -96,61 +120,6 @@ def _ns(value: float | None) -> float | None:
     """To the nanosecond, as report.json keeps figures: a run recorded as it ends and the same run imported
     from its report.json later hold the same numbers."""
     return None if value is None else round(value, 9)
-
-
-def _aware(moment: datetime) -> datetime:
-    """A time without an offset (a hand-written report) is read as UTC, as drillctl writes every time."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def parse_labels(items: Iterable[str]) -> dict[str, str]:
-    """`key=value` pairs (the value may be empty, the key may not); a repeated key keeps its last value."""
-    labels: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not _LABEL_KEY.match(key):
-            raise ValueError(f"expected key=value with a key of letters, digits and _.-/, got {item!r}")
-        labels[key] = value
-    return labels
-
-
-def parse_baseline(spec: str) -> int:
-    """`history:last=N`: how many of the latest passing runs make a rolling baseline."""
-    kind, _, last = spec.partition(":last=")
-    if kind != "history" or not last.isdigit() or int(last) < 1:
-        raise ValueError(f"expected history:last=N with N of 1 or more (e.g. history:last=10), got {spec!r}")
-    return int(last)
-
-
-def parse_since(text: str, now: datetime) -> datetime:
-    """A moment (`2026-11-30`, `2026-11-30T12:00:00+01:00`; UTC without an offset) or an age (`90m`, `12h`, `7d`)."""
-    age = _AGE.match(text)
-    if age is not None:
-        return now - timedelta(seconds=float(age.group(1)) * _AGE_UNITS[age.group(2)])
-    try:
-        return _aware(datetime.fromisoformat(text))
-    except ValueError:
-        raise ValueError(
-            f"expected a date (2026-11-30), a time (2026-11-30T12:00Z) or an age (90m, 12h, 7d, 2w), got {text!r}"
-        ) from None
-
-
-# --- trends ------------------------------------------------------------------------------------------
-
-SPARKS = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: Sequence[float | None], width: int = 30) -> str:
-    """The last `width` values as block characters, lowest to highest; a gap for a value not measured."""
-    shown = list(values)[-width:]
-    present = [v for v in shown if v is not None]
-    if not present:
-        return " " * len(shown)
-    low, high = min(present), max(present)
-    top = len(SPARKS) - 1
-    if high == low:
-        return "".join(" " if v is None else SPARKS[top // 2] for v in shown)
-    return "".join(" " if v is None else SPARKS[round((v - low) / (high - low) * top)] for v in shown)
 
 
 # --- rolling baselines ----------------------------------------------------------------------------

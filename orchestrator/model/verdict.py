@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from orchestrator.model.units import Unit  # at run time: json_report reads the annotations
+
 Status = Literal["passed", "failed", "aborted", "baseline_failed", "error"]
 
 Recovery = Literal["before_revert", "after_revert", "not_recovered", "not_impacted"]
@@ -12,15 +14,6 @@ Recovery = Literal["before_revert", "after_revert", "not_recovered", "not_impact
 observed, or there was no impact to recover from."""
 
 DrillOutcome = Literal["PASS", "FAIL", "ABORTED", "ERROR"]
-
-Unit = Literal["s", "ratio", "count"]
-"""Seconds, a share between 0 and 1, or a number of operations."""
-_UNITS: dict[str, Unit] = {"s": "s", "ratio": "ratio", "count": "count"}
-
-
-def unit_of(text: str) -> Unit:
-    """A unit as stored (report.json, the history); seconds for anything else, as before counts existed."""
-    return _UNITS.get(text, "s")
 
 
 @dataclass(frozen=True)

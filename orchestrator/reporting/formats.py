@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.model.verdict import RecoveryWindow, SlaVerdict
-
-if TYPE_CHECKING:
-    from orchestrator.reporting.report import RunbookSection  # not at run time: `drillctl history` starts fast
+if TYPE_CHECKING:  # not at run time: `drillctl history` starts fast
+    from orchestrator.model.verdict import RecoveryWindow, SlaVerdict
+    from orchestrator.reporting.report import RunbookSection
 
 
 def seconds(value: float | None) -> str:

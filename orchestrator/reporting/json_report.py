@@ -28,7 +28,8 @@ from orchestrator.model.alerts import (
 )
 from orchestrator.model.findings import Example, OperationFile, OperationStats, WorkloadResult
 from orchestrator.model.timeline import Bucket, FaultMark, PhaseMark, Sample, SampleFile, SampleSeries, Timeline
-from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict, unit_of
+from orchestrator.model.units import unit_of
+from orchestrator.model.verdict import ProbeStats, RecoveryWindow, SlaVerdict
 from orchestrator.reporting.document import ReportFormatError, read_document, report_path
 from orchestrator.reporting.report import SCHEMA, DrillInfo, Report, RunbookSection, RunFacts
 from orchestrator.sample_store import StoredSamples

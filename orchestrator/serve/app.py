@@ -18,7 +18,9 @@ import hmac
 import ipaddress
 import secrets
 import signal
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ from aiohttp import web
 
 from orchestrator.abort import AbortFailed, request_abort
 from orchestrator.bounded_io import read_file
-from orchestrator.history.model import RunQuery
+from orchestrator.history.model import DrillSeries, RunQuery, RunRecord
 from orchestrator.history.store import HistoryError, open_store
 from orchestrator.limits import REPORT_BYTES, SERVE_CLIENTS, SERVE_REQUEST_BYTES, LimitExceeded
 from orchestrator.live_status import FILE_NAME as LIVE_FILE
@@ -46,6 +48,8 @@ FIRST_STATE = 10.0
 """Longest the live page waits for its run's first state."""
 LATEST_RUNS = 100
 """Finished runs on the index page."""
+TREND_PAGES = 32
+"""Drills whose trend page the server keeps (the least recently asked for goes first)."""
 FILES = ("report.html", "index.html")
 """What /files/<folder>/ serves from a run or game-day folder: the self-contained pages."""
 TOKEN_COOKIE = "drillctl_token"
@@ -71,6 +75,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """What the history answered while its stamp was `stamp`, and the page drawn from it."""
+
+    stamp: tuple[int, int]
+    series: DrillSeries
+    with_report: frozenset[str]
+    page: str
+
+
+@dataclass(frozen=True)
+class _KeptIndex:
+    stamp: tuple[int, int]
+    records: list[RunRecord]
+    drills: list[pages.DrillRow]
+
+
 @dataclass
 class Server:
     config: ServeConfig
@@ -79,6 +100,10 @@ class Server:
     clients: int = 0
     port: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _trend_pages: OrderedDict[str, _Kept] = field(default_factory=OrderedDict)
+    _kept_index: _KeptIndex | None = None
+    _kept_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Pages are drawn in worker threads."""
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=SERVE_REQUEST_BYTES.value)
@@ -133,21 +158,29 @@ class Server:
     # --- pages --------------------------------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        return _html(await asyncio.to_thread(self._index))
+        return _html(await asyncio.to_thread(self._index_page))
 
-    def _index(self) -> str:
+    def _index_page(self) -> str:
+        """The history's part is read again only when its stamp changed; running drills and game days always."""
         runs_dir = self.config.runs_dir
         note = None
-        records, drills = [], []
+        records: list[RunRecord] = []
+        drills: list[pages.DrillRow] = []
         try:
             store = open_store(self.config.history, create=False)
             try:
-                records = list(reversed(store.runs(RunQuery(last=LATEST_RUNS))))
-                drills = [
-                    pages.DrillRow(s.drill, len(s.run_ids), s.verdicts[-1], s.started_at[-1].isoformat("T", "seconds"))
-                    for s in store.series(RunQuery())
-                    if s.run_ids
-                ]
+                stamp = store.stamp()
+                kept = self._kept_index
+                if kept is None or kept.stamp != stamp:
+                    latest = list(reversed(store.runs(RunQuery(last=LATEST_RUNS))))
+                    rows = [
+                        pages.DrillRow(
+                            d.drill, len(d.run_ids), d.verdicts[-1], d.started_at[-1].isoformat("T", "seconds")
+                        )
+                        for d in store.series(RunQuery())
+                    ]
+                    kept = self._kept_index = _KeptIndex(stamp, latest, rows)
+                records, drills = kept.records, kept.drills
             finally:
                 store.close()
         except (HistoryError, OSError) as e:
@@ -170,18 +203,34 @@ class Server:
         return _html(page)
 
     def _trends(self, drill: str) -> str | None:
+        """The drill's series is read again only when the history's stamp changed, and its page drawn again only
+        when that or the reports of its last runs did: at 10,000 runs the series and the charts take tens of
+        ms each, the stamp under one (bench/serve_trends.py)."""
         try:
             store = open_store(self.config.history, create=False)
         except HistoryError:
             return None
         try:
-            found = store.series(RunQuery(drill=drill))
+            stamp = store.stamp()
+            kept = self._trend_pages.get(drill)
+            if kept is None or kept.stamp != stamp:
+                found = store.series(RunQuery(drill=drill))
+                series = found[0] if found else None
+            else:
+                series = kept.series
         finally:
             store.close()
-        if not found or not found[0].run_ids:
+        if series is None:
             return None
-        series = found[0]
-        return pages.trend_page(series, self._with_report(series.run_ids[-pages.LAST_RUNS :]))
+        with_report = frozenset(self._with_report(series.run_ids[-pages.LAST_RUNS :]))
+        if kept is None or kept.stamp != stamp or kept.with_report != with_report:
+            kept = _Kept(stamp, series, with_report, pages.trend_page(series, with_report))
+        with self._kept_lock:
+            self._trend_pages[drill] = kept
+            self._trend_pages.move_to_end(drill)
+            while len(self._trend_pages) > TREND_PAGES:
+                self._trend_pages.popitem(last=False)
+        return kept.page
 
     async def files(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

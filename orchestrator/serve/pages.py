@@ -171,7 +171,7 @@ def _runs_table(runs: Sequence[RunRecord], with_report: Collection[str]) -> str:
 def trend_page(series: DrillSeries, with_report: Collection[str]) -> str:
     """A chart per figure across every run of the drill, then its last runs."""
     n = len(series.run_ids)
-    passed = sum(v == "PASS" for v in series.verdicts)
+    passed = series.verdicts.count("PASS")
     body = [
         _nav(),
         f"<h1>Drill <code>{_e(series.drill)}</code>: trends</h1>",

@@ -15,6 +15,8 @@ from pathlib import Path
 from orchestrator.abort import CONTROL
 from orchestrator.bounded_io import read_file
 from orchestrator.errors import DrillError
+from orchestrator.files import replace_file
+from orchestrator.gameday.report import GAMEDAY_FILE
 from orchestrator.limits import LIVE_STATUS_BYTES, SPEC_FILE_BYTES, LimitExceeded
 from orchestrator.live_status import FILE_NAME as LIVE_FILE
 from orchestrator.model.spec import DrillSpec
@@ -22,7 +24,6 @@ from orchestrator.serve.live import LiveDoc, LiveFormatError, parse_live
 from orchestrator.serve.pages import GameDayRow, RunningRun
 
 SERVE_FILE = "serve.json"
-GAMEDAY_FILE = "gameday.json"
 GAMEDAYS_LISTED = 50
 
 
@@ -89,11 +90,7 @@ def load_spec(drill_file: str, sha256: str | None) -> DrillSpec:
 
 def write_serving(runs_dir: Path, url: str) -> Path:
     path = runs_dir / SERVE_FILE
-    part = runs_dir / (SERVE_FILE + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"url": url, "pid": os.getpid()}, f)
-    os.replace(part, path)
+    replace_file(path, json.dumps({"url": url, "pid": os.getpid()}), 0o600)
     return path
 
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from orchestrator.errors import PreflightError
+from orchestrator.files import replace_file
 
 LIBRARY_DIRS = (
     "/usr/lib/x86_64-linux-gnu/faketime",
@@ -102,10 +103,8 @@ def process_origin(pid: int) -> float | None:
 
 
 def write_offset(offset_file: Path, line: str) -> None:
-    """Atomically replace the offset line, so a reader never sees half a line (or no file)."""
-    tmp = offset_file.with_suffix(".tmp")
-    tmp.write_text(line + "\n", encoding="ascii")
-    os.replace(tmp, offset_file)
+    """Replace the offset line whole, so a reader never sees half a line (or no file)."""
+    replace_file(offset_file, line + "\n")
 
 
 def read_offset(offset_file: Path) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from orchestrator.model.findings import OperationStats, WorkloadResult
 from orchestrator.model.spec import DataLossSla, RpoSla, WorkloadLatencySla
-from orchestrator.model.verdict import SlaVerdict, Unit
+from orchestrator.model.units import Unit
+from orchestrator.model.verdict import SlaVerdict
 
 WorkloadSla = DataLossSla | RpoSla | WorkloadLatencySla
 

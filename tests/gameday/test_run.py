@@ -188,3 +188,44 @@ def test_sigterm_during_the_cooldown_ends_the_game_day_with_a_report(tmp_path: P
     doc = json.loads(out)
     assert doc["status"] == "stopped" and doc["stop_reason"] == "received SIGTERM between drills"
     assert [(d["name"], d["status"]) for d in doc["drills"]] == [("first", "passed"), ("second", "skipped")]
+
+
+def test_the_index_follows_the_game_day_and_a_killed_one_leaves_what_ran(tmp_path: Path) -> None:
+    """gameday.json, index.md and index.html are written as the game day starts and after each drill (each
+    replaced whole); killed with SIGKILL while its second drill runs, it leaves them saying so (the drill's
+    own watchdog rolls the drill back)."""
+    write(tmp_path, short_drill("first", "2s"), "a.yaml")
+    write(tmp_path, short_drill("second", "2s"), "b.yaml")
+    path = write(tmp_path, gameday(["a.yaml", "b.yaml"]), "gameday.yaml")
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [DRILLCTL, "gameday", "run", str(path), "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_while_running(proc, lambda: any(runs.glob("gameday-rehearsal-*/index.html")), 60, "the index at the start")
+    (folder,) = runs.glob("gameday-rehearsal-*")
+    start = json.loads((folder / "gameday.json").read_text())
+    assert start["status"] == "running" and start["finished_at"] is None
+    assert [d["name"] for d in start["drills"]] == ["first", "second"]
+    assert start["drills"][1]["status"] == "pending" and start["drills"][0]["status"] in ("pending", "running")
+
+    second = lambda: [d for d in runs.glob("second-*") if (d / "live.json").is_file()]  # noqa: E731
+    wait_while_running(proc, lambda: bool(second()), 120, "the second drill under way")
+    during = json.loads((folder / "gameday.json").read_text())
+    assert during["status"] == "running"
+    assert [(d["name"], d["status"]) for d in during["drills"]] == [("first", "passed"), ("second", "running")]
+    (first_run,) = runs.glob("first-*")
+    assert during["drills"][0]["run_dir"] == str(first_run) and (first_run / "report.html").is_file()
+    html = (folder / "index.html").read_text()
+    assert f'href="../{first_run.name}/report.html"' in html and "PASSED" in html and "RUNNING" in html
+    assert "`first` | PASSED" in (folder / "index.md").read_text()
+    assert not (folder / "junit.xml").exists(), "junit.xml only once the game day ended"
+
+    proc.kill()
+    proc.communicate(timeout=30)
+    (second_run,) = second()
+    wait_while_running(None, lambda: (second_run / "watchdog.json").is_file(), 60, "the second drill's watchdog")
+    assert json.loads((folder / "gameday.json").read_text()) == during, "the index of what ran stays"
+    assert sorted(p.name for p in folder.iterdir()) == ["gameday.json", "index.html", "index.md"]

@@ -1,8 +1,10 @@
-"""The history commands as a user runs them: real `drillctl` processes on real SQLite files.
+"""The history commands as a user runs them: real `drillctl` processes on real SQLite files (and a real
+PostgreSQL server where a test takes `location`).
 
 A real run records itself with its labels and `history` shows it; `history import` indexes hand-made
-report.json files (written by the real writer) and skips what is not a drillctl report; two imports at
-once both land; `compare --baseline history:last=N` judges a run against hand-made history.
+report.json files (written by the real writer) and real game days, and skips what is not a drillctl report
+or a finished game day; two imports at once both land; `compare --baseline history:last=N` judges a run
+against hand-made history.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from orchestrator.history.store import open_store
 from tests.fixtures.toxiproxy import free_port
 from tests.history.support import record, tiny_drill, write_run
 from tests.support import DRILLCTL, ROOT, drill, run, run_dirs, upstream_process, write
+
+GAMEDAY = {
+    "apiVersion": "drillctl.dev/v1",
+    "kind": "GameDay",
+    "metadata": {"name": "g"},
+    "spec": {"drills": ["*.yaml"]},
+}
+"""Game day `g`: every drill beside it."""
 
 
 def _paused_upstream() -> dict[str, object]:
@@ -118,17 +128,11 @@ def test_a_history_that_cannot_be_written_is_said_and_the_run_keeps_its_exit_cod
 def test_every_drill_of_a_game_day_records_itself_with_the_game_days_labels(tmp_path: Path) -> None:
     write(tmp_path, tiny_drill("first"), "a.yaml")
     write(tmp_path, tiny_drill("second"), "b.yaml")
-    plan = {
-        "apiVersion": "drillctl.dev/v1",
-        "kind": "GameDay",
-        "metadata": {"name": "g"},
-        "spec": {"drills": ["*.yaml"]},
-    }
     runs = tmp_path / "runs"
     result = run(
         "gameday",
         "run",
-        str(write(tmp_path, plan, "gameday.yml")),
+        str(write(tmp_path, GAMEDAY, "gameday.yml")),
         "--runs-dir",
         str(runs),
         "--quiet",
@@ -185,12 +189,72 @@ def test_import_indexes_runs_once_and_skips_what_is_not_a_drillctl_report(tmp_pa
         == f"skipped {runs / 'foreign' / 'report.json'}: not a drillctl.report/v1 report (schema: 'lighthouse/v9')"
     )
     assert skipped[2].startswith(f"skipped {runs / 'truncated' / 'report.json'}: malformed drillctl.report/v1 report")
-    assert first.stdout.strip() == f"{runs / 'history.sqlite'}: recorded 3 runs, 0 already there, skipped 3 files"
+    assert first.stdout.strip() == (
+        f"{runs / 'history.sqlite'}: recorded 3 runs and 0 game days, 0 already there, skipped 3 files"
+    )
 
     again = run("history", "import", str(runs), "-o", "json")
     assert json.loads(again.stdout)["recorded"] == [] and len(json.loads(again.stdout)["known"]) == 3
     store = SqliteStore(runs / "history.sqlite")
     assert [r.labels for r in store.runs(RunQuery(drill="orders"))] == [{"release": "1.3"}] * 3
+
+
+def test_import_indexes_real_game_days_with_their_drills_once_and_skips_what_is_no_finished_one(
+    location: str, tmp_path: Path
+) -> None:
+    """A real game day (recorded by itself elsewhere) imported into an empty history gives the very entries
+    it recorded itself: its own and its drills' runs; a corrupt, a foreign, a malformed and an unfinished
+    (killed) gameday.json are each skipped with the reason."""
+    write(tmp_path, tiny_drill("first"), "a.yaml")
+    write(tmp_path, tiny_drill("second"), "b.yaml")
+    runs, own = tmp_path / "runs", tmp_path / "own.sqlite"
+    path = write(tmp_path, GAMEDAY, "gd.yaml")
+    for labels in ([], ["--label", "release=2.1"]):
+        argv = ["gameday", "run", str(path), "--runs-dir", str(runs), "--history", str(own), "--quiet", *labels]
+        day = run(*argv, timeout=240)
+        assert day.returncode == 0, day.stderr
+    folders = sorted(runs.glob("gameday-g-*"))
+    assert len(folders) == 2
+    document = json.loads((folders[1] / "gameday.json").read_text())
+    assert document["labels"] == {"release": "2.1"}
+    bad = {
+        "corrupt": '{"schema": "drillctl.gameday/v1", "drills": [',
+        "foreign": json.dumps({"schema": "lighthouse/v9", "score": 97}),
+        "malformed": json.dumps({**document, "drills": "first, second"}),
+        "killed": json.dumps({**document, "status": "running", "finished_at": None, "report_dir": "gameday-g-x"}),
+    }
+    for name, text in bad.items():
+        (runs / f"gameday-{name}").mkdir()
+        (runs / f"gameday-{name}" / "gameday.json").write_text(text)
+
+    first = run("history", "import", str(runs), "--history", location, "-o", "json")
+    assert first.returncode == 0, first.stderr
+    imported = json.loads(first.stdout)
+    assert imported["gamedays"] == [f.name for f in folders] and imported["known"] == []
+    assert len(imported["recorded"]) == 6  # two game days of two drills each
+    reasons = dict(line.removeprefix("skipped ").split(": ", 1) for line in first.stderr.splitlines())
+    assert reasons.pop(str(runs / "gameday-corrupt" / "gameday.json")).startswith("it is not JSON: ")
+    gameday = "drillctl.gameday/v1 game-day report"
+    assert reasons == {
+        str(runs / "gameday-foreign" / "gameday.json"): f"not a {gameday} (schema: 'lighthouse/v9')",
+        str(runs / "gameday-malformed" / "gameday.json"): f"malformed {gameday}: drills is not a list of objects",
+        str(runs / "gameday-killed" / "gameday.json"): f"malformed {gameday}: the game day did not finish: it was"
+        " killed, or it runs still and records itself at its end",
+    }
+
+    again = run("history", "import", str(runs), "--history", location)
+    assert again.returncode == 0, again.stderr
+    assert "recorded 0 runs and 0 game days, 6 already there, skipped 4 files" in again.stdout
+    recorded, imported_store = SqliteStore(own), open_store(location, create=False)
+    assert imported_store.runs(RunQuery()) == recorded.runs(RunQuery())
+    assert imported_store.runs(RunQuery(kind="gameday")) == recorded.runs(RunQuery(kind="gameday"))
+    (labelled,) = imported_store.runs(RunQuery(kind="gameday", labels={"release": "2.1"}))
+    assert labelled.run_id == folders[1].name and [(d.drill, d.status) for d in labelled.drills] == [
+        ("first", "passed"),
+        ("second", "passed"),
+    ]
+    recorded.close()
+    imported_store.close()
 
 
 def test_two_imports_at_once_into_one_history_both_land(tmp_path: Path) -> None:

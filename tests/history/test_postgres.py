@@ -151,4 +151,6 @@ def test_imports_of_the_same_runs_at_once_record_each_once(postgres: PostgresSer
     assert len(store.runs(RunQuery())) == 40
     store.close()
     again = run("history", "import", str(folders["a"]), "--history", url)
-    assert again.returncode == 0 and again.stdout.strip().endswith("recorded 0 runs, 30 already there, skipped 0 files")
+    assert again.returncode == 0 and again.stdout.strip().endswith(
+        "recorded 0 runs and 0 game days, 30 already there, skipped 0 files"
+    )

@@ -12,7 +12,9 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from orchestrator.history.model import SCHEMA_VERSION, GameDayDrill, RunQuery, RunRecord
+import pytest
+
+from orchestrator.history.model import SCHEMA_VERSION, GameDayDrill, RunQuery, RunRecord, SlaFigure
 from orchestrator.history.sql import SqlStore
 from orchestrator.history.sqlite import SqliteStore
 from orchestrator.history.store import open_store
@@ -77,6 +79,8 @@ def test_series_are_the_runs_figures_as_columns(location: str) -> None:
     store = _open(location)
     runs = [record(i, None if i % 5 == 4 else 0.5 + i / 100, labels={"cluster": "ab"[i % 2]}) for i in range(15)]
     runs += [record(i, 0.3, drill="payments") for i in range(3, 6)]
+    more = record(6, 0.3, drill="payments")  # a new SLA, first in its run, in another unit
+    runs += [replace(more, slas=(SlaFigure("errors", "error_rate", "ratio", True, 0.01, 0.1, 0.09, None), *more.slas))]
     runs += [replace(record(20, 0.6), slas=(), run_id="orders-no-slas")]
     runs += [replace(record(21, 0.6), faults=(), run_id="orders-no-faults", labels={"cluster": "a", "git": "f00"})]
     twice = record(22, 0.7)  # as a hand-edited report.json might repeat a figure
@@ -102,9 +106,26 @@ def test_series_are_the_runs_figures_as_columns(location: str) -> None:
         ("fault cut", "unavailability"),
     ]
     assert len(orders.run_ids) == 18 and payments.run_ids[0] == "payments-00003"
+    assert [f.subject for f in payments.figures] == ["sla recovers", "sla errors", "fault cut", "fault cut"]
+    assert payments.figures[1].unit == "ratio" and payments.figures[1].values == (None, None, None, 0.01)
     assert orders.run_ids[-3:] == ("orders-no-slas", "orders-no-faults", "orders-twice")
     assert orders.figures[0].values[-3:] == (None, 0.6, 0.7) and orders.figures[1].values[-3:] == (0.6, None, 0.9)
     assert orders.figures[1].values[4] is None  # never recovered
+    store.close()
+
+
+def test_the_stamp_changes_with_every_run_recorded_and_only_then(location: str) -> None:
+    store = _open(location)
+    empty = store.stamp()
+    store.record([record(1, 0.5)])
+    one = store.stamp()
+    assert one != empty
+    store.record([record(1, 0.5)])  # known already: nothing changed
+    assert store.stamp() == one
+    other = _open(location)
+    other.record([record(2, 0.5)])
+    other.close()
+    assert store.stamp() not in (empty, one)
     store.close()
 
 
@@ -186,21 +207,40 @@ def test_a_game_day_is_an_entry_of_its_own_beside_its_drills_runs(location: str)
     store.close()
 
 
-def test_a_version_1_store_is_brought_up_to_date_with_its_runs_kept(location: str) -> None:
+def _as_version(store: SqlStore, version: int) -> None:
+    """The store's schema taken back to what drillctl wrote at `version` (its runs kept)."""
+    with store._transaction() as cur:
+        cur.execute("ALTER TABLE runs DROP COLUMN trend")  # before trends were packed into runs
+        cur.execute("ALTER TABLE runs DROP COLUMN trend_layout")
+        cur.execute("DROP TABLE trend_layouts")
+        if version == 1:  # before game days were entries
+            cur.execute("DROP TABLE gameday_drills")
+            cur.execute("DROP INDEX runs_by_kind")
+            cur.execute("ALTER TABLE runs DROP COLUMN kind")
+        cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_store_is_brought_up_to_date_with_its_runs_and_their_trends_kept(location: str, version: int) -> None:
     store = _open(location)
-    runs = [record(1, 0.5, labels={"cluster": "a"}), record(2, 0.7)]
+    twice = record(3, 0.9)
+    runs = [
+        record(1, 0.5, labels={"cluster": "a"}),
+        record(2, None),
+        replace(twice, slas=twice.slas * 2),
+        replace(record(4, 0.6), slas=(), faults=()),
+    ]
     store.record(runs)
-    with store._transaction() as cur:  # as drillctl wrote it before game days were entries
-        cur.execute("DROP TABLE gameday_drills")
-        cur.execute("DROP INDEX runs_by_kind")
-        cur.execute("ALTER TABLE runs DROP COLUMN kind")
-        cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    _as_version(store, version)
     store.close()
 
     again = _open(location)
     with again._snapshot() as cur:
         assert cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     assert again.runs(RunQuery()) == runs
-    day = _gameday(3, (GameDayDrill("orders", "passed", "orders-00001"),))
+    assert again.series(RunQuery()) == series_of(runs)
+    later = record(5, 0.7)
+    assert again.record([later]) == [later.run_id] and again.series(RunQuery()) == series_of([*runs, later])
+    day = _gameday(6, (GameDayDrill("orders", "passed", "orders-00001"),))
     assert again.record([day]) == [day.run_id] and again.runs(RunQuery(kind="gameday")) == [day]
     again.close()

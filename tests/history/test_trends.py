@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.comparison import compare
+from orchestrator.history.arguments import parse_baseline, parse_labels, parse_since
 from orchestrator.history.model import Series
-from orchestrator.history.trends import (
-    baseline,
-    parse_baseline,
-    parse_labels,
-    parse_since,
-    record_of,
-    sparkline,
-)
+from orchestrator.history.render import sparkline
+from orchestrator.history.trends import baseline, record_of
 from tests.history.support import T0, record, report_of
 
 

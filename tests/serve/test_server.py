@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from orchestrator.history.sqlite import SqliteStore
 from orchestrator.live_status import SCHEMA
 from orchestrator.serve.runs import SERVE_FILE, serving_url
+from tests.history.support import record
 from tests.serve.support import serving
 
 RUN = "orders-20260101T000000Z"
@@ -148,3 +150,28 @@ def test_the_game_day_index_links_to_the_server_while_one_serves(runs_dir: Path)
         html = render_html(replace(result([drill("a", "passed", 0)]), live_url=live))
     assert live == url + "/" and f'<a href="{url}/">' in html
     assert "Live:" not in render_html(result([drill("a", "passed", 0)]))
+
+
+def test_a_trend_page_is_kept_until_the_history_or_its_reports_change(tmp_path: Path) -> None:
+    """The server keeps a drill's page while the history's stamp holds; a run recorded meanwhile (by another
+    process, as a finishing run records itself) and a report written for one of its last runs both show at once."""
+    runs = tmp_path / "runs"
+    store = SqliteStore(runs / "history.sqlite")
+    store.record([record(i, 0.5 + i / 10) for i in range(3)])
+    with serving(runs) as url:
+        first = requests.get(url + "/drills/orders", timeout=10)
+        assert first.status_code == 200 and "3 runs, 3 passed" in first.text
+        assert requests.get(url + "/drills/orders", timeout=10).text == first.text
+        store.record([record(3, 2.5)])
+        later = requests.get(url + "/drills/orders", timeout=10).text
+        assert "4 runs, 3 passed" in later and "orders-00003" in later
+        assert '<a href="/files/orders-00003/report.html">' not in later
+        (runs / "orders-00003").mkdir()
+        (runs / "orders-00003" / "report.html").write_text("<html></html>")
+        linked = requests.get(url + "/drills/orders", timeout=10).text
+        assert '<a href="/files/orders-00003/report.html">' in linked
+        index = requests.get(url + "/", timeout=10).text
+        assert ">4<" in index and "orders-00003" in index
+        store.record([record(4, 0.5)])
+        assert "orders-00004" in requests.get(url + "/", timeout=10).text
+    store.close()

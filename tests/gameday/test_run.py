@@ -228,4 +228,5 @@ def test_the_index_follows_the_game_day_and_a_killed_one_leaves_what_ran(tmp_pat
     (second_run,) = second()
     wait_while_running(None, lambda: (second_run / "watchdog.json").is_file(), 60, "the second drill's watchdog")
     assert json.loads((folder / "gameday.json").read_text()) == during, "the index of what ran stays"
-    assert sorted(p.name for p in folder.iterdir()) == ["gameday.json", "index.html", "index.md"]
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == ["control", "gameday.json", "index.html", "index.md"], "and its control FIFO, no reader on it"

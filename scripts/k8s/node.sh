@@ -173,19 +173,43 @@ debian_suite() { . /etc/os-release && echo "${VERSION_CODENAME:-bookworm}"; }
 DEBIAN_MIRROR=${DRILLCTL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 TARGET_PACKAGES=python3,libfaketime
 
+rootfs_stamp() { echo "$(debian_suite) $TARGET_PACKAGES minbase v1" | sha256sum | cut -c1-16; }
+
 image_stamp() { # NAME
   case $1 in
     pause) cat "$BIN_DIR/.pause.stamp" ;;
     helper) dpkg-query -W -f='${Version}' busybox-static ;;
-    target) echo "$(debian_suite) $TARGET_PACKAGES"; cat "$IMAGES_DIR/target/server.py" ;;
+    target) rootfs_stamp; cat "$IMAGES_DIR/target/server.py" ;;
   esac | cat - <(echo "$1 v1") | sha256sum | cut -c1-16
+}
+
+# debian_rootfs: $NODE_CACHE/rootfs.tar, a minimal Debian (debootstrap) with TARGET_PACKAGES, built once.
+debian_rootfs() {
+  local tar=$NODE_CACHE/rootfs.tar work start=$SECONDS
+  [[ -f $tar && -f $NODE_CACHE/.rootfs.stamp && $(<"$NODE_CACHE/.rootfs.stamp") == "$(rootfs_stamp)" ]] && return 0
+  work=$(mktemp -d "$NODE_CACHE/.rootfs.XXXXXX")
+  log "debootstrap $(debian_suite) with $TARGET_PACKAGES from $DEBIAN_MIRROR (2-4 min)"
+  if ! timeout "$BUILD_TIMEOUT" debootstrap --variant=minbase --include="$TARGET_PACKAGES" "$(debian_suite)" \
+    "$work/rootfs" "$DEBIAN_MIRROR" >"$work/debootstrap.log" 2>&1; then
+    tail -n 20 "$work/debootstrap.log" >&2
+    unmount_under "$work"
+    rm -rf --one-file-system "$work"
+    die "debootstrap failed"
+  fi
+  unmount_under "$work"
+  rm -rf "$work"/rootfs/var/cache/apt/* "$work"/rootfs/var/lib/apt/lists/* "$work"/rootfs/usr/share/{doc,locale,man}/*
+  tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+  mv -f "$work/rootfs.tar" "$tar"
+  rootfs_stamp >"$NODE_CACHE/.rootfs.stamp"
+  rm -rf --one-file-system "$work"
+  log "built the Debian root filesystem in $((SECONDS - start))s"
 }
 
 image_current() { [[ -f $NODE_CACHE/images/$1.tar && -f $NODE_CACHE/images/.$1.stamp && $(<"$NODE_CACHE/images/.$1.stamp") == "$(image_stamp "$1")" ]]; }
 
 # build_image NAME: an OCI archive at $NODE_CACHE/images/NAME.tar, made with buildah from a root
 # filesystem: pause (the static pause program), helper (busybox, what the drillctl loops run
-# under), target (debootstrap: Debian's python3 and libfaketime, and images/target/server.py).
+# under), target (Debian's python3 and libfaketime from debian_rootfs, and images/target/server.py).
 build_image() {
   local name=$1 work rootfs ref c
   work=$(mktemp -d "$NODE_CACHE/.image-$name.XXXXXX")
@@ -206,12 +230,8 @@ build_image() {
       ;;
     target)
       ref=$TARGET_IMAGE
-      log "debootstrap $(debian_suite) with $TARGET_PACKAGES from $DEBIAN_MIRROR (2-4 min)"
-      timeout "$BUILD_TIMEOUT" debootstrap --variant=minbase --include="$TARGET_PACKAGES" "$(debian_suite)" \
-        "$rootfs" "$DEBIAN_MIRROR" >"$work/debootstrap.log" 2>&1 ||
-        { tail -n 20 "$work/debootstrap.log" >&2; unmount_under "$work"; rm -rf --one-file-system "$work"; die "debootstrap failed"; }
-      unmount_under "$rootfs"
-      rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/{doc,locale,man}/*
+      debian_rootfs
+      tar -C "$rootfs" -xf "$NODE_CACHE/rootfs.tar"
       mkdir -p "$rootfs/opt/target"
       cp "$IMAGES_DIR/target/server.py" "$rootfs/opt/target/server.py"
       ;;
@@ -379,6 +399,12 @@ start_node() {
     --v=1
   wait_node_component kubelet || return 1
   wait_until "the real node $NODE_NAME Ready" "$START_TIMEOUT" node_ready || { tail -n 30 "$STATE_DIR/logs/kubelet.log" >&2; return 1; }
+  # What tests need to know about the node (tests/fixtures/kube.py reads it).
+  cat >"$STATE_DIR/node.json" <<EOF
+{"name": "$NODE_NAME", "label": "$NODE_LABEL", "taint": "$NODE_LABEL", "cgroup": "$NODE_CGROUP",
+ "images": {"pause": "$PAUSE_IMAGE", "helper": "$HELPER_IMAGE", "target": "$TARGET_IMAGE"},
+ "containerd_socket": "$CONTAINERD_SOCK"}
+EOF
   touch "$STATE_DIR/node.enabled"
   log "real node $NODE_NAME is Ready (containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'))"
 }

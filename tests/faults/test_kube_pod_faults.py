@@ -4,8 +4,9 @@ KWOK runs no containers, so the API tests check the ephemeral container drillctl
 container, image, command, parameters, the deadline it ends by) and what revert reports: KWOK
 answers exec without running anything, so the stop cannot be confirmed and the loop is left to
 its own deadline, which the record says. The ballast script runs for real under /bin/sh and is
-measured by its resident memory. The pause script is not run here: it stops every process outside
-its own cgroup, which on a test machine would be everyone's.
+measured by its resident memory. The pause script is not run here: outside a container it would stop
+every process outside its own cgroup, which on a test machine would be everyone's; both loops run in
+real pods in tests/node/test_pod_faults.py.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from orchestrator.faults.kube_pod_faults import (
 from orchestrator.kube.access import KubeAccess
 from orchestrator.kube.ephemeral import PID_FILE
 from orchestrator.kube.marks import RUN_ID
+from orchestrator.kube.objects import shell_command
 from orchestrator.model.spec import GcPauseFault, KubernetesTargets, MemoryPressureFault
 from orchestrator.model.undo import Undo
 from tests.fixtures.kube import KubeCluster
@@ -86,9 +88,12 @@ def test_gc_pause_adds_an_ephemeral_loop_on_the_target_container_and_reports_how
     assert ephemeral["name"] == undo.state["pods"][0]["ephemeral"]
     assert ephemeral["targetContainerName"] == "proxy"
     assert ephemeral["image"] == HELPER
-    assert ephemeral["command"] == ["sh", "-c", PAUSE_SCRIPT]
-    env = {e["name"]: e["value"] for e in ephemeral["env"]}
+    assert ephemeral["command"] == shell_command(PAUSE_SCRIPT)
+    env = {e["name"]: e.get("value", "") for e in ephemeral["env"]}
     assert env["PAUSE_CS"] == "30" and env["EVERY_CS"] == "200" and env["JITTER_CS"] == "10"
+    assert env["TARGET_ID"] == "", (
+        "KWOK reports no container ID (the API drops an empty value): the loop pauses what it sees outside itself"
+    )
     assert env["DURATION_CS"] == "4000", "the loop's own deadline: the fault's duration"
     assert pod["metadata"]["annotations"][RUN_ID] == RUN
 
@@ -105,6 +110,18 @@ def test_gc_pause_adds_an_ephemeral_loop_on_the_target_container_and_reports_how
     with structlog.testing.capture_logs() as logs:
         asyncio.run(driver.revert(from_record(undo)))
     assert any(e["event"] == "revert_pod_vanished" for e in logs)
+
+
+def test_gc_pause_refuses_a_pod_whose_target_is_pid_1_of_its_own_pid_namespace(
+    kube_cluster: KubeCluster, kube_api: client.ApiClient, namespace: str
+) -> None:
+    running_pod(client.CoreV1Api(kube_api), namespace, "svc-0", share_pids=False)
+    spec = GcPauseFault.model_validate(
+        {"type": "gc.pause", "name": "stw", "pods": {"names": ["svc-0"]}, "pause": "300ms", "every": "2s",
+         "duration": "10s"}
+    )  # fmt: skip
+    with pytest.raises(PreflightError, match=r"does not set shareProcessNamespace: true.*PID 1 ignores SIGSTOP"):
+        asyncio.run(KubeGcPauseDriver(access(kube_cluster, namespace), seed=5).preflight(spec))
 
 
 def test_memory_pressure_sizes_from_the_container_limit_and_refuses_what_does_not_fit(
@@ -129,8 +146,8 @@ def test_memory_pressure_sizes_from_the_container_limit_and_refuses_what_does_no
 
     undo = asyncio.run(inject())
     [ephemeral] = raw_pod(core, namespace, "svc-0")["spec"]["ephemeralContainers"]
-    assert ephemeral["targetContainerName"] == "app" and ephemeral["command"] == ["sh", "-c", BALLAST_SCRIPT]
-    env = {e["name"]: e["value"] for e in ephemeral["env"]}
+    assert ephemeral["targetContainerName"] == "app" and ephemeral["command"] == shell_command(BALLAST_SCRIPT)
+    env = {e["name"]: e.get("value", "") for e in ephemeral["env"]}
     assert int(env["SIZE"]) == 256 * 2**20
     assert env["STEPS"] == "10" and env["STEP_CS"] == "100" and env["HOLD_CS"] == "3000"
     assert undo.state["pods"][0]["lifetime"] == 40.0, "ramp + duration, then it exits by itself"

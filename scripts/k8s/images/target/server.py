@@ -10,11 +10,14 @@ shows as a gap between two beats. Answers on BIND:PORT (host network, loopback):
   GET /memory       {"rss": resident bytes, "cgroup": this container's memory.usage_in_bytes or null}
 
 /clock reads the wall clock through libc (time.time), so libfaketime in LD_PRELOAD moves it.
+On host networking a replacement pod may start while the pod it replaces still holds the port, so
+binding is retried for BIND_WITHIN seconds.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import os
 import signal
@@ -26,6 +29,7 @@ BIND = os.environ.get("BIND", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8080"))
 INTERVAL = float(os.environ.get("BEAT_INTERVAL", "0.05"))
 KEEP = int(os.environ.get("BEATS_KEPT", "20000"))
+BIND_WITHIN = float(os.environ.get("BIND_WITHIN", "60"))
 CGROUP_USAGE = "/sys/fs/cgroup/memory/memory.usage_in_bytes"
 
 beats: collections.deque[float] = collections.deque(maxlen=KEEP)
@@ -83,10 +87,21 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def bind() -> ThreadingHTTPServer:
+    deadline = time.monotonic() + BIND_WITHIN
+    while True:
+        try:
+            return ThreadingHTTPServer((BIND, PORT), Handler)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     threading.Thread(target=beat, daemon=True).start()
-    server = ThreadingHTTPServer((BIND, PORT), Handler)
+    server = bind()
     print(f"target: serving on {BIND}:{PORT}, beat every {INTERVAL}s", flush=True)
     server.serve_forever()
 

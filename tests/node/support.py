@@ -19,6 +19,8 @@ from tests.kube.support import wait_for
 BEAT = 0.05
 """The target's beat interval (its default BEAT_INTERVAL)."""
 START_S = 90.0
+READINESS_PERIOD = 1.0
+"""The kubelet probes /healthz this often (periodSeconds)."""
 
 
 def target_container(node: RealNode, port: int, memory_limit: str | None = None) -> dict[str, Any]:
@@ -30,11 +32,14 @@ def target_container(node: RealNode, port: int, memory_limit: str | None = None)
         "name": "app",
         "image": node.images["target"],
         "imagePullPolicy": "Never",
-        "env": [{"name": "PORT", "value": str(port)}],
+        "env": [
+            {"name": "PORT", "value": str(port)},
+            {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+        ],
         "resources": resources,
         "readinessProbe": {
             "httpGet": {"host": "127.0.0.1", "port": port, "path": "/healthz"},
-            "periodSeconds": 1,
+            "periodSeconds": round(READINESS_PERIOD),
             "timeoutSeconds": 1,
             "failureThreshold": 1,
         },
@@ -54,13 +59,14 @@ def pod_spec(node: RealNode, port: int, memory_limit: str | None = None, share_p
     }
 
 
-def target_pod(node: RealNode, name: str, port: int, memory_limit: str | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": pod_spec(node, port, memory_limit),
-    }
+def target_pod(
+    node: RealNode, name: str, port: int, memory_limit: str | None = None, sidecar: int | None = None
+) -> dict[str, Any]:
+    """A pod of the target (container `app`) and, on port `sidecar`, a second one (container `side`)."""
+    spec = pod_spec(node, port, memory_limit)
+    if sidecar is not None:
+        spec["containers"].append({**target_container(node, sidecar), "name": "side"})
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}}, "spec": spec}
 
 
 def target_deployment(node: RealNode, name: str, port: int) -> dict[str, Any]:
@@ -85,9 +91,10 @@ def answer(port: int, path: str) -> Any:
     return response.json()
 
 
-def serving(port: int) -> bool:
+def serving(port: int, uid: str | None = None) -> bool:
+    """The target answers on `port` (from the pod with `uid`, if given: a pod it replaces may still hold the port)."""
     try:
-        return bool(answer(port, "/healthz") == "ok")
+        return bool(answer(port, "/clock")["pod"] == uid) if uid else bool(answer(port, "/healthz") == "ok")
     except requests.RequestException:
         return False
 

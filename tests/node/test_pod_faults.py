@@ -24,7 +24,7 @@ from orchestrator.model.undo import Undo
 from tests.fixtures.kube import KubeCluster, RealNode
 from tests.fixtures.toxiproxy import free_port
 from tests.kube.support import from_record, inject, kube_api, namespace, wait_for
-from tests.node.support import BEAT, answer, gaps, start_pods, target_pod
+from tests.node.support import BEAT, answer, gaps, serving, start_pods, target_pod
 
 __all__ = ["kube_api", "namespace"]
 
@@ -65,12 +65,16 @@ def test_gc_pause_stops_the_target_container_for_the_pause_at_each_cycle_and_not
     kube_cluster: KubeCluster, real_node: RealNode, kube_api: client.ApiClient, namespace: str
 ) -> None:
     core = client.CoreV1Api(kube_api)
-    target, neighbour = free_port(), free_port()
+    target, side, neighbour = free_port(), free_port(), free_port()
     start_pods(
         core,
         namespace,
-        {target: target_pod(real_node, "svc", target), neighbour: target_pod(real_node, "nbr", neighbour)},
+        {
+            target: target_pod(real_node, "svc", target, sidecar=side),
+            neighbour: target_pod(real_node, "nbr", neighbour),
+        },
     )
+    wait_for("the sidecar to serve", lambda: serving(side))
     pause, every = 1.0, 3.0
     spec = GcPauseFault.model_validate(
         {"type": "gc.pause", "name": "stw", "pods": {"names": ["svc"]}, "pause": "1s", "every": "3s", "duration": "60s"}
@@ -106,8 +110,10 @@ def test_gc_pause_stops_the_target_container_for_the_pause_at_each_cycle_and_not
     starts = [a for a, _ in during]
     assert all(every - 0.6 <= b - a <= every + 0.6 for a, b in itertools.pairwise(starts)), starts
     assert not [g for g in paused if g[0] >= reverted], "revert resumed the target for good"
-    neighbour_gaps = gaps(answer(neighbour, "/beats")["beats"], started - every, longer_than=pause / 2)
-    assert neighbour_gaps == [], "the neighbour pod kept beating"
+    for port, who in ((side, "the target's sidecar (same pod, same PID namespace)"), (neighbour, "the neighbour pod")):
+        assert gaps(answer(port, "/beats")["beats"], started - every, longer_than=pause / 2) == [], (
+            f"{who} kept beating"
+        )
     assert seen_stopped == set(), f"stopped: {seen_stopped}"
     assert "pause loop ended (stopped)" in loop_log(core, namespace, "svc", loop)
 

@@ -5,13 +5,14 @@ BEAT_INTERVAL seconds on the monotonic clock and keeps the last beats; a pause o
 shows as a gap between two beats. Answers on BIND:PORT (host network, loopback):
 
   GET /healthz      ok
-  GET /clock        {"wall": time.time(), "monotonic": ..., "faketime": $FAKETIME or null}
+  GET /clock        {"wall": time.time(), "monotonic": ..., "faketime": $FAKETIME or null, "pod": $POD_UID or null}
   GET /beats        {"beats": [monotonic times of the kept beats], "interval": ...}
   GET /memory       {"rss": resident bytes, "cgroup": this container's memory.usage_in_bytes or null}
 
 /clock reads the wall clock through libc (time.time), so libfaketime in LD_PRELOAD moves it.
 On host networking a replacement pod may start while the pod it replaces still holds the port, so
-binding is retried for BIND_WITHIN seconds.
+binding is retried for BIND_WITHIN seconds, and /clock says which pod answers (POD_UID, from the
+downward API).
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             body: object = "ok"
         elif self.path == "/clock":
-            body = {"wall": time.time(), "monotonic": time.monotonic(), "faketime": os.environ.get("FAKETIME")}
+            body = {
+                "wall": time.time(),
+                "monotonic": time.monotonic(),
+                "faketime": os.environ.get("FAKETIME"),
+                "pod": os.environ.get("POD_UID"),
+            }
         elif self.path == "/beats":
             with lock:
                 body = {"beats": list(beats), "interval": INTERVAL}

@@ -171,9 +171,11 @@ build_node_binaries() {
 # The suite of the target image's root filesystem: the host's Debian release (its libfaketime).
 debian_suite() { . /etc/os-release && echo "${VERSION_CODENAME:-bookworm}"; }
 DEBIAN_MIRROR=${DRILLCTL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-TARGET_PACKAGES=python3,libfaketime
+# python3 and libfaketime for the target; venv and python (the Dockerfile's `python -m venv`) for the
+# base images of drillctl's own image (scripts/k8s/drillctl-image.sh).
+DEBIAN_PACKAGES=python3,libfaketime,python3-venv,python-is-python3
 
-rootfs_stamp() { echo "$(debian_suite) $TARGET_PACKAGES minbase v1" | sha256sum | cut -c1-16; }
+rootfs_stamp() { echo "$(debian_suite) $DEBIAN_PACKAGES minbase v1" | sha256sum | cut -c1-16; }
 
 image_stamp() { # NAME
   case $1 in
@@ -183,13 +185,13 @@ image_stamp() { # NAME
   esac | cat - <(echo "$1 v1") | sha256sum | cut -c1-16
 }
 
-# debian_rootfs: $NODE_CACHE/rootfs.tar, a minimal Debian (debootstrap) with TARGET_PACKAGES, built once.
+# debian_rootfs: $NODE_CACHE/rootfs.tar, a minimal Debian (debootstrap) with DEBIAN_PACKAGES, built once.
 debian_rootfs() {
   local tar=$NODE_CACHE/rootfs.tar work start=$SECONDS
   [[ -f $tar && -f $NODE_CACHE/.rootfs.stamp && $(<"$NODE_CACHE/.rootfs.stamp") == "$(rootfs_stamp)" ]] && return 0
   work=$(mktemp -d "$NODE_CACHE/.rootfs.XXXXXX")
-  log "debootstrap $(debian_suite) with $TARGET_PACKAGES from $DEBIAN_MIRROR (2-4 min)"
-  if ! timeout "$BUILD_TIMEOUT" debootstrap --variant=minbase --include="$TARGET_PACKAGES" "$(debian_suite)" \
+  log "debootstrap $(debian_suite) with $DEBIAN_PACKAGES from $DEBIAN_MIRROR (2-4 min)"
+  if ! timeout "${BUILD_TIMEOUT:-3600}" debootstrap --variant=minbase --include="$DEBIAN_PACKAGES" "$(debian_suite)" \
     "$work/rootfs" "$DEBIAN_MIRROR" >"$work/debootstrap.log" 2>&1; then
     tail -n 20 "$work/debootstrap.log" >&2
     unmount_under "$work"

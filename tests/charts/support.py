@@ -58,3 +58,32 @@ def apply(kube_cluster: KubeCluster, docs: list[dict[str, Any]], namespace: str)
             resource.server_side_apply(
                 body=doc, name=doc["metadata"]["name"], namespace=doc["metadata"].get("namespace"), **kwargs
             )
+
+
+RUNBOOK = "# Web\n\n## Web lost a pod\n\nThe Deployment replaces it; check the scheduler if it does not.\n"
+"""runbooks/web.md of the chart's drill (its `web-lost-a-pod` anchor)."""
+
+
+def web_pod_kill_drill(
+    namespace: str,
+    probes: list[dict[str, Any]],
+    slas: list[dict[str, Any]],
+    pods_namespace: str | None = None,
+    **fault_fields: str,
+) -> dict[str, Any]:
+    """A drill that kills one pod of Deployment `web` (label app=web), judged by `probes` and `slas`."""
+    pods: dict[str, Any] = {"label_selector": "app=web", "count": 1}
+    if pods_namespace:
+        pods["namespace"] = pods_namespace
+    return {
+        "apiVersion": "drillctl.dev/v1",
+        "kind": "Drill",
+        "metadata": {"name": "web-pod-kill", "runbook": "runbooks/web.md#web-lost-a-pod"},
+        "spec": {
+            "targets": {"kubernetes": {"namespace": namespace, "max_pods": 1}},
+            "steady_state": {"interval": "200ms", "probes": probes},
+            "phases": {"baseline": "2s", "fault": "2s", "recovery": "40s"},
+            "faults": [{"name": "kill-one", "type": "pod.kill", "pods": pods, **fault_fields}],
+            "slas": slas,
+        },
+    }

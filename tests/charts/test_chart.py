@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client
 
 from orchestrator.kube.safety import node_loss_permissions, pod_kill_permissions
-from tests.charts.support import CHART, HELM_TIMEOUT, apply, helm, render
+from tests.charts.support import CHART, HELM_TIMEOUT, RUNBOOK, apply, helm, render, web_pod_kill_drill
 from tests.fixtures.kube import KubeCluster
 from tests.support import DRILLCTL
 
@@ -43,50 +43,24 @@ def rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # A drill the chart ships in a ConfigMap: kill one pod of Deployment `web` and measure how fast it has
 # its replicas back (a `kubernetes` probe); the lease, pod.kill and the probe need the chart's RBAC.
 def pod_kill_drill(namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "drillctl.dev/v1",
-        "kind": "Drill",
-        "metadata": {"name": "web-pod-kill", "runbook": "runbooks/web.md#web-lost-a-pod"},
-        "spec": {
-            "targets": {"kubernetes": {"namespace": namespace, "max_pods": 1}},
-            "steady_state": {
-                "interval": "200ms",
-                "probes": [
-                    {
-                        "type": "kubernetes",
-                        "name": "web-available",
-                        "check": "available_replicas",
-                        "kind": "Deployment",
-                        "workload": "web",
-                        "namespace": namespace,
-                        "min": 2,
-                        "timeout": "5s",
-                    }
-                ],
-            },
-            "phases": {"baseline": "2s", "fault": "2s", "recovery": "40s"},
-            "faults": [
-                {
-                    "name": "kill-one",
-                    "type": "pod.kill",
-                    "pods": {"label_selector": "app=web", "count": 1, "namespace": namespace},
-                    "grace_period": "0s",
-                }
-            ],
-            "slas": [
-                {
-                    "name": "web-recovers",
-                    "type": "recovery_window",
-                    "from": "fault_start",
-                    "max": "30s",
-                    "stable_for": "1s",
-                }
-            ],
-        },
+    available = {
+        "type": "kubernetes",
+        "name": "web-available",
+        "check": "available_replicas",
+        "kind": "Deployment",
+        "workload": "web",
+        "namespace": namespace,
+        "min": 2,
+        "timeout": "5s",
     }
-
-
-RUNBOOK = "# Web\n\n## Web lost a pod\n\nThe Deployment replaces it; check the scheduler if it does not.\n"
+    recovers = {
+        "name": "web-recovers",
+        "type": "recovery_window",
+        "from": "fault_start",
+        "max": "30s",
+        "stable_for": "1s",
+    }
+    return web_pod_kill_drill(namespace, [available], [recovers], pods_namespace=namespace, grace_period="0s")
 
 
 def gameday_doc(namespace: str) -> dict[str, Any]:

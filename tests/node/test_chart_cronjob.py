@@ -22,7 +22,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.charts.support import HELM_TIMEOUT, apply, helm, render
+from tests.charts.support import HELM_TIMEOUT, RUNBOOK, apply, helm, render, web_pod_kill_drill
 from tests.fixtures.kube import KubeCluster, RealNode
 from tests.fixtures.toxiproxy import free_port
 from tests.kube.support import kube_api, live_pods, namespace, wait_for
@@ -95,28 +95,13 @@ def hostpath_claim(name: str, namespace: str, folder: Path) -> list[dict[str, An
 def kill_drill(namespace: str, port: int) -> dict[str, Any]:
     """Kill the pod of Deployment `web`; both the kubelet's view and the service itself must recover."""
     window = {"type": "recovery_window", "from": "fault_start", "max": "30s", "stable_for": "1s"}
-    return {
-        "apiVersion": "drillctl.dev/v1",
-        "kind": "Drill",
-        "metadata": {"name": "web-pod-kill", "runbook": "runbooks/web.md#web-lost-a-pod"},
-        "spec": {
-            "targets": {"kubernetes": {"namespace": namespace, "max_pods": 1}},
-            "steady_state": {
-                "interval": "200ms",
-                "probes": [
-                    {"type": "kubernetes", "name": "web-ready", "check": "ready_pods", "label_selector": "app=web",
-                     "min": 1},
-                    {"type": "http", "name": "web-http", "url": f"http://127.0.0.1:{port}/healthz", "timeout": "500ms"},
-                ],
-            },
-            "phases": {"baseline": "2s", "fault": "2s", "recovery": "40s"},
-            "faults": [{"name": "kill", "type": "pod.kill", "pods": {"label_selector": "app=web", "count": 1}}],
-            "slas": [
-                {"name": "ready-again", "probes": ["web-ready"], **window},
-                {"name": "serving-again", "probes": ["web-http"], **window},
-            ],
-        },
-    }  # fmt: skip
+    ready = {"type": "kubernetes", "name": "web-ready", "check": "ready_pods", "label_selector": "app=web", "min": 1}
+    http = {"type": "http", "name": "web-http", "url": f"http://127.0.0.1:{port}/healthz", "timeout": "500ms"}
+    slas = [
+        {"name": "ready-again", "probes": ["web-ready"], **window},
+        {"name": "serving-again", "probes": ["web-http"], **window},
+    ]
+    return web_pod_kill_drill(namespace, [ready, http], slas)
 
 
 def test_the_charts_cronjob_runs_a_game_day_on_the_real_node_and_writes_its_report_to_the_volume(
@@ -151,7 +136,7 @@ def test_the_charts_cronjob_runs_a_game_day_on_the_real_node_and_writes_its_repo
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         "gamedays": [{"name": "nightly", "gameday": gameday, "args": ["--force"]}],
         "drills": {"web-pod-kill.yaml": yaml.safe_dump(kill_drill(namespace, port))},
-        "runbooks": {"web.md": "# Web\n\n## Web lost a pod\n\nThe Deployment replaces it.\n"},
+        "runbooks": {"web.md": RUNBOOK},
         "reports": {"persistence": {"enabled": True, "existingClaim": "reports"}},
         "rbac": {"targetNamespaces": [namespace], "podKill": True, "probes": True},
         "hostNetwork": True,

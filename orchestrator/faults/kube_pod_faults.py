@@ -69,7 +69,6 @@ PAUSE_SCRIPT = (
 own=$(cat /proc/self/cgroup)
 # The target's processes: those outside this container's own cgroup whose cgroup path names the
 # target container's ID (every runtime's path holds it; the pod's other containers are left alone).
-# Without an ID (none in the pod's status yet), every process visible outside this container.
 targets() {
   for d in /proc/[0-9]*; do
     c=$(cat "$d/cgroup" 2>/dev/null) || continue
@@ -293,9 +292,15 @@ class KubeGcPauseDriver(_EphemeralDriver):
                 "runs, and PID 1 ignores SIGSTOP sent from inside its namespace: the pause would stop nothing. "
                 "Set shareProcessNamespace: true in the pod spec"
             )
+        target = container_id(pod, container)
+        if not target:
+            raise PreflightError(
+                f"gc.pause {spec.name}: container {container} of pod {pod['metadata']['name']} is not running "
+                "(no container ID in the pod's status)"
+            )
         seed = int(hashlib.sha256(f"{self._seed}/{step_id}".encode()).hexdigest()[:7], 16)
         env = {
-            "TARGET_ID": container_id(pod, container),
+            "TARGET_ID": target,
             "PAUSE_CS": str(_centis(spec.pause)),
             "EVERY_CS": str(_centis(spec.every)),
             "JITTER_CS": str(_centis(spec.jitter)),

@@ -326,7 +326,7 @@ EOF
 
 write_kwok_config() {
   # Pod stages: KWOK's pod-fast stages (ready, complete for Job pods, delete)
-  # with a delay on the ready stage. Node stages: KWOK's defaults
+  # with a delay on the ready stage; a running container has an ID, as a kubelet reports. Node stages: KWOK's defaults
   # (node-initialize + heartbeat), used because none are given here.
   cat >"$1" <<EOF
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -382,6 +382,7 @@ spec:
       {{ range .spec.containers }}
       - image: {{ .image | Quote }}
         name: {{ .name | Quote }}
+        containerID: {{ printf "kwok://%s-%s" \$.metadata.uid .name | Quote }}
         ready: true
         restartCount: 0
         started: true

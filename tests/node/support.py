@@ -14,7 +14,7 @@ import requests
 from kubernetes import client
 
 from tests.fixtures.kube import RealNode
-from tests.kube.support import wait_for
+from tests.kube.support import is_ready, wait_for
 
 BEAT = 0.05
 """The target's beat interval (its default BEAT_INTERVAL)."""
@@ -100,14 +100,24 @@ def serving(port: int, uid: str | None = None) -> bool:
 
 
 def start_pods(core: client.CoreV1Api, namespace: str, pods: dict[int, dict[str, Any]]) -> None:
-    """Create the pods (by port) and wait until each answers on its port."""
+    """Create the pods (by port) and wait until each answers on its port and the API has it Ready (its status
+    then holds its containers' IDs, which gc.pause needs)."""
     for pod in pods.values():
         core.create_namespaced_pod(namespace, pod)
     for port, pod in pods.items():
-        wait_for(f"pod {pod['metadata']['name']} serving on {port}", lambda p=port: serving(p), timeout=START_S)
+        name = pod["metadata"]["name"]
+        wait_for(f"pod {name} serving on {port}", lambda p=port: serving(p), timeout=START_S)
+        wait_for(f"pod {name} Ready", lambda n=name: is_ready(core.read_namespaced_pod(n, namespace)), timeout=START_S)
 
 
 def gaps(beats: list[float], since: float, longer_than: float) -> list[tuple[float, float]]:
     """(when, length) of each gap between consecutive beats after `since` that is longer than `longer_than`."""
     kept = [b for b in beats if b >= since]
     return [(a, b - a) for a, b in itertools.pairwise(kept) if b - a > longer_than]
+
+
+def only_ours(core: client.CoreV1Api, node: RealNode, namespace: str) -> bool:
+    """Whether every pod on the real node is in `namespace` (earlier tests' pods go with their namespaces, which
+    takes a few seconds): a drain refuses a node that carries pods the drill may not touch."""
+    pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node.name}").items
+    return all(p.metadata.namespace == namespace for p in pods)

@@ -21,7 +21,7 @@ from orchestrator.model.spec import ClockSkewFault, KubernetesTargets
 from tests.fixtures.kube import KubeCluster, RealNode
 from tests.fixtures.toxiproxy import free_port
 from tests.kube.support import from_record, inject, kube_api, live_pods, namespace, wait_for
-from tests.node.support import READINESS_PERIOD, START_S, answer, serving, target_deployment
+from tests.node.support import READINESS_PERIOD, START_S, answer, only_ours, serving, target_deployment
 from tests.support import drill, report_of, run, write
 
 __all__ = ["kube_api", "namespace"]
@@ -138,6 +138,7 @@ def test_pod_kill_and_drain_recreate_real_containers_and_both_probes_see_the_sam
             window_sla("drain-http", "web-http", "drain", "fault_start"),
         ],
     )
+    wait_for("earlier tests' pods to leave the real node", lambda: only_ours(core, real_node, namespace))
     runs = tmp_path / "runs"
     result = run(
         "run", str(write(tmp_path, document)), "--kubeconfig", str(kube_cluster.kubeconfig), "--runs-dir", str(runs),

@@ -2,19 +2,23 @@
 # drills that start a private one, and the shipped drills, runbooks and demo programs in /opt/drillctl.
 #   docker build -t drillctl:0.1.0 .
 # Runs as a non-root user and works with a read-only root filesystem (it writes to its runs folder and /tmp).
+# The base images are build arguments, so the image can be built from local ones where no registry is
+# reachable (scripts/k8s/drillctl-image.sh does, for the test cluster's real node); the defaults are these.
+ARG GO_IMAGE=golang:1.25-bookworm
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
-FROM golang:1.25-bookworm AS toxiproxy
+FROM ${GO_IMAGE} AS toxiproxy
 RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags="-s -w -X github.com/Shopify/toxiproxy/v2.Version=2.12.0" \
       github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0 \
  && mv /out/server /out/toxiproxy-server
 
-FROM python:3.12-slim-bookworm AS build
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY orchestrator ./orchestrator
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
 
-FROM python:3.12-slim-bookworm
+FROM ${PYTHON_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends faketime \
  && rm -rf /var/lib/apt/lists/* \

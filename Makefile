@@ -36,7 +36,7 @@ bench: setup ## Benchmarks (figures printed, nothing asserted)
 	@$(PY) bench/watchdog_revert.py
 	@$(PY) bench/history.py
 
-k8s-up: ## A real Kubernetes control plane on loopback (etcd, apiserver, controllers, KWOK)
+k8s-up: ## A real Kubernetes control plane on loopback (etcd, apiserver, controllers, KWOK nodes, one real node)
 	@bash scripts/k8s/up.sh
 
 k8s-down:

@@ -14,6 +14,9 @@ test=("${demo[@]}" chromium chromium-driver prometheus)
 test+=(patroni postgresql-15 etcd-server nats-server)  # stateful drills (issue 14): demo/stateful/, tests/stateful/
 test+=(prometheus-alertmanager)  # alert SLAs (issue 15): tests/fixtures/alerting.py, drills/examples/detection.yaml
 test+=(postgresql)  # history on PostgreSQL: tests/fixtures/postgres.py runs initdb and postgres
+# The real node of the test cluster (issue 16): scripts/k8s/node.sh runs containerd and runc, a loopback-only
+# pod network (the CNI loopback plugin), and builds its images with buildah (busybox, a debootstrap rootfs).
+test+=(containerd runc containernetworking-plugins buildah debootstrap busybox-static)
 case "${1:-test}" in
   demo) packages=("${demo[@]}") ;;
   test) packages=("${test[@]}") ;;

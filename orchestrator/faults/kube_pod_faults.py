@@ -3,6 +3,9 @@
 The ephemeral container (`pods/ephemeralcontainers`) runs the helper image with
 `targetContainerName`, so it shares the target container's process namespace: the pause loop
 sends SIGSTOP/SIGCONT to the target's processes, the ballast holds memory charged to the pod.
+The pause needs a pod with `shareProcessNamespace: true`: otherwise the target's main process is
+PID 1 of the namespace the loop runs in, and the kernel drops SIGSTOP sent to a namespace's init
+from inside it (kill succeeds, nothing stops), which a real node showed.
 Both loops end by themselves after the fault's duration (their own clock, /proc/uptime), so a
 dead drillctl leaves nothing running past it.
 
@@ -64,11 +67,13 @@ PAUSE_SCRIPT = (
     _COMMON
     + r"""
 own=$(cat /proc/self/cgroup)
-# The target's processes: every process visible here outside this container's own cgroup.
+# The target's processes: those outside this container's own cgroup whose cgroup path names the
+# target container's ID (every runtime's path holds it; the pod's other containers are left alone).
 targets() {
   for d in /proc/[0-9]*; do
     c=$(cat "$d/cgroup" 2>/dev/null) || continue
-    [ -n "$c" ] && [ "$c" != "$own" ] && printf '%s ' "${d#/proc/}"
+    [ -n "$c" ] && [ "$c" != "$own" ] || continue
+    case $c in *"$TARGET_ID"*) printf '%s ' "${d#/proc/}" ;; esac
   done
 }
 stopped=""
@@ -280,8 +285,22 @@ class KubeGcPauseDriver(_EphemeralDriver):
     script = PAUSE_SCRIPT
 
     def _loop(self, spec: GcPauseFault, pod: Mapping[str, Any], container: str, step_id: str) -> Loop:
+        if not pod["spec"].get("shareProcessNamespace"):
+            raise PreflightError(
+                f"gc.pause {spec.name}: pod {pod['metadata']['name']} does not set shareProcessNamespace: true, so "
+                f"the main process of container {container} is PID 1 of its own PID namespace, where the pause loop "
+                "runs, and PID 1 ignores SIGSTOP sent from inside its namespace: the pause would stop nothing. "
+                "Set shareProcessNamespace: true in the pod spec"
+            )
+        target = container_id(pod, container)
+        if not target:
+            raise PreflightError(
+                f"gc.pause {spec.name}: container {container} of pod {pod['metadata']['name']} is not running "
+                "(no container ID in the pod's status)"
+            )
         seed = int(hashlib.sha256(f"{self._seed}/{step_id}".encode()).hexdigest()[:7], 16)
         env = {
+            "TARGET_ID": target,
             "PAUSE_CS": str(_centis(spec.pause)),
             "EVERY_CS": str(_centis(spec.every)),
             "JITTER_CS": str(_centis(spec.jitter)),
@@ -371,6 +390,14 @@ def target_container(spec: Any, pod: Mapping[str, Any]) -> str:
             f"(containers: {', '.join(names)})"
         )
     return wanted
+
+
+def container_id(pod: Mapping[str, Any], container: str) -> str:
+    """The runtime's ID of a container (`containerd://<id>` in the status, without the scheme); "" if none yet."""
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            return str(status.get("containerID") or "").rpartition("://")[2]
+    return ""
 
 
 def container_memory_limit(pod: Mapping[str, Any], container: str) -> int | None:

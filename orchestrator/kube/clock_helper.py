@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.kube.marks import HELPER_LABELS, PREFIX
+from orchestrator.kube.objects import shell_command
 
 HELPER_LABEL = PREFIX + "helper"
 HELPER_MARGIN = 30
@@ -47,7 +48,7 @@ def helper_pod(
                 {
                     "name": "clock",
                     "image": image,
-                    "command": ["sh", "-c", NODE_CLOCK_SCRIPT],
+                    "command": shell_command(NODE_CLOCK_SCRIPT),
                     "env": [
                         {"name": "OFFSET_NS", "value": str(round(offset * 1e9))},
                         {"name": "HOLD_CS", "value": str(round(duration * 100))},

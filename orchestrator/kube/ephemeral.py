@@ -5,6 +5,10 @@ and drillctl ends it earlier by `pods/exec` into it: SIGTERM to the loop's pid (
 `PID_FILE` by the loop), whose trap undoes its effect first. A run's revert and `drillctl recover
 --cluster` end loops this way; the outcome says which way it ended (KWOK serves exec without
 running anything, so there the stop cannot be confirmed and the loop is left to its deadline).
+
+The loop is the ephemeral container's main process, so when it exits the runtime ends the container
+and the exec with it, often before the exec can say so (a real node showed it). The exec therefore
+says `SIGNALLED` as soon as the signal is sent, and the container's terminated status confirms the end.
 """
 
 from __future__ import annotations
@@ -20,17 +24,23 @@ from websocket._abnf import frame_buffer
 
 from orchestrator.errors import BackendError
 from orchestrator.kube.access import KubeConnection
+from orchestrator.kube.objects import shell_command, wait_pod
 from orchestrator.limits import KUBE_EXEC_OUTPUT, check_answer
 
 PID_FILE = "/tmp/drillctl-loop.pid"
+SIGNALLED = "drillctl-loop-signalled"
+"""Printed by the exec once it sent SIGTERM; its absence means the exec did not run in a container."""
 STOPPED = "drillctl-loop-stopped"
-"""Printed by the exec that ended a loop; its absence means the exec did not run in a container."""
+"""Printed by the exec if it saw the loop gone before the runtime ended the container (and it)."""
 EXEC_TIMEOUT = 15.0
+END_TIMEOUT = 10.0
+"""How long a signalled loop may take until the pod's status says its container terminated (the kubelet
+reports container ends within a second or two)."""
 
 STOP_COMMAND = [
     "sh",
     "-c",
-    f'p=$(cat {PID_FILE}) || exit 1; kill -TERM "$p" || exit 1; i=0; '
+    f'p=$(cat {PID_FILE}) || exit 1; kill -TERM "$p" || exit 1; echo {SIGNALLED}; i=0; '
     f'while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
     f'kill -0 "$p" 2>/dev/null || echo {STOPPED}',
 ]
@@ -42,7 +52,7 @@ def container(name: str, image: str, target: str, script: str, env: Mapping[str,
         "name": name,
         "image": image,
         "targetContainerName": target,
-        "command": ["sh", "-c", script],
+        "command": shell_command(script),
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -56,8 +66,7 @@ async def stop_loop(conn: KubeConnection, pod: Mapping[str, Any], name: str, dea
     """
     if name not in {c["name"] for c in pod["spec"].get("ephemeralContainers") or []}:
         return "never added"
-    statuses = {s["name"]: s for s in pod.get("status", {}).get("ephemeralContainerStatuses") or []}
-    if "terminated" in statuses.get(name, {}).get("state", {}):
+    if _terminated(pod, name):
         return "already ended"
     meta = pod["metadata"]
     try:
@@ -66,7 +75,21 @@ async def stop_loop(conn: KubeConnection, pod: Mapping[str, Any], name: str, dea
         return f"not stopped: exec failed ({e}); {deadline}"
     if STOPPED in output:
         return "stopped by exec"
-    return f"not stopped: exec did not confirm (output {output.strip()[:80]!r}); {deadline}"
+    if SIGNALLED not in output:
+        return f"not stopped: exec did not confirm (output {output.strip()[:80]!r}); {deadline}"
+    if await _ends(conn, meta["name"], meta["namespace"], name):
+        return "stopped by exec"
+    return f"not stopped: signalled by exec, but its container still runs after {END_TIMEOUT:g}s; {deadline}"
+
+
+def _terminated(pod: Mapping[str, Any], name: str) -> bool:
+    statuses = {s["name"]: s for s in pod.get("status", {}).get("ephemeralContainerStatuses") or []}
+    return "terminated" in statuses.get(name, {}).get("state", {})
+
+
+async def _ends(conn: KubeConnection, pod: str, namespace: str, name: str) -> bool:
+    """Whether ephemeral container `name` is reported terminated (or its pod gone) within END_TIMEOUT."""
+    return await wait_pod(conn, namespace, pod, END_TIMEOUT, lambda found: found is None or _terminated(found, name))
 
 
 class _BudgetedFrames(frame_buffer):

@@ -21,6 +21,15 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 
 
+def shell_command(script: str) -> list[str]:
+    """A container `command` that runs `script` under sh as written.
+
+    The kubelet expands `$(VAR)` in a container's command and turns `$$` into `$` (a real node showed
+    the loop's `echo $$` writing "$" as its pid); every `$` doubled comes out as the script's own.
+    """
+    return ["sh", "-c", script.replace("$", "$$")]
+
+
 async def read_object(conn: KubeConnection, fn: Callable[..., Any], *args: Any) -> dict[str, Any] | None:
     """The object as the API server stores it, None if it is gone."""
     try:
@@ -63,37 +72,42 @@ async def delete_pods(conn: KubeConnection, namespace: str, names: Sequence[str]
 
 async def wait_pod_gone(conn: KubeConnection, namespace: str, name: str, within: float) -> None:
     """Wait for the pod object to disappear, on a watch bounded by `within` seconds; FaultError if it stays."""
-    core = client.CoreV1Api(conn.api)
+    if not await wait_pod(conn, namespace, name, within, lambda pod: pod is None):
+        raise FaultError(f"pod {namespace}/{name} still there after {within:g}s")
 
-    def gone() -> bool:
-        listed: Any = core.list_namespaced_pod(
-            namespace, field_selector=f"metadata.name={name}", _request_timeout=conn.request_timeout
-        )
-        if not listed.items:
-            return True
+
+async def wait_pod(
+    conn: KubeConnection, namespace: str, name: str, within: float, done: Callable[[dict[str, Any] | None], bool]
+) -> bool:
+    """Whether `done` holds for the pod as stored (None once it is gone) within `within` seconds, on a watch."""
+    core = client.CoreV1Api(conn.api)
+    selector = f"metadata.name={name}"
+    listed = await conn.call_json(core.list_namespaced_pod, namespace, field_selector=selector)
+    if done(listed["items"][0] if listed["items"] else None):
+        return True
+
+    def watch_until() -> bool:
         stream = watch.Watch()  # type: ignore[no-untyped-call]
         try:
             for event in stream.stream(  # type: ignore[no-untyped-call]
                 core.list_namespaced_pod,
                 namespace,
-                field_selector=f"metadata.name={name}",
-                resource_version=listed.metadata.resource_version,
+                field_selector=selector,
+                resource_version=listed["metadata"]["resourceVersion"],
                 timeout_seconds=max(1, int(within)),
                 _request_timeout=within + 5,
             ):
-                if event["type"] == "DELETED":
+                if done(None if event["type"] == "DELETED" else event["raw_object"]):
                     return True
         finally:
             stream.stop()  # type: ignore[no-untyped-call]
         return False
 
     try:
-        done = await asyncio.wait_for(asyncio.to_thread(gone), within + 10)
-    except TimeoutError as e:
-        raise FaultError(f"pod {namespace}/{name} still there after {within:g}s") from e
+        return await asyncio.wait_for(asyncio.to_thread(watch_until), within + 10)
+    except TimeoutError:
+        return False
     except client.exceptions.ApiException as e:
         raise BackendError(f"watching pod {namespace}/{name}: {e.status} {e.reason}") from e
     except (HTTPError, OSError) as e:
         raise BackendError(f"watching pod {namespace}/{name}: {e}") from e
-    if not done:
-        raise FaultError(f"pod {namespace}/{name} still there after {within:g}s")

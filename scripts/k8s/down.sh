@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop the test control plane started by scripts/k8s/up.sh and remove its
 # state dir (${DRILLCTL_K8S_DIR:-/tmp/drillctl-k8s}). Only processes recorded
-# in the state dir's pid files are stopped. The binary cache is kept.
+# in the state dir's pid files are stopped, and the real node's pods (the processes in its cgroup);
+# its mounts are unmounted before anything is removed. The binary and image cache is kept.
 #
 # Usage: bash scripts/k8s/down.sh [--keep-state]   # --keep-state: logs stay
 set -euo pipefail
@@ -29,7 +30,7 @@ stop_all
 if $keep_state; then
   log "stopped; state kept in $STATE_DIR"
 else
-  rm -rf "$STATE_DIR"
+  rm -rf --one-file-system "$STATE_DIR"
   rm -f "$STATE_DIR.lock"
   log "stopped and removed $STATE_DIR"
 fi

@@ -69,7 +69,11 @@ stop_component() {
 
 stop_all() {
   local i
+  stop_node
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     stop_component "${COMPONENTS[i]}"
   done
 }
+
+# shellcheck source-path=SCRIPTDIR source=node.sh
+source "$K8S_SCRIPTS_DIR/node.sh"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start a real Kubernetes control plane on loopback for tests:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler (built from
-#   pinned sources through the Go module proxy) and KWOK simulating nodes/pods.
+#   pinned sources through the Go module proxy) and KWOK simulating nodes/pods,
+#   and one real node: a kubelet (same sources) on Debian's containerd and runc
+#   (scripts/k8s/node.sh).
 #
 # Usage: bash scripts/k8s/up.sh           # start (or reuse) the cluster
 #        bash scripts/k8s/up.sh --check   # exit 0 iff the cluster is healthy
@@ -19,6 +21,10 @@
 #                         Ready (default 1000); a pod can override it with the
 #                         annotation pod-ready.stage.kwok.x-k8s.io/delay: "3s"
 #   DRILLCTL_K8S_NODES    number of KWOK nodes (default 4)
+#   DRILLCTL_K8S_REAL_NODE  1 (default): also the real node (needs root and cgroup
+#                         v1 hierarchies); 0: KWOK nodes only
+#   DRILLCTL_DEBIAN_MIRROR  Debian mirror of the target image's debootstrap
+#                         (default http://deb.debian.org/debian)
 #   DRILLCTL_K8S_START_TIMEOUT  seconds to wait for the cluster (default 300)
 #   DRILLCTL_K8S_BUILD_TIMEOUT  seconds allowed for the Go builds (default 3600)
 set -euo pipefail
@@ -60,6 +66,7 @@ component_healthy() {
     kube-controller-manager) [[ $(curl -sS -k --max-time "$CURL_TIMEOUT" "https://127.0.0.1:$KCM_PORT/healthz" 2>/dev/null) == ok ]] ;;
     kube-scheduler) [[ $(curl -sS -k --max-time "$CURL_TIMEOUT" "https://127.0.0.1:$SCHED_PORT/healthz" 2>/dev/null) == ok ]] ;;
     kwok) [[ $(curl -sS --max-time "$CURL_TIMEOUT" "http://127.0.0.1:$KWOK_PORT/healthz" 2>/dev/null) == ok ]] ;;
+    *) component_healthy_node "$1" ;;
   esac
 }
 
@@ -68,8 +75,13 @@ cluster_healthy() {
   [[ -f $STATE_DIR/$STATE_MARKER && -f $STATE_DIR/ports.env && -f $KUBECONFIG_PATH ]] || return 1
   # shellcheck disable=SC1091
   source "$STATE_DIR/ports.env"
-  local c
-  for c in "${COMPONENTS[@]}"; do
+  local c components=("${COMPONENTS[@]}")
+  if node_in_state; then
+    components+=("${NODE_COMPONENTS[@]}")
+  elif node_wanted; then
+    return 1
+  fi
+  for c in "${components[@]}"; do
     [[ -n $(pid_of "$c") ]] || return 1
     component_healthy "$c" || return 1
   done
@@ -103,6 +115,12 @@ ensure_packages() {
     command -v "${cmd%%:*}" >/dev/null 2>&1 || missing+=("${cmd#*:}")
   done
   [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+  if node_wanted; then
+    local p
+    for p in containerd runc containernetworking-plugins buildah debootstrap busybox-static; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+  fi
   if ((${#missing[@]})); then
     command -v apt-get >/dev/null || die "missing tools (${missing[*]}) and no apt-get"
     log "installing Debian packages: ${missing[*]}"
@@ -209,10 +227,10 @@ build_binaries() {
 
 pick_ports() {
   # Ask the kernel for free loopback ports (bound then released).
-  read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT < <(python3 - <<'EOF'
+  read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT KUBELET_PORT KUBELET_HEALTHZ_PORT < <(python3 - <<'EOF'
 import socket
 socks = []
-for _ in range(6):
+for _ in range(8):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -228,6 +246,8 @@ API_PORT=$API_PORT
 KCM_PORT=$KCM_PORT
 SCHED_PORT=$SCHED_PORT
 KWOK_PORT=$KWOK_PORT
+KUBELET_PORT=$KUBELET_PORT
+KUBELET_HEALTHZ_PORT=$KUBELET_HEALTHZ_PORT
 EOF
 }
 
@@ -269,6 +289,11 @@ subjectAltName=$4"
     # KWOK updates status of every node/pod it manages, like a fleet of kubelets.
     sign kwok "/O=system:masters/CN=kwok-controller" clientAuth
     sign front-proxy-client "/CN=front-proxy-client" clientAuth "" front-proxy-ca
+    # The real node: the kubelet's client (Node authorizer, NodeRestriction) and serving
+    # certificates, and the API server's client certificate for exec, logs and port-forward.
+    sign kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+    sign kubelet "/CN=$NODE_NAME" serverAuth "IP:$NODE_NAME"
+    sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
     chmod 0644 ./*.crt sa.pub
   )
 }
@@ -301,7 +326,7 @@ EOF
 
 write_kwok_config() {
   # Pod stages: KWOK's pod-fast stages (ready, complete for Job pods, delete)
-  # with a delay on the ready stage. Node stages: KWOK's defaults
+  # with a delay on the ready stage; a running container has an ID, as a kubelet reports. Node stages: KWOK's defaults
   # (node-initialize + heartbeat), used because none are given here.
   cat >"$1" <<EOF
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -357,6 +382,7 @@ spec:
       {{ range .spec.containers }}
       - image: {{ .image | Quote }}
         name: {{ .name | Quote }}
+        containerID: {{ printf "kwok://%s-%s" \$.metadata.uid .name | Quote }}
         ready: true
         restartCount: 0
         started: true
@@ -501,6 +527,7 @@ start_control_plane() {
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+    --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --service-cluster-ip-range=10.96.0.0/16 \
@@ -620,6 +647,10 @@ main() {
     exec 8>"$CACHE_DIR/k8s/.build.lock"
     flock -w "$BUILD_TIMEOUT" 8 || die "could not lock $CACHE_DIR/k8s/.build.lock"
     build_binaries
+    if node_wanted; then
+      build_node_binaries
+      build_node_images
+    fi
   )
 
   # Anything left over from an unhealthy cluster is stopped and wiped.
@@ -627,7 +658,7 @@ main() {
     if [[ -f $STATE_DIR/$STATE_MARKER ]]; then
       log "cleaning up an unhealthy cluster in $STATE_DIR"
       stop_all
-      rm -rf "$STATE_DIR"
+      rm -rf --one-file-system "$STATE_DIR"
     elif [[ -n $(ls -A "$STATE_DIR") ]]; then
       die "$STATE_DIR exists, is not empty and is not a drillctl cluster state dir"
     fi
@@ -651,6 +682,9 @@ main() {
   create_nodes
   wait_until "$NUM_NODES Ready KWOK nodes" "$START_TIMEOUT" nodes_ready || { stop_all; die "nodes not Ready; logs in $STATE_DIR/logs"; }
   wait_until "default ServiceAccount" "$START_TIMEOUT" default_sa_exists || { stop_all; die "controller-manager not working; logs in $STATE_DIR/logs"; }
+  if node_wanted; then
+    start_node || { stop_all; die "the real node did not start; logs in $STATE_DIR/logs"; }
+  fi
   log "cluster up in $((SECONDS - t0))s: https://127.0.0.1:$API_PORT ($K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
 }

@@ -16,38 +16,15 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.dynamic import DynamicClient
 
 from orchestrator.kube.safety import node_loss_permissions, pod_kill_permissions
+from tests.charts.support import CHART, HELM_TIMEOUT, RUNBOOK, apply, helm, render, web_pod_kill_drill
 from tests.fixtures.kube import KubeCluster
-from tests.support import DRILLCTL, ROOT
+from tests.support import DRILLCTL
 
-CHART = ROOT / "charts" / "drillctl"
-HELM = ROOT / ".tools" / "bin" / "helm"
+__all__ = ["helm"]
 
-# The first run on a clean machine builds Helm (go install, a few minutes) inside the first test's setup.
-pytestmark = pytest.mark.timeout(1800)
-
-
-@pytest.fixture(scope="module")
-def helm() -> Path:
-    """The pinned Helm; the install script builds it once (go install) and skips when it is there."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "install-helm.sh")], check=True, timeout=1800)
-    return HELM
-
-
-def render(
-    helm: Path, tmp_path: Path, values: dict[str, Any] | None, namespace: str = "chaos", release: str = "gd"
-) -> list[dict[str, Any]]:
-    """`helm template` of the chart with these values (None: its defaults), as a list of manifests."""
-    args = [str(helm), "template", release, str(CHART), "--namespace", namespace]
-    if values is not None:
-        path = tmp_path / f"values-{uuid.uuid4().hex[:6]}.yaml"
-        path.write_text(yaml.safe_dump(values))
-        args += ["-f", str(path)]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+pytestmark = pytest.mark.timeout(HELM_TIMEOUT)
 
 
 def kinds(docs: list[dict[str, Any]]) -> list[str]:
@@ -66,50 +43,24 @@ def rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # A drill the chart ships in a ConfigMap: kill one pod of Deployment `web` and measure how fast it has
 # its replicas back (a `kubernetes` probe); the lease, pod.kill and the probe need the chart's RBAC.
 def pod_kill_drill(namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "drillctl.dev/v1",
-        "kind": "Drill",
-        "metadata": {"name": "web-pod-kill", "runbook": "runbooks/web.md#web-lost-a-pod"},
-        "spec": {
-            "targets": {"kubernetes": {"namespace": namespace, "max_pods": 1}},
-            "steady_state": {
-                "interval": "200ms",
-                "probes": [
-                    {
-                        "type": "kubernetes",
-                        "name": "web-available",
-                        "check": "available_replicas",
-                        "kind": "Deployment",
-                        "workload": "web",
-                        "namespace": namespace,
-                        "min": 2,
-                        "timeout": "5s",
-                    }
-                ],
-            },
-            "phases": {"baseline": "2s", "fault": "2s", "recovery": "40s"},
-            "faults": [
-                {
-                    "name": "kill-one",
-                    "type": "pod.kill",
-                    "pods": {"label_selector": "app=web", "count": 1, "namespace": namespace},
-                    "grace_period": "0s",
-                }
-            ],
-            "slas": [
-                {
-                    "name": "web-recovers",
-                    "type": "recovery_window",
-                    "from": "fault_start",
-                    "max": "30s",
-                    "stable_for": "1s",
-                }
-            ],
-        },
+    available = {
+        "type": "kubernetes",
+        "name": "web-available",
+        "check": "available_replicas",
+        "kind": "Deployment",
+        "workload": "web",
+        "namespace": namespace,
+        "min": 2,
+        "timeout": "5s",
     }
-
-
-RUNBOOK = "# Web\n\n## Web lost a pod\n\nThe Deployment replaces it; check the scheduler if it does not.\n"
+    recovers = {
+        "name": "web-recovers",
+        "type": "recovery_window",
+        "from": "fault_start",
+        "max": "30s",
+        "stable_for": "1s",
+    }
+    return web_pod_kill_drill(namespace, [available], [recovers], pods_namespace=namespace, grace_period="0s")
 
 
 def gameday_doc(namespace: str) -> dict[str, Any]:
@@ -287,22 +238,6 @@ def namespace(kube_cluster: KubeCluster) -> Iterator[str]:
         except client.ApiException as e:
             if e.status != 404:
                 raise
-
-
-def apply(kube_cluster: KubeCluster, docs: list[dict[str, Any]], namespace: str) -> None:
-    """Server-side dry run of everything first (nothing is written unless all of it is accepted), then apply."""
-    dynamic = DynamicClient(kube_cluster.api_client())
-    for dry_run in ("All", None):
-        for doc in sorted(docs, key=lambda d: d["kind"] != "Namespace"):
-            resource = dynamic.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
-            kwargs: dict[str, Any] = {"field_manager": "drillctl-chart-test", "_request_timeout": 20}
-            if dry_run:
-                kwargs["dry_run"] = dry_run
-            if dry_run and doc["kind"] != "Namespace" and doc["metadata"].get("namespace") not in (None, namespace):
-                continue  # its namespace is created by the same manifests: checked in the real pass
-            resource.server_side_apply(
-                body=doc, name=doc["metadata"]["name"], namespace=doc["metadata"].get("namespace"), **kwargs
-            )
 
 
 def can(

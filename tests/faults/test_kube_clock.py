@@ -28,6 +28,7 @@ from orchestrator.faults.kube_clock import DEFAULT_LIBRARY, KubeClockSkewDriver
 from orchestrator.kube.access import KubeAccess
 from orchestrator.kube.clock_helper import NODE_CLOCK_SCRIPT
 from orchestrator.kube.marks import EXPIRES_AT, FAULT, PRIOR_STATE, RUN_ID
+from orchestrator.kube.objects import shell_command
 from orchestrator.loading import load_drill
 from orchestrator.model.spec import ClockSkewFault, KubernetesTargets
 from orchestrator.model.undo import Undo
@@ -255,7 +256,7 @@ def test_node_scope_runs_a_privileged_helper_pod_and_revert_deletes_it(
     container = pod["spec"]["containers"][0]
     assert container["image"] == "registry.invalid/helper:1"
     assert container["securityContext"]["privileged"] is True
-    assert container["command"] == ["sh", "-c", NODE_CLOCK_SCRIPT]
+    assert container["command"] == shell_command(NODE_CLOCK_SCRIPT)
     assert {"name": "OFFSET_NS", "value": str(90 * 10**9)} in container["env"]
     assert {"name": "HOLD_CS", "value": "2000"} in container["env"], "steps back by itself after the duration"
     assert drillctl_marks(pod)[RUN_ID] == RUN

@@ -4,8 +4,9 @@ KWOK runs no containers, so the API tests check the ephemeral container drillctl
 container, image, command, parameters, the deadline it ends by) and what revert reports: KWOK
 answers exec without running anything, so the stop cannot be confirmed and the loop is left to
 its own deadline, which the record says. The ballast script runs for real under /bin/sh and is
-measured by its resident memory. The pause script is not run here: it stops every process outside
-its own cgroup, which on a test machine would be everyone's.
+measured by its resident memory. The pause script is not run here: outside a container it would stop
+every process outside its own cgroup, which on a test machine would be everyone's; both loops run in
+real pods in tests/node/test_pod_faults.py.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from orchestrator.faults.kube_pod_faults import (
 from orchestrator.kube.access import KubeAccess
 from orchestrator.kube.ephemeral import PID_FILE
 from orchestrator.kube.marks import RUN_ID
+from orchestrator.kube.objects import shell_command
 from orchestrator.model.spec import GcPauseFault, KubernetesTargets, MemoryPressureFault
 from orchestrator.model.undo import Undo
 from tests.fixtures.kube import KubeCluster
@@ -86,9 +88,11 @@ def test_gc_pause_adds_an_ephemeral_loop_on_the_target_container_and_reports_how
     assert ephemeral["name"] == undo.state["pods"][0]["ephemeral"]
     assert ephemeral["targetContainerName"] == "proxy"
     assert ephemeral["image"] == HELPER
-    assert ephemeral["command"] == ["sh", "-c", PAUSE_SCRIPT]
+    assert ephemeral["command"] == shell_command(PAUSE_SCRIPT)
     env = {e["name"]: e["value"] for e in ephemeral["env"]}
     assert env["PAUSE_CS"] == "30" and env["EVERY_CS"] == "200" and env["JITTER_CS"] == "10"
+    proxy_id = next(c["containerID"] for c in pod["status"]["containerStatuses"] if c["name"] == "proxy")
+    assert env["TARGET_ID"] == proxy_id.removeprefix("kwok://"), "the loop pauses the target container's processes"
     assert env["DURATION_CS"] == "4000", "the loop's own deadline: the fault's duration"
     assert pod["metadata"]["annotations"][RUN_ID] == RUN
 
@@ -105,6 +109,36 @@ def test_gc_pause_adds_an_ephemeral_loop_on_the_target_container_and_reports_how
     with structlog.testing.capture_logs() as logs:
         asyncio.run(driver.revert(from_record(undo)))
     assert any(e["event"] == "revert_pod_vanished" for e in logs)
+
+
+def test_gc_pause_refuses_a_pod_whose_target_is_pid_1_of_its_own_pid_namespace_or_not_running_yet(
+    kube_cluster: KubeCluster, kube_api: client.ApiClient, namespace: str
+) -> None:
+    running_pod(client.CoreV1Api(kube_api), namespace, "svc-0", share_pids=False)
+    spec = GcPauseFault.model_validate(
+        {"type": "gc.pause", "name": "stw", "pods": {"names": ["svc-0"]}, "pause": "300ms", "every": "2s",
+         "duration": "10s"}
+    )  # fmt: skip
+    driver = KubeGcPauseDriver(access(kube_cluster, namespace), seed=5)
+    with pytest.raises(PreflightError, match=r"does not set shareProcessNamespace: true.*PID 1 ignores SIGSTOP"):
+        asyncio.run(driver.preflight(spec))
+
+    # A pod whose containers have not started (KWOK holds it for an hour) has no container to pause yet.
+    core = client.CoreV1Api(kube_api)
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "svc-1", "annotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "1h"}},
+            "spec": {
+                "nodeName": "kwok-node-1",
+                "shareProcessNamespace": True,
+                "containers": [{"name": "app", "image": "registry.invalid/drillctl/app:1"}],
+            },
+        },
+    )
+    starting = spec.model_copy(update={"pods": spec.pods.model_copy(update={"names": ["svc-1"]})})
+    with pytest.raises(PreflightError, match="container app of pod svc-1 is not running"):
+        asyncio.run(driver.preflight(starting))
 
 
 def test_memory_pressure_sizes_from_the_container_limit_and_refuses_what_does_not_fit(
@@ -129,7 +163,7 @@ def test_memory_pressure_sizes_from_the_container_limit_and_refuses_what_does_no
 
     undo = asyncio.run(inject())
     [ephemeral] = raw_pod(core, namespace, "svc-0")["spec"]["ephemeralContainers"]
-    assert ephemeral["targetContainerName"] == "app" and ephemeral["command"] == ["sh", "-c", BALLAST_SCRIPT]
+    assert ephemeral["targetContainerName"] == "app" and ephemeral["command"] == shell_command(BALLAST_SCRIPT)
     env = {e["name"]: e["value"] for e in ephemeral["env"]}
     assert int(env["SIZE"]) == 256 * 2**20
     assert env["STEPS"] == "10" and env["STEP_CS"] == "100" and env["HOLD_CS"] == "3000"

@@ -134,8 +134,11 @@ def wait_available(
     return wait_for(f"deployment {ns}/{name} to have {replicas} available replicas", probe, timeout)
 
 
-def running_pod(core: client.CoreV1Api, namespace: str, name: str, memory_limit: str | None = None) -> None:
-    """A bare pod on kwok-node-1 (containers `app` and `proxy`, label app=svc), once KWOK reports it Running."""
+def running_pod(
+    core: client.CoreV1Api, namespace: str, name: str, memory_limit: str | None = None, share_pids: bool = True
+) -> None:
+    """A bare pod on kwok-node-1 (containers `app` and `proxy`, label app=svc, `shareProcessNamespace` as
+    `share_pids`, which gc.pause needs), once KWOK reports it Running."""
     app: dict[str, Any] = {"name": "app", "image": "registry.invalid/drillctl/app:1"}
     if memory_limit:
         app["resources"] = {"limits": {"memory": memory_limit}}
@@ -148,6 +151,7 @@ def running_pod(core: client.CoreV1Api, namespace: str, name: str, memory_limit:
             "spec": {
                 "nodeName": "kwok-node-1",
                 "terminationGracePeriodSeconds": 1,
+                "shareProcessNamespace": share_pids,
                 "containers": [app, {"name": "proxy", "image": "registry.invalid/drillctl/proxy:1"}],
             },
         },

@@ -27,9 +27,12 @@ PAUSE_IMAGE=drillctl.local/pause:1
 HELPER_IMAGE=drillctl.local/helper:1
 TARGET_IMAGE=drillctl.local/target:1
 NODE_IMAGES=(pause helper target)
-# Set by the kubelet at start (protectKernelDefaults false) and put back by stop_node.
+# Set by the kubelet at start (protectKernelDefaults false) and put back by stop_node. Several test clusters
+# may run real nodes at once: the first to start saves the machine's values, each registers its kubelet, and
+# the last to stop (no other registered kubelet alive) puts them back. On tmpfs: gone at reboot, as they are.
 NODE_SYSCTLS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
   kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
+SYSCTLS_DIR=/run/drillctl-k8s-sysctls
 CGROUP_V1_HIERARCHIES=(cpu cpuacct cpuset memory devices freezer blkio pids systemd)
 # runc also puts each container in the cgroup v2 hierarchy of a hybrid host (/sys/fs/cgroup/unified).
 CGROUP_DIRS=("${CGROUP_V1_HIERARCHIES[@]}" unified)
@@ -95,13 +98,44 @@ remove_node_cgroups() {
   done
 }
 
-restore_sysctls() {
-  local f=$NODE_DIR/sysctls.saved name value
-  [[ -f $f ]] || return 0
+# with_sysctls_lock COMMAND...: run a function under the machine-wide lock of the saved sysctls.
+with_sysctls_lock() {
+  mkdir -p "$SYSCTLS_DIR/holders"
+  (
+    exec 7>"$SYSCTLS_DIR/.lock"
+    flock -w 60 7 || die "could not lock $SYSCTLS_DIR/.lock"
+    "$@"
+  )
+}
+
+# hold_sysctls PID: save the machine's values unless a running node saved them, and register PID (up.sh
+# while it starts the kubelet, then the kubelet).
+hold_sysctls() {
+  local name
+  if [[ ! -f $SYSCTLS_DIR/saved ]]; then
+    for name in "${NODE_SYSCTLS[@]}"; do echo "$name $(<"/proc/sys/$name")"; done >"$SYSCTLS_DIR/saved"
+  fi
+  echo "$1" >"$SYSCTLS_DIR/holders/$NODE_CGROUP"
+}
+
+# release_sysctls: unregister; if no other registered kubelet is alive, put the saved values back.
+release_sysctls() {
+  local holder pid name value
+  rm -f "$SYSCTLS_DIR/holders/$NODE_CGROUP"
+  for holder in "$SYSCTLS_DIR"/holders/*; do
+    [[ -f $holder ]] || continue
+    pid=$(<"$holder")
+    if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) =~ /(kubelet|bash)( \(deleted\))?$ ]]; then
+      log "sysctls left as the kubelet of another test cluster needs them (pid $pid)"
+      return 0
+    fi
+    rm -f "$holder"
+  done
+  [[ -f $SYSCTLS_DIR/saved ]] || return 0
   while read -r name value; do
     [[ $(<"/proc/sys/$name") == "$value" ]] || { echo "$value" >"/proc/sys/$name" && log "restored $name=$value"; }
-  done <"$f"
-  rm -f "$f"
+  done <"$SYSCTLS_DIR/saved"
+  rm -f "$SYSCTLS_DIR/saved"
 }
 
 # stop_node: the kubelet, every pod's processes, the shims, containerd; then mounts, cgroups, sysctls.
@@ -113,7 +147,7 @@ stop_node() {
   stop_component containerd
   unmount_under "$NODE_DIR"
   remove_node_cgroups
-  restore_sysctls
+  with_sysctls_lock release_sysctls
 }
 
 # ---- building (cached like the control plane) --------------------------------
@@ -364,11 +398,6 @@ node_cgroup_root() {
   done
 }
 
-save_sysctls() {
-  local name
-  for name in "${NODE_SYSCTLS[@]}"; do echo "$name $(<"/proc/sys/$name")"; done >"$NODE_DIR/sysctls.saved"
-}
-
 node_ready() {
   api_get "/api/v1/nodes/$NODE_NAME" 2>/dev/null | python3 -c '
 import json, sys
@@ -391,7 +420,7 @@ start_node() {
     ctr_ images import "$NODE_CACHE/images/$name.tar" >/dev/null || { log "importing image $name failed"; return 1; }
   done
   node_cgroup_root
-  save_sysctls
+  with_sysctls_lock hold_sysctls $$
   start kubelet \
     --config="$NODE_DIR/kubelet/config.yaml" --kubeconfig="$NODE_DIR/kubelet.kubeconfig" \
     --root-dir="$NODE_DIR/kubelet" --cert-dir="$NODE_DIR/kubelet/pki" \
@@ -399,6 +428,7 @@ start_node() {
     --node-labels="type=real,$NODE_LABEL=true,topology.kubernetes.io/zone=zone-real,topology.kubernetes.io/region=local" \
     --register-with-taints="$NODE_TAINT" \
     --v=1
+  with_sysctls_lock hold_sysctls "$(<"$STATE_DIR/pids/kubelet.pid")"
   wait_node_component kubelet || return 1
   wait_until "the real node $NODE_NAME Ready" "$START_TIMEOUT" node_ready || { tail -n 30 "$STATE_DIR/logs/kubelet.log" >&2; return 1; }
   # What tests need to know about the node (tests/fixtures/kube.py reads it).

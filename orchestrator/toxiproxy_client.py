@@ -301,27 +301,28 @@ class ToxiproxyClient:
 
     def _send_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
         for pipeline in _pipelines(self._waiting.pop(loop, [])):
-            sent = loop.run_in_executor(_pool, self._outcomes, pipeline)
+            sent = loop.run_in_executor(_pool, self._outcomes, [call.request for call in pipeline])
             sent.add_done_callback(functools.partial(_settle, pipeline))
 
-    def _outcomes(self, pipeline: list[_Call]) -> list[tuple[Any, BaseException | None]]:
-        """In a worker thread: each call's value, or what its caller is to raise."""
+    def _outcomes(self, requests: list[_Request]) -> list[tuple[Any, BaseException | None]]:
+        """In a worker thread: each request's value, or what its caller is to raise."""
         outcomes: list[tuple[Any, BaseException | None]] = []
-        requests = [call.request for call in pipeline]
         for request, answer in zip(requests, self.connections.send(requests), strict=True):
+            if isinstance(answer, BaseException):
+                outcomes.append((None, answer))
+                continue
             try:
                 outcomes.append((self._value(request, answer), None))
             except Exception as e:
                 outcomes.append((None, e))
         return outcomes
 
-    def _value(self, call: _Request, answer: _Answer | BaseException) -> Any:
-        if isinstance(answer, BaseException):
-            raise answer
+    def _value(self, request: _Request, answer: _Answer) -> Any:
         validate_response(answer)  # toxiproxy-python's own reading of 400, 404 and 409
         if not 200 <= answer.status_code < 300:
             raise BackendError(
-                f"Toxiproxy at {self.url}: {call.method} {call.path} -> {answer.status_code} {_quoted(answer.content)}"
+                f"Toxiproxy at {self.url}: {request.method} {request.path} -> {answer.status_code} "
+                f"{_quoted(answer.content)}"
             )
         if not answer.content:
             return None
@@ -329,7 +330,7 @@ class ToxiproxyClient:
             return json.loads(answer.content)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise BackendError(
-                f"Toxiproxy at {self.url}: {call.method} {call.path} answered with something that is not JSON: "
+                f"Toxiproxy at {self.url}: {request.method} {request.path} answered with something that is not JSON: "
                 f"{_quoted(answer.content)!r}"
             ) from None
 

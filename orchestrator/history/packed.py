@@ -86,7 +86,9 @@ def columns(
         groups.update(by_key)
     found: dict[tuple[str, str], tuple[str, list[float | None]]] = {}
     for key, runs in groups.items():
-        figures = () if key is None else layouts[key]
+        figures = () if key is None else layouts.get(key)
+        if figures is None:
+            raise HistoryError(f"runs name trend layout {key}, which the history does not hold: it is damaged")
         if not figures:
             continue
         whole = len(runs) == n

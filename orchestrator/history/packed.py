@@ -15,6 +15,7 @@ import json
 import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 from orchestrator.history.model import TREND_FAULT_METRICS
 from orchestrator.history.store import HistoryError
@@ -86,11 +87,14 @@ def columns(
         groups.update(by_key)
     found: dict[tuple[str, str], tuple[str, list[float | None]]] = {}
     for key, runs in groups.items():
-        figures = () if key is None else layouts[key]
+        figures = () if key is None else layouts.get(key)
+        if figures is None:
+            raise HistoryError(f"runs name trend layout {key}, which the history does not hold: it is damaged")
         if not figures:
             continue
         whole = len(runs) == n
-        data = b"".join(p or b"" for p in packed) if whole else b"".join(packed[i] or b"" for i in runs)
+        chosen = packed if whole else [packed[i] for i in runs]
+        data = b"".join(p or b"" for p in chosen) if None in chosen else b"".join(cast("Sequence[bytes]", chosen))
         width = len(figures)
         if len(data) != 8 * width * len(runs):
             raise HistoryError(f"the packed trend figures of layout {key} do not match it: the history is damaged")

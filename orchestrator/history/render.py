@@ -38,7 +38,7 @@ def trend_lines(drills: Sequence[DrillSeries], gamedays: Sequence[RunRecord] = (
         return ["no runs in the history match"]
     lines: list[str] = []
     for d in drills:
-        passed = sum(status == "passed" for status in d.statuses)
+        passed = d.statuses.count("passed")
         first, last = d.started_at[0], d.started_at[-1]
         lines.append(
             f"drill {d.drill}: {_runs(len(d.run_ids))} ({passed} passed), {first:%Y-%m-%d %H:%M} to"

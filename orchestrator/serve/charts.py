@@ -37,8 +37,7 @@ def trend_chart(series: Series, verdicts: Sequence[str], started: Sequence[datet
     """The SVG of one figure; `verdicts` and `started` are the DrillSeries' columns it belongs to. Per column
     only slices, counts and one sort (10,000 runs a chart, several charts a page)."""
     values = series.values
-    measured = series.measured
-    top = max(measured, default=0.0) or 1.0
+    top = series.high or 1.0
     scale = PLOT_H / top
 
     def y(v: float) -> float:
@@ -68,7 +67,7 @@ def trend_chart(series: Series, verdicts: Sequence[str], started: Sequence[datet
             f'<text class="tick" x="{LEFT}" y="{base}">{escape(first)}</text>'
             f'<text class="tick" x="{WIDTH - RIGHT}" y="{base}" text-anchor="end">{escape(last)}</text>'
         )
-    title = f"{series.subject} {series.metric}: {len(measured)} of {len(values)} runs measured"
+    title = f"{series.subject} {series.metric}: {len(series.measured)} of {len(values)} runs measured"
     parts = [
         f'<svg class="chart trend" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">',
         ticks,

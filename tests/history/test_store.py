@@ -17,7 +17,7 @@ import pytest
 from orchestrator.history.model import SCHEMA_VERSION, GameDayDrill, RunQuery, RunRecord, SlaFigure
 from orchestrator.history.sql import SqlStore
 from orchestrator.history.sqlite import SqliteStore
-from orchestrator.history.store import open_store
+from orchestrator.history.store import HistoryError, open_store
 from tests.history.support import T0, record, series_of
 from tests.support import ROOT
 
@@ -111,6 +111,18 @@ def test_series_are_the_runs_figures_as_columns(location: str) -> None:
     assert orders.run_ids[-3:] == ("orders-no-slas", "orders-no-faults", "orders-twice")
     assert orders.figures[0].values[-3:] == (None, 0.6, 0.7) and orders.figures[1].values[-3:] == (0.6, None, 0.9)
     assert orders.figures[1].values[4] is None  # never recovered
+    store.close()
+
+
+def test_packed_figures_that_do_not_match_their_layout_are_said_to_be_damaged(location: str) -> None:
+    """Only a hand-edited or broken store gets here: its trends are refused with a reason, not misread."""
+    store = _open(location)
+    store.record([record(1, 0.5), record(2, 0.6)])
+    with store._transaction() as cur:
+        cur.execute("UPDATE runs SET trend = ? WHERE run_id = ?", (b"\0" * 12, "orders-00002"))
+    with pytest.raises(HistoryError, match="do not match it: the history is damaged"):
+        store.series(RunQuery())
+    assert [r.run_id for r in store.runs(RunQuery())] == ["orders-00001", "orders-00002"]  # the records stand
     store.close()
 
 

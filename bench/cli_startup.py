@@ -27,22 +27,31 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_VENV = ROOT / "bench" / ".peer-venv"
 PEER_VERSION = "chaostoolkit==1.19.0"
+PROCESS_TIMEOUT = 60.0
 
 
 def timed(argv: list[str], runs: int, env: dict[str, str] | None) -> tuple[list[float], list[float]]:
-    """Wall and CPU (user + system) seconds of each run of `argv` as a process of its own, after one untimed."""
+    """Wall and CPU (user + system) seconds of each run of `argv` as a process of its own, after one untimed.
+    The wait is wait4's blocking one (a timer kills a process past PROCESS_TIMEOUT): a wait with a timeout
+    polls, up to 50 ms apart, and would round every figure up to its next look."""
     walls, cpus = [], []
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True, timeout=60)
     for _ in range(runs):
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        killer = threading.Timer(PROCESS_TIMEOUT, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
         walls.append(time.perf_counter() - started)
         cpus.append(usage.ru_utime + usage.ru_stime)
         proc.returncode = os.waitstatus_to_exitcode(status)
